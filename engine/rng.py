@@ -1,0 +1,70 @@
+"""Counter-based uniforms (SplitMix64): the batch at a step is a pure function of (seed, step).
+
+Why counter-based: the random state of a run is just two integers, so resuming is exact by
+construction, the eager and compiled paths draw the very same numbers, and no serial generator
+state has to be saved or shared between threads.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_MASK64 = (1 << 64) - 1
+
+
+def _signed(c: int) -> int:
+    """A 64-bit constant as the int64 torch stores (two's complement)."""
+    c &= _MASK64
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+def _shr(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's `>>` is arithmetic)."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def mix64(z: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finaliser on int64 tensors (multiplications wrap mod 2^64)."""
+    z = (z ^ _shr(z, 30)) * _signed(_MIX1)
+    z = (z ^ _shr(z, 27)) * _signed(_MIX2)
+    return z ^ _shr(z, 31)
+
+
+def _mix64_int(z: int) -> int:
+    z &= _MASK64
+    z = ((z ^ (z >> 30)) * _MIX1) & _MASK64
+    z = ((z ^ (z >> 27)) * _MIX2) & _MASK64
+    return z ^ (z >> 31)
+
+
+def seed_key(seed: int) -> int:
+    """The int64 key a run's seed selects (seeds that differ by one give unrelated keys)."""
+    return _signed(_mix64_int(seed * _GOLDEN + 1))
+
+
+def uniform_from_counter(counter: torch.Tensor, key: int) -> torch.Tensor:
+    """U[0, 1) float32 with 24 random bits, one per int64 counter: mix64(counter·γ + key)."""
+    z = mix64(counter * _signed(_GOLDEN) + key)
+    return _shr(z, 40).to(torch.float32) * (2.0**-24)
+
+
+def uniforms(
+    seed: int, step: int, stream: int, shape: tuple[int, ...], device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Uniforms for one (step, stream): shape `shape`, float32 in [0, 1).
+
+    Counters never repeat within a run: stream s of step t covers
+    [(t·STREAMS + s)·n, (t·STREAMS + s + 1)·n) with n = prod(shape).
+    """
+    n = 1
+    for size in shape:
+        n *= size
+    base = (step * STREAMS + stream) * n
+    counter = torch.arange(base, base + n, dtype=torch.int64, device=device)
+    return uniform_from_counter(counter, seed_key(seed)).view(shape)
+
+
+STREAMS = 4  # random streams a step may draw from (presence, magnitude, pair choice, normal)

@@ -1,0 +1,322 @@
+"""Sessions: a run saved as data in a directory, never as code.
+
+    DIR/weights.safetensors   W (inst hidden feats), b_final (inst feats), float32; the optimizer
+                              moments and the history; its header metadata carries a copy of
+                              the session record below.
+    DIR/session.json          the session record: format, version, config, step, timestamps,
+                              device, engine version, history thinning state.
+
+The random state is the seed plus the step (engine.rng is counter-based), so nothing else is
+needed to resume exactly. Each file is written atomically (temp, fsync, rename), weights first:
+the rename of weights.safetensors commits a save. If a crash falls between the two renames, the
+weights' embedded record is newer than session.json, and loading trusts the weights file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine import __version__
+from engine.atomic import write_bytes_atomic, write_text_atomic
+from engine.config import ConfigError, RunConfig
+
+FORMAT = "toygeom-session"
+FORMAT_VERSION = 1
+RECORD_FILE = "session.json"
+WEIGHTS_FILE = "weights.safetensors"
+_MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
+_MAX_HEADER_BYTES = 1 << 24
+
+
+class SessionError(Exception):
+    """A session that cannot be saved or loaded; the message is one line naming file and problem."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a session browser shows, read from session.json alone (cheap)."""
+
+    path: Path
+    config: RunConfig
+    step: int
+    total_steps: int
+    saved_at: float
+    final_loss: float | None
+    running: bool  # a training process said it is still writing and its pid is alive here
+
+
+def save_session(trainer: Any, directory: str | Path, *, running: bool = False) -> Path:
+    """Save `trainer` (an engine.trainer.Trainer) to `directory`, atomically; return the path.
+
+    `running=True` marks an autosave of a run that is still going. Raises SessionError (full
+    disk, read-only folder, non-finite weights): the previous save, if any, is left intact.
+    """
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    tensors = trainer.state_tensors()
+    if not all(bool(torch.isfinite(t).all()) for k, t in tensors.items() if k in ("W", "b_final")):
+        raise SessionError(
+            f"{directory}: weights are not finite (the run diverged); not saved, previous save kept"
+        )
+    arrays, history_state = trainer.history.to_arrays()
+    for name, array in arrays.items():
+        tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
+    record = _record(trainer, history_state, running)
+    text = json.dumps(record, indent=2, allow_nan=False)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"session": text})
+        write_bytes_atomic(directory / WEIGHTS_FILE, blob)
+        write_text_atomic(directory / RECORD_FILE, text + "\n")
+    except OSError as err:
+        raise SessionError(f"{directory}: cannot save ({err.strerror or err}); previous save kept") from None
+    return directory
+
+
+def _record(trainer: Any, history_state: dict, running: bool) -> dict[str, Any]:
+    now = time.time()
+    created = getattr(trainer, "created_at", None) or now
+    trainer.created_at = created
+    loss = trainer.latest_loss
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "engine_version": __version__,
+        "config": trainer.config.to_dict(),
+        "step": int(trainer.step),
+        "total_steps": int(trainer.total_steps),
+        "state": trainer.state,
+        "created_at": created,
+        "saved_at": now,
+        "device": str(trainer.device),
+        "rng": {"kind": "splitmix64-counter", "seed": trainer.config.seed},
+        "final_loss": _finite_list(loss),
+        "history": history_state,
+        "writer": {"pid": os.getpid(), "host": socket.gethostname(), "running": running},
+    }
+
+
+def _finite_list(values: np.ndarray | None) -> list[float] | None:
+    if values is None:
+        return None
+    return [float(v) if math.isfinite(v) else None for v in values.tolist()]
+
+
+# -- loading --------------------------------------------------------------------------------------
+def read_record(directory: str | Path) -> dict[str, Any]:
+    """The validated session record of `directory` (the newer of session.json and the weights')."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise SessionError(f"{directory}: no such session directory")
+    if not directory.is_dir():
+        raise SessionError(f"{directory}: not a directory; a session is a directory")
+    record_path = directory / RECORD_FILE
+    if not record_path.exists():
+        raise SessionError(f"{directory}: not a session (no {RECORD_FILE})")
+    record = _parse_record(_read_small(record_path), record_path)
+    weights_path = directory / WEIGHTS_FILE
+    if weights_path.exists():
+        embedded = _embedded_record(weights_path)
+        if embedded is not None and embedded.get("saved_at", 0) > record.get("saved_at", 0):
+            record = embedded  # a crash fell between the two renames; the weights are newer
+    return record
+
+
+def _read_small(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > _MAX_RECORD_BYTES:
+            raise SessionError(f"{path}: {size} bytes is far too large for a session record")
+        return path.read_bytes()
+    except OSError as err:
+        raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def _parse_record(raw: bytes, where: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SessionError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise SessionError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if record.get("format") != FORMAT:
+        raise SessionError(f"{where}: not a toygeom session (format is {record.get('format')!r})")
+    version = record.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SessionError(f"{where}: format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
+        raise SessionError(
+            f"{where}: format version {version} is newer than this toygeom-tui reads "
+            f"({FORMAT_VERSION}); upgrade toygeom-tui"
+        )
+    if version < 1:
+        raise SessionError(f"{where}: unknown format version {version}")
+    for key, kind in (("step", int), ("total_steps", int), ("config", dict)):
+        value = record.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise SessionError(f"{where}: field {key!r} is missing or not a {kind.__name__}")
+    if not 0 <= record["step"] <= record["total_steps"] or record["total_steps"] > 10**12:
+        raise SessionError(
+            f"{where}: step {record['step']} / total_steps {record['total_steps']} are inconsistent"
+        )
+    return record
+
+
+def _embedded_record(path: Path) -> dict[str, Any] | None:
+    header = _safetensors_header(path)
+    text = header.get("__metadata__", {}).get("session")
+    if text is None:
+        return None
+    return _parse_record(text.encode("utf-8"), path)
+
+
+def _safetensors_header(path: Path) -> dict[str, Any]:
+    """Parse a safetensors header ourselves first, so foreign or huge files fail cleanly."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise SessionError(f"{path}: truncated ({size} bytes); not a safetensors file")
+            (n,) = struct.unpack("<Q", prefix)
+            if n > min(size - 8, _MAX_HEADER_BYTES):
+                raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
+            header = json.loads(f.read(n).decode("utf-8"))
+    except OSError as err:
+        raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)") from None
+    if not isinstance(header, dict):
+        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"
+               and isinstance(v, dict) and "data_offsets" in v), default=0)
+    if 8 + n + end != size:
+        raise SessionError(f"{path}: truncated or corrupt ({size} bytes, expected {8 + n + end})")
+    return header
+
+
+def config_from_record(record: dict[str, Any], where: Path) -> RunConfig:
+    try:
+        return RunConfig.from_dict(record["config"], where=str(where))
+    except ConfigError as err:
+        raise SessionError(f"{where}: invalid config: {err}") from None
+    except TypeError as err:
+        raise SessionError(f"{where}: invalid config ({err})") from None
+
+
+def load_tensors(directory: str | Path, config: RunConfig) -> dict[str, torch.Tensor]:
+    """The validated tensors of a session whose config is `config`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.exists():
+        raise SessionError(f"{path}: missing; the session has no weights")
+    _safetensors_header(path)
+    try:
+        tensors = load(path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise SessionError(f"{path}: not a valid safetensors file ({err})") from None
+    except OSError as err:
+        raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
+    expected = {
+        "W": (config.n_inst, config.d_hidden, config.n_features),
+        "b_final": (config.n_inst, config.n_features),
+    }
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise SessionError(f"{path}: tensor {name!r} is missing")
+        tensor = tensors[name]
+        if tuple(tensor.shape) != shape or tensor.dtype != torch.float32:
+            raise SessionError(
+                f"{path}: {name} is {tensor.dtype} {tuple(tensor.shape)}, but the config needs "
+                f"float32 {shape}"
+            )
+        if not bool(torch.isfinite(tensor).all()):
+            raise SessionError(f"{path}: {name} contains NaN or infinite values")
+    for name, tensor in tensors.items():
+        if name.startswith("optimizer.") and tensor.dtype != torch.float32:
+            raise SessionError(f"{path}: {name} has dtype {tensor.dtype}, expected float32")
+    return tensors
+
+
+def load_session(
+    directory: str | Path, *, device: str | None = None, compiled: bool | None = None
+) -> Any:
+    """A Trainer restored from `directory`, ready to `run()` on exactly where it stopped.
+
+    `device` overrides the saved config's device (e.g. open a CUDA session on a CPU box).
+    Raises SessionError with a one-line message for anything wrong; nothing is written.
+    """
+    from engine.trainer import Trainer
+
+    directory = Path(directory)
+    record = read_record(directory)
+    config = config_from_record(record, directory / RECORD_FILE)
+    if device is not None:
+        try:
+            config = config.replace(device=device)
+        except ConfigError as err:
+            raise SessionError(f"{directory}: {err}") from None
+    tensors = load_tensors(directory, config)
+    trainer = Trainer(config, compiled=compiled)
+    trainer.total_steps = record["total_steps"]
+    try:
+        trainer.load_state_tensors(tensors, record["step"])
+        history = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
+        if history:
+            trainer.history.restore(history, record.get("history") or {"metrics": {}, "dims": {}})
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise SessionError(f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})") from None
+    loss = record.get("final_loss")
+    if isinstance(loss, list) and len(loss) == config.n_inst:
+        trainer.latest_loss = np.array([np.nan if v is None else v for v in loss], dtype=np.float32)
+    trainer.created_at = record.get("created_at")
+    trainer.session_dir = directory
+    return trainer
+
+
+def session_info(directory: str | Path) -> SessionInfo:
+    """Summary of a session for listings; raises SessionError like load_session."""
+    directory = Path(directory)
+    record = read_record(directory)
+    config = config_from_record(record, directory / RECORD_FILE)
+    loss = record.get("final_loss")
+    final = None
+    if isinstance(loss, list) and loss and all(isinstance(v, int | float) for v in loss):
+        final = float(sum(loss))
+    writer = record.get("writer") or {}
+    running = bool(writer.get("running")) and _alive(writer.get("pid"), writer.get("host"))
+    return SessionInfo(
+        path=directory,
+        config=config,
+        step=record["step"],
+        total_steps=record["total_steps"],
+        saved_at=float(record.get("saved_at") or 0.0),
+        final_loss=final,
+        running=running,
+    )
+
+
+def _alive(pid: object, host: object) -> bool:
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

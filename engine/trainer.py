@@ -1,0 +1,280 @@
+"""The training loop: owns parameters and optimizer, knows nothing of who watches it.
+
+Observers subscribe with `trainer.on(event, fn)`; `fn(trainer)` is called from the training
+thread. Events:
+    "log"    every `log_every` steps, after history got the step's loss and ‖W‖²_F;
+    "dims"   every `dims_every` steps, after history got every feature's D_i;
+    "state"  whenever `trainer.state` changes.
+A UI, an autosaver or a recorder is an observer; none of them is part of the loop.
+
+Control (thread-safe, callable from any thread while `run()` runs in another):
+`pause()`, `resume()`, `step_once()` (one step while paused), `stop()`, `extend(n)`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.config import RunConfig, resolve_feature_probability, resolve_importance
+from engine.geometry import dimensionality
+from engine.history import History
+from engine.model import init_params, lr_factor
+from engine.step import make_step
+
+READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
+    "ready",
+    "training",
+    "paused",
+    "done",
+    "stopped",
+    "diverged",
+)
+EVENTS = ("log", "dims", "state")
+
+Observer = Callable[["Trainer"], None]
+
+
+class Trainer:
+    """Trains `config.n_inst` toy models at once. Usable from a notebook:
+
+    >>> trainer = Trainer(preset("pentagon").replace(steps=200))
+    >>> trainer.run()
+    'done'
+    >>> trainer.W.shape
+    torch.Size([8, 2, 5])
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        compiled: bool | None = None,
+        log_every: int = 10,
+        dims_every: int | None = None,
+    ) -> None:
+        self.config = config
+        self.device = config.resolve_device()
+        self.feature_probability = resolve_feature_probability(config).to(self.device)
+        self.importance = resolve_importance(config).to(self.device)
+        W, b_final = init_params(
+            config.n_inst, config.d_hidden, config.n_features, config.seed, self.device
+        )
+        self.W, self.b_final = W, b_final
+        self.optimizer = _make_optimizer(config, [W, b_final], self.device)
+        self._step_fn = make_step(
+            self.feature_probability,
+            self.importance,
+            config.batch_size,
+            config.seed,
+            config.data,
+            config.model,
+            compiled=compiled,
+        )
+        self.step = 0
+        self.total_steps = config.steps
+        self.log_every = max(1, log_every)
+        self.dims_every = dims_every or max(self.log_every, config.steps // 200 or 1)
+        self.history = History(config.n_inst, config.n_features)
+        self.state = READY
+        self.error: str | None = None  # why the run diverged, for the user
+        self.latest_loss: np.ndarray | None = None  # (inst,) mean loss over the last log interval
+        self.latest_frobenius_sq: np.ndarray | None = None
+        self.created_at: float | None = None  # set by the first save (engine.session)
+        self.session_dir: Path | None = None  # where this run was loaded from or saved to
+        self._observers: dict[str, list[Observer]] = {e: [] for e in EVENTS}
+        self._lock = threading.RLock()  # held for each step; snapshot() takes it too
+        self._wake = threading.Condition()
+        self._paused = False
+        self._single_steps = 0
+        self._stop = False
+        self._loss_sum = torch.zeros(config.n_inst, device=self.device)
+        self._loss_count = 0
+        self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
+
+    # -- observers ---------------------------------------------------------------------------
+    def on(self, event: str, fn: Observer) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}; choose one of {', '.join(EVENTS)}")
+        self._observers[event].append(fn)
+
+    def off(self, event: str, fn: Observer) -> None:
+        self._observers[event].remove(fn)
+
+    def _emit(self, event: str) -> None:
+        for fn in list(self._observers[event]):
+            fn(self)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._emit("state")
+
+    # -- control -----------------------------------------------------------------------------
+    def pause(self) -> None:
+        with self._wake:
+            self._paused = True
+            self._wake.notify_all()
+
+    def resume(self) -> None:
+        with self._wake:
+            self._paused = False
+            self._wake.notify_all()
+
+    def step_once(self) -> None:
+        """While paused, let exactly one more step run."""
+        with self._wake:
+            self._single_steps += 1
+            self._wake.notify_all()
+
+    def stop(self) -> None:
+        """Ask `run()` to return after the current step."""
+        with self._wake:
+            self._stop = True
+            self._wake.notify_all()
+
+    def extend(self, n: int) -> None:
+        """Raise the target by n steps (then call `run()` again if it had finished)."""
+        if n < 1:
+            raise ValueError("extend: n must be a positive number of steps")
+        self.total_steps += n
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def steps_per_second(self) -> float:
+        """Rate over the last few seconds of training (0 before two measurements)."""
+        if len(self._rate_window) < 2:
+            return 0.0
+        (t0, s0), (t1, s1) = self._rate_window[0], self._rate_window[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, until: int | None = None) -> str:
+        """Train until `until` (default: total_steps), a stop, or divergence; return the state.
+
+        Blocks; run it in a thread to watch or control it from elsewhere.
+        """
+        if self.state == DIVERGED:
+            return self.state
+        target = self.total_steps if until is None else min(until, self.total_steps)
+        self._stop = False
+        self._rate_window.clear()
+        self._rate_window.append((time.perf_counter(), self.step))
+        self._set_state(PAUSED if self._paused else TRAINING)
+        while self.step < target and not self._stop:
+            if self._paused and not self._wait_while_paused():
+                continue
+            with self._lock:
+                self._train_one_step()
+            if self.step % self.log_every == 0 or self.step == target:
+                self._log()
+                if self.state == DIVERGED:
+                    return self.state
+            if self.step % self.dims_every == 0:
+                self._record_dims()
+        if self._loss_count:
+            self._log()
+            if self.state == DIVERGED:
+                return self.state
+        self._set_state(DONE if self.step >= self.total_steps else STOPPED)
+        return self.state
+
+    def _wait_while_paused(self) -> bool:
+        """Block while paused; True if a step may run now (resumed, or one single step)."""
+        self._set_state(PAUSED)
+        with self._wake:
+            while self._paused and not self._single_steps and not self._stop:
+                self._wake.wait()
+            if self._stop:
+                return False
+            if self._paused:
+                self._single_steps -= 1
+        if not self._paused:
+            self._set_state(TRAINING)
+        return True
+
+    @torch.no_grad()
+    def _train_one_step(self) -> None:
+        lr = self.config.lr * lr_factor(self.config.lr_schedule, self.step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self._step_fn(self.W, self.b_final, self.step)
+        self.optimizer.step()
+        self._loss_sum += loss
+        self._loss_count += 1
+        self.step += 1
+
+    @torch.no_grad()
+    def _log(self) -> None:
+        loss = (self._loss_sum / self._loss_count).cpu().numpy()
+        frob = self.W.square().sum(dim=(1, 2)).cpu().numpy()
+        self._loss_sum.zero_()
+        self._loss_count = 0
+        self.latest_loss, self.latest_frobenius_sq = loss, frob
+        self._rate_window.append((time.perf_counter(), self.step))
+        if not (np.isfinite(loss).all() and np.isfinite(frob).all()):
+            bad = int(np.flatnonzero(~(np.isfinite(loss) & np.isfinite(frob)))[0])
+            self.error = (
+                f"training diverged at step {self.step}: instance {bad} has a non-finite loss "
+                f"or weights; lower lr (now {self.config.lr:g}) and start a new run"
+            )
+            self.history.record_metrics(self.step, loss, frob)
+            self._set_state(DIVERGED)
+            return
+        self.history.record_metrics(self.step, loss, frob)
+        self._emit("log")
+
+    @torch.no_grad()
+    def _record_dims(self) -> None:
+        self.history.record_dims(self.step, dimensionality(self.W).float().cpu().numpy())
+        self._emit("dims")
+
+    # -- state for sessions and views ------------------------------------------------------------
+    def snapshot(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """CPU copies of (W, b_final, step), consistent with each other, safe from any thread."""
+        with self._lock:
+            return self.W.detach().cpu().clone(), self.b_final.detach().cpu().clone(), self.step
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor needed to resume exactly: parameters and optimizer moments (CPU copies)."""
+        with self._lock:
+            tensors = {"W": self.W.detach().cpu().clone(), "b_final": self.b_final.cpu().clone()}
+            for name, param in (("W", self.W), ("b_final", self.b_final)):
+                for key, value in self.optimizer.state.get(param, {}).items():
+                    tensors[f"optimizer.{name}.{key}"] = value.detach().cpu().clone().reshape(
+                        value.shape
+                    )
+        return tensors
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], step: int) -> None:
+        """Restore parameters and optimizer moments saved by `state_tensors` at `step`."""
+        with self._lock, torch.no_grad():
+            self.W.copy_(tensors["W"])
+            self.b_final.copy_(tensors["b_final"])
+            for name, param in (("W", self.W), ("b_final", self.b_final)):
+                prefix = f"optimizer.{name}."
+                state = {
+                    k[len(prefix) :]: v.to(self.device) for k, v in tensors.items() if k.startswith(prefix)
+                }
+                if state:
+                    self.optimizer.state[param] = state
+            self.step = step
+
+
+def _make_optimizer(
+    config: RunConfig, params: list[torch.Tensor], device: torch.device
+) -> torch.optim.Optimizer:
+    # Fused kernels exist for CPU and CUDA; they change nothing but speed.
+    fused = device.type in ("cpu", "cuda")
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return torch.optim.Adam(params, lr=config.lr, fused=fused)

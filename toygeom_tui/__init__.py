@@ -1,0 +1,1 @@
+"""toygeom-tui: the terminal app and command line over the `engine` library."""

@@ -1,0 +1,287 @@
+"""`toygeom-tui`: the app with no subcommand; `train`, `export`, `presets`, `open` otherwise.
+
+Heavy imports (torch, textual) happen inside the commands so `--help` stays instant.
+Every user error is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_USAGE = 2
+SESSIONS_ROOT = Path("sessions")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="toygeom-tui",
+        description="Train toy models of superposition and watch their feature geometry.",
+        epilog="With no command, opens the app on the default run (feature-geometry).",
+    )
+    _add_run_options(parser)
+    parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train headless with a progress bar, then save")
+    _add_run_options(train)
+    train.add_argument("--resume", metavar="DIR", help="continue a saved session")
+    train.add_argument("--out", metavar="DIR", help="session directory (default sessions/NAME-TIME)")
+    train.add_argument(
+        "--autosave", type=float, default=30.0, metavar="SECONDS",
+        help="save every SECONDS while training (0: only at the end); default 30",
+    )
+    train.add_argument("--eager", action="store_true", help="skip torch.compile (slower)")
+
+    export = sub.add_parser("export", help="write the geometry of a saved session")
+    export.add_argument("session", metavar="DIR")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    export.add_argument("--partners", type=int, default=5, metavar="K", help="partners per feature")
+
+    sub.add_parser("presets", help="list the presets")
+
+    open_ = sub.add_parser("open", help="open a saved session in the app")
+    open_.add_argument("session", metavar="DIR")
+    open_.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    open_.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", metavar="NAME", help="start from a preset (see `presets`)")
+    source.add_argument("--config", metavar="FILE", help="a TOML config file")
+    parser.add_argument("--steps", type=int, metavar="N", help="total training steps")
+    parser.add_argument("--seed", type=int, metavar="S", help="random seed")
+    parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        command = args.command or "app"
+        return COMMANDS[command](args)
+    except UserError as err:
+        print(f"toygeom-tui: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("toygeom-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+def _config_from(args: argparse.Namespace) -> Any:
+    """The RunConfig the flags describe (preset or file, then overrides)."""
+    from engine.config import ConfigError, RunConfig, load_toml, preset
+
+    try:
+        if args.config:
+            config = load_toml(args.config)
+        elif args.preset:
+            config = preset(args.preset)
+        else:
+            config = RunConfig()
+        overrides = {k: getattr(args, k) for k in ("steps", "seed", "device")}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        return config.replace(**overrides) if overrides else config
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+
+
+def _load(directory: str, **kwargs: Any) -> Any:
+    from engine.session import SessionError, load_session
+
+    try:
+        return load_session(directory, **kwargs)
+    except SessionError as err:
+        raise UserError(str(err)) from None
+
+
+# -- train ----------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+
+    from engine.session import SessionError, save_session
+    from engine.trainer import DIVERGED, Trainer
+
+    compiled = False if args.eager else None
+    if args.resume:
+        if args.preset or args.config:
+            raise UserError("--resume continues a session's own config; drop --preset/--config")
+        trainer = _load(args.resume, device=args.device, compiled=compiled)
+        if args.steps is not None:
+            if args.steps < trainer.step:
+                raise UserError(f"--steps {args.steps} is below the session's step {trainer.step}")
+            trainer.total_steps = args.steps
+        out = Path(args.out) if args.out else Path(args.resume)
+    else:
+        config = _config_from(args)
+        trainer = Trainer(config, compiled=compiled)
+        out = Path(args.out) if args.out else default_session_dir(config.name)
+    _check_writable(out)
+
+    def save(running: bool) -> None:
+        try:
+            save_session(trainer, out, running=running)
+        except SessionError as err:
+            print(f"\ntoygeom-tui: {err}", file=sys.stderr)
+
+    progress = ProgressLine(trainer)
+    trainer.on("log", progress)
+    if args.autosave > 0:
+        trainer.on("log", Autosaver(args.autosave, lambda: save(running=True)))
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: trainer.stop())
+    start_step, t0 = trainer.step, time.perf_counter()
+    state = trainer.run()
+    elapsed = time.perf_counter() - t0
+    progress.finish()
+    save(running=False)
+    done = trainer.step - start_step
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if state == DIVERGED:
+        print(f"toygeom-tui: {trainer.error}", file=sys.stderr)
+    print(f"{state}: {done} steps in {elapsed:.1f} s ({rate:.1f} steps/s), "
+          f"step {trainer.step}/{trainer.total_steps}, saved {out}")
+    return 1 if state == DIVERGED else 0
+
+
+def default_session_dir(name: str) -> Path:
+    return SESSIONS_ROOT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _check_writable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / "session.json").exists():
+        raise UserError(f"{out}: a non-empty directory that is not a session; choose another --out")
+
+
+class Autosaver:
+    """A "log" observer that saves at most every `interval` seconds."""
+
+    def __init__(self, interval: float, save: Any) -> None:
+        self.interval, self.save = interval, save
+        self.last = time.monotonic()
+
+    def __call__(self, trainer: Any) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.save()
+            self.last = time.monotonic()
+
+
+class ProgressLine:
+    """A "log" observer drawing one progress line (redrawn in place on a terminal)."""
+
+    def __init__(self, trainer: Any, stream: Any = None, every: float = 0.2) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = every if self.tty else 10.0
+        self.last = 0.0
+        self.start = time.perf_counter()
+        self.start_step = trainer.step
+
+    def __call__(self, trainer: Any) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and trainer.step < trainer.total_steps:
+            return
+        self.last = now
+        self.stream.write(("\r" if self.tty else "") + self.line(trainer, now) + ("" if self.tty else "\n"))
+        self.stream.flush()
+
+    def line(self, trainer: Any, now: float) -> str:
+        done, total = trainer.step, max(trainer.total_steps, 1)
+        rate = (done - self.start_step) / max(now - self.start, 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        width = 24
+        filled = int(width * done / total)
+        loss = trainer.latest_loss.sum() if trainer.latest_loss is not None else float("nan")
+        return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  loss {loss:.4g}  "
+                f"{rate:.1f} steps/s  ETA {_clock(eta)}")
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "--:--"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+# -- export ---------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.session import SessionError
+    from toygeom_tui.export import geometry_csv, geometry_json
+
+    write = geometry_json if args.format == "json" else geometry_csv
+    try:
+        text = write(args.session, args.partners)
+    except SessionError as err:
+        raise UserError(str(err)) from None
+    if args.output:
+        from engine.atomic import write_text_atomic
+
+        try:
+            write_text_atomic(Path(args.output), text)
+        except OSError as err:
+            raise UserError(f"{args.output}: cannot write ({err.strerror or err})") from None
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# -- presets --------------------------------------------------------------------------------------
+def cmd_presets(args: argparse.Namespace) -> int:
+    from engine.config import PRESET_ABOUT, PRESETS
+
+    print(f"{'name':<16}{'features':>9}{'hidden':>8}{'inst':>6}{'steps':>8}  about")
+    for name, c in PRESETS.items():
+        print(f"{name:<16}{c.n_features:>9}{c.d_hidden:>8}{c.n_inst:>6}{c.steps:>8}  "
+              f"{PRESET_ABOUT[name]}")
+    return 0
+
+
+# -- the app --------------------------------------------------------------------------------------
+def cmd_app(args: argparse.Namespace) -> int:
+    from engine.trainer import Trainer
+    from toygeom_tui.app import run_app
+
+    trainer = Trainer(_config_from(args))
+    run_app(trainer, mouse=not args.no_mouse)
+    return 0
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    from toygeom_tui.app import run_app
+
+    trainer = _load(args.session, device=args.device)
+    run_app(trainer, session_dir=Path(args.session), mouse=not args.no_mouse)
+    return 0
+
+
+COMMANDS = {
+    "app": cmd_app,
+    "train": cmd_train,
+    "export": cmd_export,
+    "presets": cmd_presets,
+    "open": cmd_open,
+}
