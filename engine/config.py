@@ -143,6 +143,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(
             f"n_features: {cfg.n_features} is odd; {cfg.data} data pairs features, so use an even count"
         )
+    _check_fits_in_memory(cfg)  # before resolving specs, which allocate (inst, feats) tensors
     p = resolve_feature_probability(cfg)
     if not bool(((p > 0) & (p <= 1)).all()):
         bad = p[~((p > 0) & (p <= 1))][0].item()
@@ -156,7 +157,6 @@ def validate(cfg: RunConfig) -> None:
     if not bool((torch.isfinite(imp) & (imp >= 0)).all()):
         bad = imp[~(torch.isfinite(imp) & (imp >= 0))][0].item()
         raise ConfigError(f"importance: {bad:g} is out of range; allowed finite values >= 0")
-    _check_fits_in_memory(cfg)
 
 
 def _generated(name: str, spec: Mapping[str, Any], n: int) -> torch.Tensor:

@@ -32,17 +32,18 @@ class Series:
         if self._since < self.stride:
             return False
         self._since = 0
+        self._steps[self.count] = step
+        self._values[self.count] = value
+        self.count += 1
         if self.count == self.capacity:
-            # Keep odd positions: the newest record survives and spacing stays even.
+            # Keep odd positions: the newest record survives, and from now on one offer in
+            # 2·stride is kept, so the spacing stays even across the whole run.
             keep = slice(1, self.capacity, 2)
             half = self.capacity // 2
             self._steps[:half] = self._steps[keep]
             self._values[:half] = self._values[keep]
             self.count = half
             self.stride *= 2
-        self._steps[self.count] = step
-        self._values[self.count] = value
-        self.count += 1
         return True
 
     @property

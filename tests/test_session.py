@@ -1,0 +1,225 @@
+"""Sessions: round trip, bit-exact resume, and every kind of broken or hostile file."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engine.config import RunConfig
+from engine.session import (
+    RECORD_FILE,
+    WEIGHTS_FILE,
+    SessionError,
+    load_session,
+    save_session,
+    session_info,
+)
+from engine.trainer import Trainer
+
+
+@pytest.fixture
+def saved(tmp_path, small_config: RunConfig):
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    save_session(trainer, tmp_path / "s")
+    return trainer, tmp_path / "s"
+
+
+def test_round_trip_restores_everything(saved) -> None:
+    trainer, path = saved
+    loaded = load_session(path, compiled=False)
+    assert loaded.config == trainer.config
+    assert (loaded.step, loaded.total_steps) == (60, trainer.total_steps)
+    assert torch.equal(loaded.W, trainer.W) and torch.equal(loaded.b_final, trainer.b_final)
+    ours, theirs = loaded.state_tensors(), trainer.state_tensors()
+    assert ours.keys() == theirs.keys() and "optimizer.W.exp_avg_sq" in ours
+    for name, tensor in ours.items():
+        assert torch.equal(tensor, theirs[name]), name
+    for a, b in zip(loaded.history.metrics_arrays(), trainer.history.metrics_arrays(), strict=True):
+        assert (a == b).all()
+    info = session_info(path)
+    assert info.step == 60 and info.config.name == "small" and not info.running
+    record = json.loads((path / RECORD_FILE).read_text())
+    assert record["format"] == "toygeom-session" and record["format_version"] == 1
+
+
+def test_resume_is_bit_exact(tmp_path, small_config: RunConfig) -> None:
+    straight = Trainer(small_config, compiled=False)
+    straight.run()
+    first = Trainer(small_config, compiled=False)
+    first.run(until=small_config.steps // 2)
+    save_session(first, tmp_path / "half")
+    resumed = load_session(tmp_path / "half", compiled=False)
+    resumed.run()
+    assert torch.equal(resumed.W, straight.W)
+    assert torch.equal(resumed.b_final, straight.b_final)
+    _, loss_a, _ = straight.history.metrics_arrays()
+    _, loss_b, _ = resumed.history.metrics_arrays()
+    assert (loss_a == loss_b).all(), "the history continues seamlessly"
+
+
+def _expect(path, *words: str) -> str:
+    with pytest.raises(SessionError) as err:
+        load_session(path, compiled=False)
+    message = str(err.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_missing_and_foreign_directories(tmp_path) -> None:
+    _expect(tmp_path / "nope", "no such session")
+    (tmp_path / "plain").mkdir()
+    _expect(tmp_path / "plain", "not a session")
+    (tmp_path / "file").write_text("x")
+    _expect(tmp_path / "file", "not a directory")
+
+
+def test_missing_weights(saved) -> None:
+    _, path = saved
+    (path / WEIGHTS_FILE).unlink()
+    _expect(path, WEIGHTS_FILE, "missing")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("[1, 2, 3]", ["expected a JSON object"]),
+        ("{not json", ["not valid JSON"]),
+        ('{"format": "something-else"}', ["not a toygeom session"]),
+    ],
+)
+def test_bad_records(saved, content: str, words: list[str]) -> None:
+    _, path = saved
+    (path / WEIGHTS_FILE).unlink()  # the embedded copy would otherwise stand in
+    (path / RECORD_FILE).write_text(content)
+    _expect(path, RECORD_FILE, *words)
+
+
+def _edit_record(path, **changes) -> None:
+    record = json.loads((path / RECORD_FILE).read_text())
+    record.update(changes)
+    record["saved_at"] = 1e12  # newer than the weights' embedded copy
+    (path / RECORD_FILE).write_text(json.dumps(record))
+
+
+def test_future_and_wrong_versions(saved) -> None:
+    _, path = saved
+    _edit_record(path, format_version=99)
+    _expect(path, "format version 99", "upgrade")
+    _edit_record(path, format_version="1")
+    _expect(path, "format_version")
+
+
+def test_shapes_that_disagree_with_the_config(saved) -> None:
+    trainer, path = saved
+    _edit_record(path, config=trainer.config.replace(n_features=21).to_dict())
+    _expect(path, WEIGHTS_FILE, "W is", "(4, 5, 21)")
+
+
+def test_invalid_config_in_record(saved) -> None:
+    _, path = saved
+    record = json.loads((path / RECORD_FILE).read_text())
+    record["config"]["n_features"] = -1
+    _edit_record(path, config=record["config"])
+    _expect(path, "invalid config", "n_features")
+
+
+def test_truncated_weights(saved) -> None:
+    _, path = saved
+    blob = (path / WEIGHTS_FILE).read_bytes()
+    (path / WEIGHTS_FILE).write_bytes(blob[: len(blob) // 2])
+    _expect(path, WEIGHTS_FILE, "truncated")
+
+
+def test_pickle_renamed_to_safetensors_is_never_unpickled(saved) -> None:
+    _, path = saved
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch /tmp/toygeom-pwned",))
+
+    (path / WEIGHTS_FILE).write_bytes(pickle.dumps(Boom()))
+    _expect(path, WEIGHTS_FILE, "not a safetensors file")
+    assert not os.path.exists("/tmp/toygeom-pwned")
+
+
+def test_torch_save_file_is_refused(saved) -> None:
+    trainer, path = saved
+    torch.save({"W": trainer.W}, path / WEIGHTS_FILE)
+    _expect(path, WEIGHTS_FILE)
+
+
+def test_huge_declared_header(saved) -> None:
+    _, path = saved
+    (path / WEIGHTS_FILE).write_bytes(struct.pack("<Q", 2**60) + b"{}")
+    _expect(path, WEIGHTS_FILE, "not a safetensors file")
+
+
+def test_nan_weights(saved) -> None:
+    trainer, path = saved
+    tensors = trainer.state_tensors()
+    tensors["W"][0, 0, 0] = float("nan")
+    save_file(tensors, path / WEIGHTS_FILE)
+    _expect(path, "W contains NaN")
+
+
+def test_wrong_dtype(saved) -> None:
+    trainer, path = saved
+    tensors = trainer.state_tensors()
+    tensors["W"] = tensors["W"].double()
+    save_file(tensors, path / WEIGHTS_FILE)
+    _expect(path, "W is torch.float64")
+
+
+def test_a_failing_disk_keeps_the_previous_save(saved, monkeypatch) -> None:
+    trainer, path = saved
+    before = {name: (path / name).read_bytes() for name in (RECORD_FILE, WEIGHTS_FILE)}
+    trainer.run(until=80)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("engine.atomic.os.fsync", full_disk)
+    with pytest.raises(SessionError, match="No space left on device"):
+        save_session(trainer, path)
+    monkeypatch.undo()
+    assert {name: (path / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in path.iterdir()) == sorted(before), "no temp files left"
+    assert load_session(path, compiled=False).step == 60
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_folder(saved) -> None:
+    trainer, path = saved
+    path.chmod(0o555)
+    try:
+        with pytest.raises(SessionError, match="cannot save"):
+            save_session(trainer, path)
+    finally:
+        path.chmod(0o755)
+
+
+def test_crash_between_the_two_renames_loads_the_newer_weights(saved) -> None:
+    trainer, path = saved
+    old_record = (path / RECORD_FILE).read_bytes()
+    trainer.run(until=90)
+    save_session(trainer, path)
+    (path / RECORD_FILE).write_bytes(old_record)  # as if killed before the record's rename
+    assert load_session(path, compiled=False).step == 90
+
+
+def test_diverged_weights_are_not_saved(saved) -> None:
+    trainer, path = saved
+    with torch.no_grad():
+        trainer.W[0, 0, 0] = float("inf")
+    with pytest.raises(SessionError, match="not finite"):
+        save_session(trainer, path)
+    assert load_session(path, compiled=False).step == 60

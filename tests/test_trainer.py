@@ -1,0 +1,149 @@
+"""The training loop: results, observers, control from another thread, divergence, history."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from einops import einsum
+
+from engine.config import RunConfig, resolve_feature_probability, resolve_importance
+from engine.history import Series
+from engine.model import init_params
+from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED, TRAINING, Trainer
+
+
+def test_a_run_finishes_and_learns(small_config: RunConfig) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    states: list[str] = []
+    trainer.on("state", lambda t: states.append(t.state))
+    assert trainer.run() == DONE
+    assert trainer.step == small_config.steps
+    assert states == [TRAINING, DONE]
+    steps, loss, frob = trainer.history.metrics_arrays()
+    assert steps[-1] == small_config.steps and loss.shape[1] == small_config.n_inst
+    assert (loss[-1] < loss[0]).all(), "every instance's loss went down"
+    dims_steps, dims = trainer.history.dims_arrays()
+    assert dims.shape[1:] == (small_config.n_inst, small_config.n_features) and len(dims_steps) > 1
+
+
+def test_same_seed_same_weights_other_seed_other_weights(small_config: RunConfig) -> None:
+    runs = []
+    for seed in (0, 0, 1):
+        trainer = Trainer(small_config.replace(seed=seed, steps=50), compiled=False)
+        trainer.run()
+        runs.append(trainer.W.clone())
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+def test_run_until_then_extend(small_config: RunConfig) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    assert trainer.run(until=50) == STOPPED and trainer.step == 50
+    assert trainer.run() == DONE and trainer.step == small_config.steps
+    trainer.extend(30)
+    assert trainer.run() == DONE and trainer.step == small_config.steps + 30
+
+
+def test_pause_single_step_resume_stop_from_another_thread(small_config: RunConfig) -> None:
+    trainer = Trainer(small_config.replace(steps=10**9), compiled=False)
+    trainer.pause()
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    _wait(lambda: trainer.state == PAUSED)
+    assert trainer.step == 0
+    trainer.step_once()
+    _wait(lambda: trainer.step == 1)
+    time.sleep(0.1)
+    assert trainer.step == 1, "exactly one step while paused"
+    trainer.resume()
+    _wait(lambda: trainer.step > 20)
+    trainer.stop()
+    thread.join(5)
+    assert not thread.is_alive() and trainer.state == STOPPED
+
+
+def test_observers_see_every_log(small_config: RunConfig) -> None:
+    trainer = Trainer(small_config.replace(steps=95), compiled=False, log_every=10)
+    seen: list[int] = []
+    trainer.on("log", lambda t: seen.append(t.step))
+    trainer.run()
+    assert seen == [*range(10, 91, 10), 95]
+
+
+def test_divergence_is_detected_and_explained(small_config: RunConfig) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    with torch.no_grad():
+        trainer.W[2, 0, 0] = float("nan")
+    assert trainer.run() == DIVERGED
+    assert trainer.step <= trainer.log_every
+    assert "instance 2" in trainer.error and "lr" in trainer.error
+
+
+def test_history_stays_bounded_and_even() -> None:
+    series = Series((1,), capacity=8)
+    for step in range(1, 1001):
+        series.offer(step, np.array([step], dtype=np.float32))
+    assert series.count <= 8
+    gaps = np.diff(series.steps)
+    assert (gaps == gaps[0]).all(), "records stay evenly spaced"
+    assert series.steps[-1] > 1000 - gaps[0]
+
+
+def _wait(condition, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("timed out")
+        time.sleep(0.005)
+
+
+# -- the engine against the curriculum's plain autograd loop ------------------------------------
+def plain_curriculum_loop(cfg: RunConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ARENA loop as written there: einsum forward, two rand calls, autograd, Adam."""
+    torch.manual_seed(seed)
+    W, b = init_params(cfg.n_inst, cfg.d_hidden, cfg.n_features, seed)
+    W.requires_grad_(), b.requires_grad_()
+    p = resolve_feature_probability(cfg)[:, None]
+    imp = resolve_importance(cfg)[:, None]
+    opt = torch.optim.Adam([W, b], lr=cfg.lr)
+    for _ in range(cfg.steps):
+        shape = (cfg.n_inst, cfg.batch_size, cfg.n_features)
+        x = torch.where(torch.rand(shape) <= p, torch.rand(shape), 0.0)
+        h = einsum(W, x, "i h f, i b f -> i b h")
+        out = torch.relu(einsum(W, h, "i h f, i b h -> i b f") + b[:, None])
+        loss = (imp * (x - out) ** 2).mean(dim=(1, 2)).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return W.detach(), b.detach()
+
+
+def eval_loss(W: torch.Tensor, b: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
+    """(inst,) loss of trained parameters on a large fresh batch."""
+    torch.manual_seed(1234)
+    p = resolve_feature_probability(cfg)[:, None]
+    shape = (cfg.n_inst, 8192, cfg.n_features)
+    x = torch.where(torch.rand(shape) <= p, torch.rand(shape), 0.0)
+    h = einsum(W, x, "i h f, i b f -> i b h")
+    out = torch.relu(einsum(W, h, "i h f, i b h -> i b f") + b[:, None])
+    return ((x - out) ** 2).mean(dim=(1, 2))
+
+
+@pytest.mark.parametrize("compiled", [False])
+def test_loss_matches_the_plain_autograd_loop(small_config: RunConfig, compiled: bool) -> None:
+    cfg = small_config.replace(steps=600)
+    ours, theirs = [], []
+    for seed in range(3):
+        trainer = Trainer(cfg.replace(seed=seed), compiled=compiled)
+        trainer.run()
+        ours.append(eval_loss(trainer.W, trainer.b_final, cfg))
+        theirs.append(eval_loss(*plain_curriculum_loop(cfg, seed), cfg))
+    ours_mean, theirs_mean = torch.stack(ours).mean(0), torch.stack(theirs).mean(0)
+    rel = ((ours_mean - theirs_mean).abs() / theirs_mean).max().item()
+    assert rel < 0.1, f"per-instance loss differs by {rel:.1%}"
+    assert not math.isclose(float(ours_mean[0]), float(ours_mean[-1])), "sparsity matters"
