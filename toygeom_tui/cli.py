@@ -262,18 +262,19 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 # -- the app --------------------------------------------------------------------------------------
 def cmd_app(args: argparse.Namespace) -> int:
+    config = _config_from(args)
     from engine.trainer import Trainer
     from toygeom_tui.app import run_app
 
-    trainer = Trainer(_config_from(args))
+    trainer = Trainer(config)
     run_app(trainer, mouse=not args.no_mouse)
     return 0
 
 
 def cmd_open(args: argparse.Namespace) -> int:
+    trainer = _load(args.session, device=args.device)
     from toygeom_tui.app import run_app
 
-    trainer = _load(args.session, device=args.device)
     run_app(trainer, session_dir=Path(args.session), mouse=not args.no_mouse)
     return 0
 

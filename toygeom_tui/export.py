@@ -68,7 +68,7 @@ def _instance(g: InstanceGeometry, p: float, loss: float | None) -> dict[str, An
                 "component_rank": f.component_rank,
                 "partners": [
                     {"index": q.index, "cosine": _num(q.cosine), "dot": _num(q.dot)}
-                    for q in f.partners
+                    for q in sorted(f.partners, key=lambda q: -abs(q.cosine))
                 ],
             }
             for f in g.features

@@ -1,0 +1,177 @@
+"""The command line as a user runs it: real processes, real files, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.session import load_session, session_info
+
+SMALL_TOML = """
+name = "tiny"
+n_features = 12
+d_hidden = 4
+n_inst = 3
+batch_size = 128
+device = "cpu"
+"""
+
+
+def cli(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "toygeom_tui", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=300, **kwargs,
+    )
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "toygeom_tui", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(SMALL_TOML)
+    return path
+
+
+def test_engine_imports_without_textual() -> None:
+    code = "import sys, engine.trainer, engine.session, engine.geometry; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from toygeom_tui.cli import build_parser; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_presets_lists_every_preset() -> None:
+    out = cli("presets")
+    assert out.returncode == 0
+    for name in ("feature-geometry", "pentagon", "paper-uniform", "sparsity-sweep", "correlated"):
+        assert name in out.stdout
+
+
+def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
+    out = cli("train", "--config", str(config_file), "--steps", "300", "--eager",
+              "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("done: 300 steps in") and "steps/s" in last
+    assert "300/300" in out.stderr, "the progress line reached the end"
+    assert load_session(tmp_path / "run", compiled=False).step == 300
+
+    doc = json.loads(cli("export", str(tmp_path / "run")).stdout)
+    assert len(doc["instances"]) == 3
+    inst = doc["instances"][0]
+    assert {"index", "feature_probability", "loss", "frobenius_sq", "dims_per_feature",
+            "features"} <= inst.keys()
+    feature = inst["features"][0]
+    assert {"index", "norm", "dimensionality", "nearest_fraction", "configuration", "component",
+            "partners"} <= feature.keys()
+    cosines = [abs(p["cosine"]) for p in feature["partners"]]
+    assert cosines == sorted(cosines, reverse=True)
+    total = sum(f["dimensionality"] for f in inst["features"])
+    assert total <= 4 + 1e-6, "Σ D_i ≤ d_hidden"
+
+    csv_path = tmp_path / "geometry.csv"
+    out = cli("export", str(tmp_path / "run"), "--format", "csv", "-o", str(csv_path))
+    assert out.returncode == 0 and csv_path.exists()
+    assert len(csv_path.read_text().splitlines()) == 1 + 3 * 12
+
+
+def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
+    run = tmp_path / "run"
+    assert cli("train", "--config", str(config_file), "--steps", "100", "--eager",
+               "--out", str(run)).returncode == 0
+    out = cli("train", "--resume", str(run), "--steps", "250", "--eager")
+    assert out.returncode == 0, out.stderr
+    assert "150 steps in" in out.stdout
+    assert load_session(run, compiled=False).step == 250
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["train", "--bogus"], ["unrecognized arguments"]),
+        (["train", "--preset", "nope"], ["preset: 'nope' is not known"]),
+        (["train", "--steps", "-5", "--preset", "pentagon"], ["steps: -5"]),
+        (["train", "--config", "/no/such.toml"], ["no such config file"]),
+        (["export", "/no/such/session"], ["no such session directory"]),
+        (["open", "/no/such/session"], ["no such session directory"]),
+        (["--device", "tpu"], ["device: 'tpu'"]),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(args: list[str], words: list[str]) -> None:
+    out = cli(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_invalid_config_file_names_the_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("n_features = -3\n")
+    out = cli("train", "--config", str(bad))
+    assert out.returncode == 2
+    assert str(bad) in out.stderr and "n_features: -3" in out.stderr
+
+
+def test_ctrl_c_saves_and_reports(tmp_path: Path, config_file: Path) -> None:
+    run = tmp_path / "run"
+    proc = start("train", "--config", str(config_file), "--steps", "100000000", "--eager",
+                 "--out", str(run))
+    _wait_for_progress(proc)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert stdout.strip().splitlines()[-1].startswith("stopped: ")
+    trainer = load_session(run, compiled=False)
+    assert 0 < trainer.step < 100000000
+
+
+def test_kill_9_loses_at_most_one_autosave_interval(tmp_path: Path, config_file: Path) -> None:
+    run = tmp_path / "run"
+    proc = start("train", "--config", str(config_file), "--steps", "100000000", "--eager",
+                 "--autosave", "1", "--out", str(run))
+    deadline = time.monotonic() + 120
+    while not (run / "session.json").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "no autosave appeared"
+        time.sleep(0.1)
+    time.sleep(2.5)
+    assert session_info(run).running, "a live trainer's session says it is running"
+    proc.kill()
+    killed_at = time.time()
+    proc.communicate(timeout=30)
+    info = session_info(run)
+    assert not info.running, "a dead writer is not reported as running"
+    assert killed_at - info.saved_at <= 1.0 + 1.0, "at most one interval (plus one step) lost"
+    assert load_session(run, compiled=False).step == info.step > 0
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def _wait_for_progress(proc: subprocess.Popen, timeout: float = 120) -> None:
+    os.set_blocking(proc.stderr.fileno(), False)
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while "steps/s" not in seen:
+        assert time.monotonic() < deadline and proc.poll() is None, seen
+        try:
+            seen += os.read(proc.stderr.fileno(), 65536).decode()
+        except BlockingIOError:
+            pass
+        time.sleep(0.1)
