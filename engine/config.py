@@ -138,10 +138,13 @@ def validate(cfg: RunConfig) -> None:
     if not isinstance(cfg.device, str) or not (
         cfg.device in DEVICES or cfg.device.startswith("cuda:")
     ):
-        raise ConfigError(f"device: {cfg.device!r} is not allowed; choose auto, cpu, cuda or cuda:N")
+        raise ConfigError(
+            f"device: {cfg.device!r} is not allowed; choose auto, cpu, cuda or cuda:N"
+        )
     if cfg.data in ("correlated", "anticorrelated") and cfg.n_features % 2:
         raise ConfigError(
-            f"n_features: {cfg.n_features} is odd; {cfg.data} data pairs features, so use an even count"
+            f"n_features: {cfg.n_features} is odd; {cfg.data} data pairs features, "
+            "so use an even count"
         )
     _check_fits_in_memory(cfg)  # before resolving specs, which allocate (inst, feats) tensors
     p = resolve_feature_probability(cfg)
@@ -195,7 +198,9 @@ def _resolve(name: str, spec: Spec, n_inst: int, n_features: int, axis: str) -> 
     elif isinstance(spec, list | tuple):
         values = _from_list(name, spec, n_inst, n_features, axis)
     else:
-        raise ConfigError(f"{name}: {spec!r} is a {_type_name(spec)}; expected a number, list or table")
+        raise ConfigError(
+            f"{name}: {spec!r} is a {_type_name(spec)}; expected a number, list or table"
+        )
     return values.to(torch.float32)
 
 
@@ -205,7 +210,9 @@ def _along(line: torch.Tensor, axis: str, n_inst: int, n_features: int) -> torch
     return line[None, :].expand(n_inst, n_features).clone()
 
 
-def _from_list(name: str, spec: list | tuple, n_inst: int, n_features: int, axis: str) -> torch.Tensor:
+def _from_list(
+    name: str, spec: list | tuple, n_inst: int, n_features: int, axis: str
+) -> torch.Tensor:
     n_axis = n_inst if axis == "inst" else n_features
     axis_name = "n_inst" if axis == "inst" else "n_features"
     if spec and all(isinstance(row, list | tuple) for row in spec):
@@ -233,7 +240,9 @@ def _check_numbers(name: str, values: list | tuple) -> None:
 
 def resolve_feature_probability(cfg: RunConfig) -> torch.Tensor:
     """(inst, feats) probability that each feature is present, float32."""
-    return _resolve("feature_probability", cfg.feature_probability, cfg.n_inst, cfg.n_features, "inst")
+    return _resolve(
+        "feature_probability", cfg.feature_probability, cfg.n_inst, cfg.n_features, "inst"
+    )
 
 
 def resolve_importance(cfg: RunConfig) -> torch.Tensor:
@@ -261,7 +270,9 @@ def available_bytes(device: torch.device) -> int:
 
 def _check_fits_in_memory(cfg: RunConfig) -> None:
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {cfg.device!r} is not available here (no CUDA); use auto or cpu")
+        raise ConfigError(
+            f"device: {cfg.device!r} is not available here (no CUDA); use auto or cpu"
+        )
     device = cfg.resolve_device()
     need, have = estimated_bytes(cfg), available_bytes(device)
     if need > have:

@@ -115,9 +115,11 @@ class History:
     def restore(self, arrays: dict[str, np.ndarray], state: dict[str, dict[str, int]]) -> None:
         with self._lock:
             self.metrics.restore(
-                arrays["history.metrics.steps"], arrays["history.metrics.values"], state["metrics"]
+                arrays["history.metrics.steps"],
+                arrays["history.metrics.values"],
+                state.get("metrics", {}),
             )
             self.dims.restore(
-                arrays["history.dims.steps"], arrays["history.dims.values"], state["dims"]
+                arrays["history.dims.steps"], arrays["history.dims.values"], state.get("dims", {})
             )
             self.version += 1

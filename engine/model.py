@@ -24,14 +24,20 @@ def init_params(
     return W.to(device), b_final.to(device)
 
 
-def forward(W: torch.Tensor, b_final: torch.Tensor, x: torch.Tensor, model: str = "relu") -> torch.Tensor:
+def forward(
+    W: torch.Tensor, b_final: torch.Tensor, x: torch.Tensor, model: str = "relu"
+) -> torch.Tensor:
     """x' for a batch. W (inst hidden feats), b_final (inst feats), x (inst batch feats)."""
     h = einsum(W, x, "inst hidden feats, inst batch feats -> inst batch hidden")
-    out = einsum(W, h, "inst hidden feats, inst batch hidden -> inst batch feats") + b_final[:, None]
+    out = (
+        einsum(W, h, "inst hidden feats, inst batch hidden -> inst batch feats") + b_final[:, None]
+    )
     return torch.relu(out) if model == "relu" else out
 
 
-def loss_per_instance(x: torch.Tensor, x_hat: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+def loss_per_instance(
+    x: torch.Tensor, x_hat: torch.Tensor, importance: torch.Tensor
+) -> torch.Tensor:
     """(inst,) mean over batch and features of importance · (x − x')². importance (inst feats)."""
     return (importance[:, None] * (x - x_hat) ** 2).mean(dim=(1, 2))
 

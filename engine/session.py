@@ -81,7 +81,9 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
         write_bytes_atomic(directory / WEIGHTS_FILE, blob)
         write_text_atomic(directory / RECORD_FILE, text + "\n")
     except OSError as err:
-        raise SessionError(f"{directory}: cannot save ({err.strerror or err}); previous save kept") from None
+        raise SessionError(
+            f"{directory}: cannot save ({err.strerror or err}); previous save kept"
+        ) from None
     return directory
 
 
@@ -192,16 +194,26 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
                 raise SessionError(f"{path}: truncated ({size} bytes); not a safetensors file")
             (n,) = struct.unpack("<Q", prefix)
             if n > min(size - 8, _MAX_HEADER_BYTES):
-                raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
+                raise SessionError(
+                    f"{path}: not a safetensors file (corrupt, truncated or foreign)"
+                )
             header = json.loads(f.read(n).decode("utf-8"))
     except OSError as err:
         raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)") from None
+        raise SessionError(
+            f"{path}: not a safetensors file (corrupt, truncated or foreign)"
+        ) from None
     if not isinstance(header, dict):
         raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"
-               and isinstance(v, dict) and "data_offsets" in v), default=0)
+    end = max(
+        (
+            v["data_offsets"][1]
+            for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+        ),
+        default=0,
+    )
     if 8 + n + end != size:
         raise SessionError(f"{path}: truncated or corrupt ({size} bytes, expected {8 + n + end})")
     return header
@@ -272,20 +284,29 @@ def load_session(
             raise SessionError(f"{directory}: {err}") from None
     tensors = load_tensors(directory, config)
     trainer = Trainer(config, compiled=compiled)
+    restore_into(trainer, record, tensors, directory)
+    trainer.created_at = record.get("created_at")
+    trainer.session_dir = directory
+    return trainer
+
+
+def restore_into(
+    trainer: Any, record: dict[str, Any], tensors: dict[str, torch.Tensor], directory: Path
+) -> None:
+    """Put a validated record and its tensors into a Trainer built from the same config."""
     trainer.total_steps = record["total_steps"]
     try:
         trainer.load_state_tensors(tensors, record["step"])
         history = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
         if history:
-            trainer.history.restore(history, record.get("history") or {"metrics": {}, "dims": {}})
+            trainer.history.restore(history, record.get("history") or {})
     except (KeyError, ValueError, RuntimeError) as err:
-        raise SessionError(f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})") from None
+        raise SessionError(
+            f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})"
+        ) from None
     loss = record.get("final_loss")
-    if isinstance(loss, list) and len(loss) == config.n_inst:
-        trainer.latest_loss = np.array([np.nan if v is None else v for v in loss], dtype=np.float32)
-    trainer.created_at = record.get("created_at")
-    trainer.session_dir = directory
-    return trainer
+    if isinstance(loss, list) and len(loss) == trainer.config.n_inst:
+        trainer.latest_loss = np.array([np.nan if v is None else v for v in loss], np.float32)
 
 
 def session_info(directory: str | Path) -> SessionInfo:

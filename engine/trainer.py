@@ -250,8 +250,8 @@ class Trainer:
             tensors = {"W": self.W.detach().cpu().clone(), "b_final": self.b_final.cpu().clone()}
             for name, param in (("W", self.W), ("b_final", self.b_final)):
                 for key, value in self.optimizer.state.get(param, {}).items():
-                    tensors[f"optimizer.{name}.{key}"] = value.detach().cpu().clone().reshape(
-                        value.shape
+                    tensors[f"optimizer.{name}.{key}"] = (
+                        value.detach().cpu().clone().reshape(value.shape)
                     )
         return tensors
 
@@ -263,7 +263,9 @@ class Trainer:
             for name, param in (("W", self.W), ("b_final", self.b_final)):
                 prefix = f"optimizer.{name}."
                 state = {
-                    k[len(prefix) :]: v.to(self.device) for k, v in tensors.items() if k.startswith(prefix)
+                    k[len(prefix) :]: v.to(self.device)
+                    for k, v in tensors.items()
+                    if k.startswith(prefix)
                 }
                 if state:
                     self.optimizer.state[param] = state
@@ -276,5 +278,7 @@ def _make_optimizer(
     # Fused kernels exist for CPU and CUDA; they change nothing but speed.
     fused = device.type in ("cpu", "cuda")
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+        return torch.optim.AdamW(
+            params, lr=config.lr, weight_decay=config.weight_decay, fused=fused
+        )
     return torch.optim.Adam(params, lr=config.lr, fused=fused)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,14 +28,20 @@ device = "cpu"
 def cli(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "toygeom_tui", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300, **kwargs,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        **kwargs,
     )
 
 
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "toygeom_tui", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -46,7 +53,10 @@ def config_file(tmp_path: Path) -> Path:
 
 
 def test_engine_imports_without_textual() -> None:
-    code = "import sys, engine.trainer, engine.session, engine.geometry; print('textual' in sys.modules)"
+    code = (
+        "import sys, engine.trainer, engine.session, engine.geometry, engine.follow; "
+        "print('textual' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -65,8 +75,16 @@ def test_presets_lists_every_preset() -> None:
 
 
 def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
-    out = cli("train", "--config", str(config_file), "--steps", "300", "--eager",
-              "--out", str(tmp_path / "run"))
+    out = cli(
+        "train",
+        "--config",
+        str(config_file),
+        "--steps",
+        "300",
+        "--eager",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("done: 300 steps in") and "steps/s" in last
@@ -76,11 +94,24 @@ def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
     doc = json.loads(cli("export", str(tmp_path / "run")).stdout)
     assert len(doc["instances"]) == 3
     inst = doc["instances"][0]
-    assert {"index", "feature_probability", "loss", "frobenius_sq", "dims_per_feature",
-            "features"} <= inst.keys()
+    assert {
+        "index",
+        "feature_probability",
+        "loss",
+        "frobenius_sq",
+        "dims_per_feature",
+        "features",
+    } <= inst.keys()
     feature = inst["features"][0]
-    assert {"index", "norm", "dimensionality", "nearest_fraction", "configuration", "component",
-            "partners"} <= feature.keys()
+    assert {
+        "index",
+        "norm",
+        "dimensionality",
+        "nearest_fraction",
+        "configuration",
+        "component",
+        "partners",
+    } <= feature.keys()
     cosines = [abs(p["cosine"]) for p in feature["partners"]]
     assert cosines == sorted(cosines, reverse=True)
     total = sum(f["dimensionality"] for f in inst["features"])
@@ -94,8 +125,12 @@ def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
 
 def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
     run = tmp_path / "run"
-    assert cli("train", "--config", str(config_file), "--steps", "100", "--eager",
-               "--out", str(run)).returncode == 0
+    assert (
+        cli(
+            "train", "--config", str(config_file), "--steps", "100", "--eager", "--out", str(run)
+        ).returncode
+        == 0
+    )
     out = cli("train", "--resume", str(run), "--steps", "250", "--eager")
     assert out.returncode == 0, out.stderr
     assert "150 steps in" in out.stdout
@@ -133,8 +168,9 @@ def test_invalid_config_file_names_the_file_and_field(tmp_path: Path) -> None:
 
 def test_ctrl_c_saves_and_reports(tmp_path: Path, config_file: Path) -> None:
     run = tmp_path / "run"
-    proc = start("train", "--config", str(config_file), "--steps", "100000000", "--eager",
-                 "--out", str(run))
+    proc = start(
+        "train", "--config", str(config_file), "--steps", "100000000", "--eager", "--out", str(run)
+    )
     _wait_for_progress(proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
@@ -146,8 +182,18 @@ def test_ctrl_c_saves_and_reports(tmp_path: Path, config_file: Path) -> None:
 
 def test_kill_9_loses_at_most_one_autosave_interval(tmp_path: Path, config_file: Path) -> None:
     run = tmp_path / "run"
-    proc = start("train", "--config", str(config_file), "--steps", "100000000", "--eager",
-                 "--autosave", "1", "--out", str(run))
+    proc = start(
+        "train",
+        "--config",
+        str(config_file),
+        "--steps",
+        "100000000",
+        "--eager",
+        "--autosave",
+        "1",
+        "--out",
+        str(run),
+    )
     deadline = time.monotonic() + 120
     while not (run / "session.json").exists():
         assert time.monotonic() < deadline and proc.poll() is None, "no autosave appeared"
@@ -170,8 +216,44 @@ def _wait_for_progress(proc: subprocess.Popen, timeout: float = 120) -> None:
     seen = ""
     while "steps/s" not in seen:
         assert time.monotonic() < deadline and proc.poll() is None, seen
-        try:
+        with contextlib.suppress(BlockingIOError):
             seen += os.read(proc.stderr.fileno(), 65536).decode()
-        except BlockingIOError:
-            pass
         time.sleep(0.1)
+
+
+def test_a_follower_tracks_a_live_train_process(tmp_path: Path, config_file: Path) -> None:
+    from engine.follow import Follower
+
+    run = tmp_path / "run"
+    proc = start(
+        "train",
+        "--config",
+        str(config_file),
+        "--steps",
+        "100000000",
+        "--eager",
+        "--autosave",
+        "0.5",
+        "--out",
+        str(run),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "session.json").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        follower = Follower(run)
+        first = follower.trainer.step
+        assert follower.writer_alive
+        while not follower.poll():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert follower.trainer.step > first
+        steps, _, _ = follower.trainer.history.metrics_arrays()
+        assert steps[-1] == follower.trainer.step, "history arrives with the weights"
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert not follower.writer_alive
+    follower.poll()  # the writer may have saved once more before it died
+    assert follower.poll() is False, "nothing new once the writer is gone"

@@ -31,8 +31,14 @@ def test_default_is_the_feature_geometry_run() -> None:
 
 
 def test_presets_have_the_documented_shapes() -> None:
-    assert {"feature-geometry", "pentagon", "paper-uniform", "sparsity-sweep", "correlated",
-            "anticorrelated"} <= set(PRESETS)
+    assert {
+        "feature-geometry",
+        "pentagon",
+        "paper-uniform",
+        "sparsity-sweep",
+        "correlated",
+        "anticorrelated",
+    } <= set(PRESETS)
     pent = preset("pentagon")
     assert (pent.n_features, pent.d_hidden, pent.n_inst) == (5, 2, 8)
     torch.testing.assert_close(resolve_importance(pent)[0], 0.9 ** torch.arange(5.0))

@@ -18,7 +18,11 @@ def test_uniforms_are_uniform_and_never_repeat_across_steps_and_streams() -> Non
     assert abs(float(u.var()) - 1 / 12) < 0.002
     # Neighbouring counters must not be correlated.
     assert abs(float(torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1])) < 0.01
-    others = [uniforms(0, 1, 0, (200_000,)), uniforms(0, 0, 1, (200_000,)), uniforms(1, 0, 0, (200_000,))]
+    others = [
+        uniforms(0, 1, 0, (200_000,)),
+        uniforms(0, 0, 1, (200_000,)),
+        uniforms(1, 0, 0, (200_000,)),
+    ]
     for v in others:
         assert float((u == v).float().mean()) < 1e-3
 

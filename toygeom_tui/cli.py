@@ -38,9 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train headless with a progress bar, then save")
     _add_run_options(train)
     train.add_argument("--resume", metavar="DIR", help="continue a saved session")
-    train.add_argument("--out", metavar="DIR", help="session directory (default sessions/NAME-TIME)")
     train.add_argument(
-        "--autosave", type=float, default=30.0, metavar="SECONDS",
+        "--out", metavar="DIR", help="session directory (default sessions/NAME-TIME)"
+    )
+    train.add_argument(
+        "--autosave",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
         help="save every SECONDS while training (0: only at the end); default 30",
     )
     train.add_argument("--eager", action="store_true", help="skip torch.compile (slower)")
@@ -113,7 +118,7 @@ def _load(directory: str, **kwargs: Any) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
-    from engine.session import SessionError, save_session
+    from engine.autosave import Autosaver
     from engine.trainer import DIVERGED, Trainer
 
     compiled = False if args.eager else None
@@ -132,29 +137,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else default_session_dir(config.name)
     _check_writable(out)
 
-    def save(running: bool) -> None:
-        try:
-            save_session(trainer, out, running=running)
-        except SessionError as err:
-            print(f"\ntoygeom-tui: {err}", file=sys.stderr)
-
+    autosaver = Autosaver(
+        out, args.autosave, on_error=lambda e: print(f"\ntoygeom-tui: {e}", file=sys.stderr)
+    )
     progress = ProgressLine(trainer)
     trainer.on("log", progress)
     if args.autosave > 0:
-        trainer.on("log", Autosaver(args.autosave, lambda: save(running=True)))
+        trainer.on("log", autosaver)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: trainer.stop())
     start_step, t0 = trainer.step, time.perf_counter()
     state = trainer.run()
     elapsed = time.perf_counter() - t0
     progress.finish()
-    save(running=False)
+    autosaver.save(trainer, running=False)
     done = trainer.step - start_step
     rate = done / elapsed if elapsed > 0 else 0.0
     if state == DIVERGED:
         print(f"toygeom-tui: {trainer.error}", file=sys.stderr)
-    print(f"{state}: {done} steps in {elapsed:.1f} s ({rate:.1f} steps/s), "
-          f"step {trainer.step}/{trainer.total_steps}, saved {out}")
+    print(
+        f"{state}: {done} steps in {elapsed:.1f} s ({rate:.1f} steps/s), "
+        f"step {trainer.step}/{trainer.total_steps}, saved {out}"
+    )
     return 1 if state == DIVERGED else 0
 
 
@@ -167,20 +171,6 @@ def _check_writable(out: Path) -> None:
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not (out / "session.json").exists():
         raise UserError(f"{out}: a non-empty directory that is not a session; choose another --out")
-
-
-class Autosaver:
-    """A "log" observer that saves at most every `interval` seconds."""
-
-    def __init__(self, interval: float, save: Any) -> None:
-        self.interval, self.save = interval, save
-        self.last = time.monotonic()
-
-    def __call__(self, trainer: Any) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.interval:
-            self.save()
-            self.last = time.monotonic()
 
 
 class ProgressLine:
@@ -199,7 +189,9 @@ class ProgressLine:
         if now - self.last < self.every and trainer.step < trainer.total_steps:
             return
         self.last = now
-        self.stream.write(("\r" if self.tty else "") + self.line(trainer, now) + ("" if self.tty else "\n"))
+        self.stream.write(
+            ("\r" if self.tty else "") + self.line(trainer, now) + ("" if self.tty else "\n")
+        )
         self.stream.flush()
 
     def line(self, trainer: Any, now: float) -> str:
@@ -209,8 +201,10 @@ class ProgressLine:
         width = 24
         filled = int(width * done / total)
         loss = trainer.latest_loss.sum() if trainer.latest_loss is not None else float("nan")
-        return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  loss {loss:.4g}  "
-                f"{rate:.1f} steps/s  ETA {_clock(eta)}")
+        return (
+            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  loss {loss:.4g}  "
+            f"{rate:.1f} steps/s  ETA {_clock(eta)}"
+        )
 
     def finish(self) -> None:
         if self.tty:
@@ -255,8 +249,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
     print(f"{'name':<16}{'features':>9}{'hidden':>8}{'inst':>6}{'steps':>8}  about")
     for name, c in PRESETS.items():
-        print(f"{name:<16}{c.n_features:>9}{c.d_hidden:>8}{c.n_inst:>6}{c.steps:>8}  "
-              f"{PRESET_ABOUT[name]}")
+        print(
+            f"{name:<16}{c.n_features:>9}{c.d_hidden:>8}{c.n_inst:>6}{c.steps:>8}  "
+            f"{PRESET_ABOUT[name]}"
+        )
     return 0
 
 

@@ -14,9 +14,19 @@ from engine.geometry import InstanceGeometry, analyze
 from engine.session import RECORD_FILE, config_from_record, load_tensors, read_record
 
 CSV_COLUMNS = (
-    "instance", "feature_probability", "feature", "norm", "dimensionality", "interference",
-    "nearest_fraction", "fraction_distance", "configuration", "component", "component_size",
-    "component_rank", "partners",
+    "instance",
+    "feature_probability",
+    "feature",
+    "norm",
+    "dimensionality",
+    "interference",
+    "nearest_fraction",
+    "fraction_distance",
+    "configuration",
+    "component",
+    "component_size",
+    "component_rank",
+    "partners",
 )
 
 
@@ -88,10 +98,21 @@ def geometry_csv(directory: str | Path, k_partners: int = 5) -> str:
     for inst in doc["instances"]:
         for f in inst["features"]:
             partners = " ".join(f"{q['index']}:{q['cosine']:+.3f}" for q in f["partners"])
-            writer.writerow([
-                inst["index"], inst["feature_probability"], f["index"], f["norm"],
-                f["dimensionality"], f["interference"], f["nearest_fraction"],
-                f["fraction_distance"], f["configuration"], f["component"],
-                f["component_size"], f["component_rank"], partners,
-            ])
+            writer.writerow(
+                [
+                    inst["index"],
+                    inst["feature_probability"],
+                    f["index"],
+                    f["norm"],
+                    f["dimensionality"],
+                    f["interference"],
+                    f["nearest_fraction"],
+                    f["fraction_distance"],
+                    f["configuration"],
+                    f["component"],
+                    f["component_size"],
+                    f["component_rank"],
+                    partners,
+                ]
+            )
     return out.getvalue()
