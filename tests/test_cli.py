@@ -122,6 +122,10 @@ def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
     assert out.returncode == 0 and csv_path.exists()
     assert len(csv_path.read_text().splitlines()) == 1 + 3 * 12
 
+    history = cli("export", str(tmp_path / "run"), "--history").stdout.splitlines()
+    assert history[0] == "step,instance,loss,frobenius_sq"
+    assert history[-1].startswith("300,2,")
+
 
 def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
     run = tmp_path / "run"

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     export.add_argument("--partners", type=int, default=5, metavar="K", help="partners per feature")
+    export.add_argument(
+        "--history", action="store_true", help="the loss and ‖W‖²_F history (CSV) instead"
+    )
 
     sub.add_parser("presets", help="list the presets")
 
@@ -223,9 +226,11 @@ def _clock(seconds: float) -> str:
 # -- export ---------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.session import SessionError
-    from toygeom_tui.export import geometry_csv, geometry_json
+    from toygeom_tui.export import geometry_csv, geometry_json, session_history_csv
 
     write = geometry_json if args.format == "json" else geometry_csv
+    if args.history:
+        write = session_history_csv
     try:
         text = write(args.session, args.partners)
     except SessionError as err:

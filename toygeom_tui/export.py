@@ -90,6 +90,25 @@ def geometry_json(directory: str | Path, k_partners: int = 5) -> str:
     return json.dumps(session_geometry(directory, k_partners), indent=1) + "\n"
 
 
+def history_csv(history: Any) -> str:
+    """An engine History as CSV: one row per (logged step, instance)."""
+    steps, loss, frob = history.metrics_arrays()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("step", "instance", "loss", "frobenius_sq"))
+    for row, step in enumerate(steps.tolist()):
+        for inst in range(loss.shape[1]):
+            writer.writerow((step, inst, f"{loss[row, inst]:.6g}", f"{frob[row, inst]:.6g}"))
+    return out.getvalue()
+
+
+def session_history_csv(directory: str | Path, k_partners: int = 5) -> str:
+    """The history of a saved session as CSV (loads the session without training it)."""
+    from engine.session import load_session
+
+    return history_csv(load_session(directory, compiled=False).history)
+
+
 def geometry_csv(directory: str | Path, k_partners: int = 5) -> str:
     doc = session_geometry(directory, k_partners)
     out = io.StringIO()
