@@ -63,8 +63,37 @@ def uniforms(
     for size in shape:
         n *= size
     base = (step * STREAMS + stream) * n
+    if torch.device(device).type == "cpu":
+        return _uniforms_chunked(base, n, seed_key(seed)).view(shape)
     counter = torch.arange(base, base + n, dtype=torch.int64, device=device)
     return uniform_from_counter(counter, seed_key(seed)).view(shape)
+
+
+_CHUNK = 1 << 15  # int64 counters per chunk: two 256 KB scratch buffers stay in L2
+
+
+def _uniforms_chunked(base: int, n: int, key: int) -> torch.Tensor:
+    """`uniform_from_counter` of counters base..base+n−1 on the CPU, bit for bit, ~3× faster.
+
+    The plain version streams ~17 int64 temporaries of 8n bytes each through memory; here the
+    same operations run in place on cache-sized chunks.
+    """
+    out = torch.empty(n, dtype=torch.float32)
+    z = torch.empty(min(n, _CHUNK), dtype=torch.int64)
+    tmp = torch.empty_like(z)
+    for start in range(0, n, _CHUNK):
+        m = min(_CHUNK, n - start)
+        zc, tc = z[:m], tmp[:m]
+        torch.arange(base + start, base + start + m, out=zc)
+        zc.mul_(_signed(_GOLDEN)).add_(key)
+        for shift, multiplier in ((30, _MIX1), (27, _MIX2), (31, None)):  # mix64, in place
+            torch.bitwise_right_shift(zc, shift, out=tc)
+            zc.bitwise_xor_(tc.bitwise_and_((1 << (64 - shift)) - 1))
+            if multiplier is not None:
+                zc.mul_(_signed(multiplier))
+        torch.bitwise_right_shift(zc, 40, out=tc)
+        out[start : start + m].copy_(tc.bitwise_and_((1 << 24) - 1))
+    return out.mul_(2.0**-24)
 
 
 STREAMS = 4  # random streams a step may draw from (presence, magnitude, pair choice, normal)

@@ -1,0 +1,121 @@
+"""What the app costs while the default run trains: key-to-screen latency and throughput.
+
+    python benchmarks/bench_app.py [--seconds 15] [--rounds 2] [--preset NAME] [--size 160x48]
+
+One Trainer (the default feature-geometry config, steps raised so it never finishes) trains in
+alternating phases in this process: headless (`Trainer.run` in a thread, as `toygeom-tui train`
+does) and inside the app (Textual's headless driver, which still lays out and renders every
+frame; only the final write to a terminal is skipped). Throughput is steps/s per phase; the ratio
+is app / headless over the same rounds.
+
+Latency: during each app phase `j`/`k` are posted as key events every 150–300 ms, and the time
+is taken from the post to the first rendered frame whose status line names the new instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import threading
+import time
+
+from textual import events
+
+from engine.config import RunConfig, preset
+from engine.trainer import Trainer
+from toygeom_tui.app import ToygeomApp
+
+
+def headless_rate(trainer: Trainer, seconds: float) -> float:
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    time.sleep(1.0)  # let the thread settle
+    s0, t0 = trainer.step, time.perf_counter()
+    time.sleep(seconds)
+    rate = (trainer.step - s0) / (time.perf_counter() - t0)
+    trainer.stop()
+    thread.join()
+    return rate
+
+
+async def app_phase(
+    trainer: Trainer, seconds: float, size: tuple[int, int]
+) -> tuple[float, list[float]]:
+    """(steps/s with the app attached, key-to-frame latencies in seconds)."""
+    app = ToygeomApp(trainer)
+    frames: list[tuple[float, str]] = []  # (time, status text) of every rendered frame
+    latencies: list[float] = []
+    async with app.run_test(size=size) as pilot:
+        display = app._display
+
+        def timed_display(screen, renderable) -> None:
+            display(screen, renderable)
+            frames.append((time.perf_counter(), str(app.dashboard.status_bar.render())))
+
+        app._display = timed_display  # type: ignore[method-assign]
+        await pilot.pause(1.0)
+        s0, t0 = trainer.step, time.perf_counter()
+        n_inst = trainer.config.n_inst
+        while time.perf_counter() - t0 < seconds:
+            selected = app.dashboard.selected
+            key = "j" if selected < n_inst - 1 else "g"
+            target = selected + 1 if key == "j" else 0
+            expected = f"instance {target} of"
+            frames.clear()
+            sent = time.perf_counter()
+            app.post_message(events.Key(key, key))
+            while not any(expected in text for _, text in frames):
+                await asyncio.sleep(0.001)
+                if time.perf_counter() - sent > 5:
+                    raise RuntimeError(f"no frame showed {expected!r} within 5 s")
+            shown = next(t for t, text in frames if expected in text)
+            latencies.append(shown - sent)
+            await asyncio.sleep(random.uniform(0.15, 0.3))
+        rate = (trainer.step - s0) / (time.perf_counter() - t0)
+        app._display = display  # type: ignore[method-assign]
+    trainer.stop()
+    return rate, latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
+    parser.add_argument("--rounds", type=int, default=2, help="headless/app pairs")
+    parser.add_argument("--preset", default=None, help="a preset instead of the default run")
+    parser.add_argument("--size", default="160x48", help="terminal size for the app")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+
+    config = preset(args.preset) if args.preset else RunConfig()
+    trainer = Trainer(config.replace(steps=10**9))
+    print(f"{config.name}: {config.n_inst} inst × {config.d_hidden} hidden × "
+          f"{config.n_features} features, batch {config.batch_size}, {trainer.device}")  # fmt: skip
+    print("warming up (compilation, first steps)...", flush=True)
+    trainer.run(until=trainer.step + 20)
+
+    headless, attached, latencies = [], [], []
+    for round_ in range(args.rounds):
+        headless.append(headless_rate(trainer, args.seconds))
+        rate, lat = asyncio.run(app_phase(trainer, args.seconds, (width, height)))
+        attached.append(rate)
+        latencies += lat
+        print(f"round {round_ + 1}: headless {headless[-1]:.1f} steps/s, "
+              f"app {rate:.1f} steps/s, {len(lat)} key presses", flush=True)  # fmt: skip
+
+    ratio = statistics.mean(attached) / statistics.mean(headless)
+    ms = [1000 * v for v in latencies]
+    print(f"throughput: headless {statistics.mean(headless):.1f} steps/s, "
+          f"app {statistics.mean(attached):.1f} steps/s, ratio {ratio:.1%}")  # fmt: skip
+    print(f"key-to-screen latency over {len(ms)} presses: p50 {percentile(ms, 0.5):.1f} ms, "
+          f"p95 {percentile(ms, 0.95):.1f} ms, max {max(ms):.1f} ms")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""The app driven by Textual's Pilot against a real Trainer on a small config.
+
+Trainers here use the eager step (compiled=False): compiling costs seconds and changes nothing
+the app shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.config import RunConfig
+from engine.session import load_session, save_session
+from engine.trainer import Trainer
+from toygeom_tui.app import ToygeomApp
+from toygeom_tui.screens.help import HelpScreen
+from toygeom_tui.screens.quit_confirm import QuitConfirmScreen
+from toygeom_tui.screens.session_picker import SessionPickerScreen
+from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
+from toygeom_tui.widgets.geometry_chart import GeometryChart
+from toygeom_tui.widgets.instance_list import InstanceList
+from toygeom_tui.widgets.loss_chart import LossChart
+from toygeom_tui.widgets.status_bar import StatusBar
+from toygeom_tui.widgets.too_small import TooSmall
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def asynctest(test: Callable[..., Coroutine]) -> Callable[..., None]:
+    """Run an async test with asyncio.run (no async pytest plugin is installed)."""
+
+    @functools.wraps(test)
+    def run(*args: object, **kwargs: object) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+def make_trainer(config: RunConfig, trained_steps: int = 0) -> Trainer:
+    trainer = Trainer(config, compiled=False)
+    if trained_steps:
+        trainer.run(until=trained_steps)
+    return trainer
+
+
+class EagerTrainer(Trainer):
+    def __init__(self, config: RunConfig, **options: object) -> None:
+        options.setdefault("compiled", False)
+        super().__init__(config, **options)
+
+
+@pytest.fixture
+def eager_app_trainers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trainers the app builds itself (new run, open) use the eager step too."""
+    monkeypatch.setattr("toygeom_tui.app.Trainer", EagerTrainer)
+    monkeypatch.setattr(
+        "toygeom_tui.app.load_session", functools.partial(load_session, compiled=False)
+    )
+
+
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {condition.__doc__ or condition}")
+        await pilot.pause(0.02)
+
+
+def status_text(app: ToygeomApp) -> str:
+    return str(app.dashboard.query_one(StatusBar).render())
+
+
+def notifications(app: ToygeomApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+@pytest.fixture
+def long_config(small_config: RunConfig) -> RunConfig:
+    """The small config with steps enough that it never finishes inside a test."""
+    return small_config.replace(steps=1_000_000)
+
+
+@asynctest
+async def test_keys_move_the_selected_instance(small_config: RunConfig) -> None:
+    app = ToygeomApp(make_trainer(small_config, 20), autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert "instance 0 of 0–3" in status_text(app)
+        await pilot.press("j")
+        assert app.dashboard.selected == 1
+        assert "instance 1 of 0–3" in status_text(app)
+        await pilot.press("down", "down")
+        assert app.dashboard.selected == 3
+        await pilot.press("j")  # stays on the last
+        assert app.dashboard.selected == 3
+        await pilot.press("k", "up")
+        assert app.dashboard.selected == 1
+        await pilot.press("G")
+        assert app.dashboard.selected == 3
+        await pilot.press("g")
+        assert app.dashboard.selected == 0
+        assert app.dashboard.query_one(LossChart).selected == 0
+
+
+@asynctest
+async def test_pause_stops_the_step_counter_and_resume_restarts_it(long_config: RunConfig) -> None:
+    trainer = make_trainer(long_config)
+    app = ToygeomApp(trainer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: trainer.step > 5)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: trainer.state == "paused")
+        stopped_at = trainer.step
+        await pilot.pause(0.4)
+        assert trainer.step == stopped_at
+        await wait_for(pilot, lambda: "paused" in status_text(app))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: trainer.step > stopped_at + 5)
+        assert trainer.state == "training"
+
+
+@asynctest
+async def test_space_runs_exactly_one_step_while_paused(small_config: RunConfig) -> None:
+    trainer = make_trainer(small_config, 20)
+    app = ToygeomApp(trainer, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("space")
+        await wait_for(pilot, lambda: trainer.step == 21)
+        await wait_for(pilot, lambda: "step 21/200" in status_text(app))
+        await pilot.press("space")
+        await wait_for(pilot, lambda: trainer.step == 22)
+        await pilot.pause(0.3)
+        assert trainer.step == 22
+        assert trainer.state == "paused"
+
+
+@asynctest
+async def test_space_while_training_asks_to_pause_first(long_config: RunConfig) -> None:
+    trainer = make_trainer(long_config)
+    app = ToygeomApp(trainer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: trainer.state == "training")
+        await pilot.press("space")
+        assert any("pause first" in m for m in notifications(app))
+
+
+@asynctest
+async def test_layout_adapts_to_width_and_says_when_too_small(small_config: RunConfig) -> None:
+    app = ToygeomApp(make_trainer(small_config, 40), autostart=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        dashboard = app.dashboard
+        await pilot.pause()
+        assert dashboard.query_one(InstanceList).display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not dashboard.query_one(InstanceList).display
+        assert not dashboard.query_one(TooSmall).display
+        assert dashboard.query_one(LossChart).size.width >= 30
+        await pilot.resize_terminal(50, 15)
+        await pilot.pause()
+        too_small = dashboard.query_one(TooSmall)
+        assert too_small.display
+        assert "need ≥ 60×18, have 50×15" in str(too_small.render())
+        assert not dashboard.query_one("#dashboard-body").display
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert not too_small.display
+        assert "step 40/200" in status_text(app)
+
+
+@asynctest
+async def test_charts_draw_the_history(small_config: RunConfig) -> None:
+    app = ToygeomApp(make_trainer(small_config, 60), autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)  # the chart timer has fired
+        for chart in (LossChart, FrobeniusChart, GeometryChart):
+            text = app.dashboard.query_one(chart).render_text().plain
+            assert "waiting" not in text
+            assert any("\u2800" < ch <= "\u28ff" for ch in text), f"{chart.__name__} has no dots"
+        loss_text = app.dashboard.query_one(LossChart).render_text().plain
+        assert "e-" in loss_text  # decade labels such as 1e-1
+
+
+@asynctest
+async def test_save_writes_a_loadable_session(small_config: RunConfig, tmp_path: Path) -> None:
+    trainer = make_trainer(small_config, 30)
+    app = ToygeomApp(trainer, sessions_root=tmp_path, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        saved = [p for p in tmp_path.iterdir() if p.is_dir()]
+        assert len(saved) == 1 and saved[0].name.startswith("small-")
+        assert any(str(saved[0]) in m for m in notifications(app))
+        assert app.saved_step == 30
+        await pilot.press("q")  # nothing unsaved: quits without asking
+        await pilot.pause()
+        assert not isinstance(app.screen, QuitConfirmScreen)
+    restored = load_session(saved[0])
+    assert restored.step == 30
+    assert torch.equal(restored.W, trainer.W)
+
+
+@asynctest
+async def test_open_a_corrupt_session_notifies_and_keeps_running(
+    small_config: RunConfig, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "session.json").write_text("{not json")
+    trainer = make_trainer(small_config, 10)
+    app = ToygeomApp(trainer, sessions_root=tmp_path, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("o")
+        assert isinstance(app.screen, SessionPickerScreen)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("broken" in m for m in notifications(app))
+        assert app.trainer is trainer
+        await pilot.press("j")
+        assert app.dashboard.selected == 1
+
+
+@asynctest
+async def test_open_a_saved_session_shows_it(
+    small_config: RunConfig, tmp_path: Path, eager_app_trainers: None
+) -> None:
+    other = make_trainer(small_config.replace(name="other", n_inst=3), 25)
+    save_session(other, tmp_path / "other-run")
+    app = ToygeomApp(make_trainer(small_config, 10), sessions_root=tmp_path, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("o", "enter")
+        await wait_for(pilot, lambda: app.trainer.config.name == "other")
+        assert app.trainer.step >= 25
+        assert app.session_dir == tmp_path / "other-run"
+        await wait_for(pilot, lambda: "other · cpu" in status_text(app))
+        await pilot.press("G")
+        assert app.dashboard.selected == 2
+
+
+@asynctest
+async def test_quit_asks_first_when_training_is_unsaved(small_config: RunConfig) -> None:
+    app = ToygeomApp(make_trainer(small_config, 30), autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitConfirmScreen)
+        await pilot.press("escape")
+        assert app.screen is app.dashboard
+        assert app.is_running
+        await pilot.press("q", "y")
+        await pilot.pause()
+        assert not app.is_running
+
+
+@asynctest
+async def test_save_and_quit_from_the_confirmation(small_config: RunConfig, tmp_path: Path) -> None:
+    app = ToygeomApp(make_trainer(small_config, 30), sessions_root=tmp_path, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("q", "s")
+        await wait_for(pilot, lambda: not app.is_running)
+    [saved] = list(tmp_path.iterdir())
+    assert json.loads((saved / "session.json").read_text())["step"] == 30
+
+
+@asynctest
+async def test_diverged_run_is_reported_and_charts_survive(small_config: RunConfig) -> None:
+    trainer = make_trainer(small_config.replace(steps=100))
+    with torch.no_grad():
+        trainer.W[1, 0, 0] = float("nan")
+    app = ToygeomApp(trainer)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: trainer.state == "diverged")
+        await wait_for(pilot, lambda: "diverged" in status_text(app))
+        await wait_for(pilot, lambda: any("diverged at step" in m for m in notifications(app)))
+        await pilot.pause(0.5)
+        for chart in (LossChart, FrobeniusChart, GeometryChart):
+            app.dashboard.query_one(chart).render_text()  # NaN/inf in the data: no exception
+        await pilot.press("j", "p")  # still responsive; pausing a diverged run just says so
+        assert app.dashboard.selected == 1
+        assert any("diverged; nothing to pause" in m for m in notifications(app))
+
+
+@asynctest
+async def test_plus_trains_more_after_done(small_config: RunConfig) -> None:
+    trainer = make_trainer(small_config.replace(steps=30))
+    app = ToygeomApp(trainer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: trainer.state == "done")
+        await pilot.press("plus")
+        assert trainer.total_steps == 60
+        assert any("training 30 more steps" in m for m in notifications(app))
+        await wait_for(pilot, lambda: trainer.state == "done" and trainer.step == 60)
+
+
+@asynctest
+async def test_help_lists_every_binding(small_config: RunConfig) -> None:
+    app = ToygeomApp(make_trainer(small_config), autostart=False)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        shown = app.export_screenshot()
+        for binding in [*ToygeomApp.BINDINGS, *type(app.dashboard).BINDINGS]:
+            assert binding.id and binding.id in shown
+        await pilot.press("escape")
+        assert app.screen is app.dashboard
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+
+
+@asynctest
+async def test_every_binding_has_an_id() -> None:
+    from toygeom_tui.screens.dashboard import DashboardScreen
+
+    for binding in [*ToygeomApp.BINDINGS, *DashboardScreen.BINDINGS]:
+        assert binding.id, binding
+
+
+@asynctest
+async def test_enter_opens_the_instance_detail(small_config: RunConfig) -> None:
+    pytest.importorskip("toygeom_tui.screens.instance_detail")
+    from toygeom_tui.screens.instance_detail import InstanceDetailScreen
+
+    app = ToygeomApp(make_trainer(small_config, 20), autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("j", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, InstanceDetailScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.dashboard
+
+
+@asynctest
+async def test_new_run_replaces_the_trainer(
+    small_config: RunConfig, eager_app_trainers: None
+) -> None:
+    pytest.importorskip("toygeom_tui.screens.new_run")
+    from toygeom_tui.screens.new_run import NewRunScreen
+
+    first = make_trainer(small_config.replace(steps=1_000_000))
+    app = ToygeomApp(first)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: first.step > 0)
+        await pilot.press("n")
+        assert isinstance(app.screen, NewRunScreen)
+        app.screen.dismiss(small_config.replace(name="second", n_inst=2, steps=40))
+        await wait_for(pilot, lambda: app.trainer.config.name == "second")
+        await wait_for(pilot, lambda: app.trainer.state == "done")
+        assert first.state == "stopped"  # the old thread was told to stop, and did
+        assert "second · cpu" in status_text(app)
+
+
+@asynctest
+async def test_command_palette_offers_the_actions(small_config: RunConfig) -> None:
+    app = ToygeomApp(make_trainer(small_config), autostart=False)
+    async with app.run_test(size=(100, 30)):
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Pause or resume training", "Save session", "Open session", "New run"} <= titles

@@ -1,0 +1,288 @@
+"""The instance inspector against a real Trainer: exact polytopes copied into W, keys pressed."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import html
+import io
+import math
+
+import pytest
+import torch
+from polytopes import antipodal_pair, polygon, tegum, tetrahedron
+from rich.console import Console
+from textual.app import App
+
+from engine.config import RunConfig, preset
+from engine.trainer import Trainer
+from toygeom_tui.screens.instance_detail import InstanceDetailScreen
+from toygeom_tui.widgets.feature_table import DEAD_ROW, FeatureTable
+from toygeom_tui.widgets.feature_vectors import FeatureVectors
+from toygeom_tui.widgets.gram_heatmap import GramHeatmap
+from toygeom_tui.widgets.partners_panel import PartnersPanel
+
+PENTAGON = torch.tensor(
+    [[math.cos(2 * math.pi * k / 5), math.sin(2 * math.pi * k / 5)] for k in range(5)]
+).T  # (hidden feats)
+# Two antipodal pairs on the axes and one dead feature.
+DIGONS = torch.tensor([[1.0, -1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0, 0.0]])
+
+
+def run_async(test):
+    """Run an async test with asyncio.run (no async pytest plugin is installed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def pentagon_trainer() -> Trainer:
+    """The pentagon preset briefly trained, then instance 0 set to an exact pentagon, instance 1
+    to two antipodal pairs plus a dead feature, and instance 2 poisoned with NaN."""
+    trainer = Trainer(preset("pentagon").replace(steps=50, batch_size=64, device="cpu"),
+                      compiled=False)  # fmt: skip
+    trainer.run()
+    with torch.no_grad():
+        trainer.W[0].copy_(PENTAGON)
+        trainer.W[1].copy_(DIGONS)
+        trainer.W[2, 0, 3] = float("nan")
+    return trainer
+
+
+# Instance 2 of the wide trainer: a tetrahedron, an antipodal pair and a triangle in orthogonal
+# subspaces of the 6 dims (rotated, features shuffled), the other 31 features dead.
+TEGUM_W, (TETRAHEDRON, DIGON, TRIANGLE) = tegum(
+    [tetrahedron(), antipodal_pair(), polygon(3)], d_hidden=6, n_dead=31
+)
+
+
+@pytest.fixture(scope="module")
+def wide_trainer() -> Trainer:
+    """40 features in 6 dims, 3 instances, briefly trained: too many features for the space.
+    Instance 2 is then set to TEGUM_W."""
+    config = RunConfig(name="forty", n_features=40, d_hidden=6, n_inst=3, batch_size=64, steps=50,
+                       device="cpu")  # fmt: skip
+    trainer = Trainer(config, compiled=False)
+    trainer.run()
+    with torch.no_grad():
+        trainer.W[2].copy_(TEGUM_W)
+    return trainer
+
+
+class Host(App):
+    def __init__(self, trainer: Trainer, instance: int) -> None:
+        super().__init__()
+        self.trainer, self.instance = trainer, instance
+
+    def on_mount(self) -> None:
+        self.push_screen(InstanceDetailScreen(self.trainer, self.instance))
+
+
+async def settle(pilot) -> None:
+    """Let the analysis worker finish and its result reach the screen."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def rows(app: App) -> list[str]:
+    return [key.value for key in app.screen.query_one(FeatureTable).table.rows]
+
+
+def cell(app: App, row: str, column: str) -> str:
+    return str(app.screen.query_one(FeatureTable).table.get_cell(row, column))
+
+
+def text_of(renderable) -> str:
+    console = Console(width=120, file=io.StringIO(), no_color=True)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def screen_text(app: App) -> str:
+    return html.unescape(app.export_screenshot()).replace("\xa0", " ")
+
+
+@run_async
+async def test_table_collapses_dead_features_and_d_shows_them(pentagon_trainer) -> None:
+    app = Host(pentagon_trainer, 1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert rows(app) == ["0", "1", "2", "3", DEAD_ROW]
+        assert "1 feature not represented" in cell(app, DEAD_ROW, "configuration")
+        await pilot.press("d")
+        assert rows(app) == ["0", "1", "2", "3", "4"]
+
+
+@run_async
+async def test_antipodal_partner_has_cosine_minus_one(pentagon_trainer) -> None:
+    app = Host(pentagon_trainer, 1)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert cell(app, "0", "configuration") == "antipodal pair"
+        assert cell(app, "0", "dimensionality") == "0.500"
+        assert cell(app, "0", "partners").startswith("1:−1.00")
+        panel = text_of(app.screen.query_one(PartnersPanel).content)
+        assert "feature 0" in panel
+        partner_rows = [
+            line.split() for line in panel.splitlines() if line.strip().startswith("1 ")
+        ]
+        assert partner_rows[0][:4] == ["1", "−1.000", "−1.000", "−1.000"]  # partner, cos, dot, proj
+        assert "with: 1" in panel
+        await pilot.press("j", "j")  # feature 2: its partner is 3
+        assert "feature 2" in text_of(app.screen.query_one(PartnersPanel).content)
+        assert "with: 3" in text_of(app.screen.query_one(PartnersPanel).content)
+
+
+@run_async
+async def test_pentagon_is_named_and_drawn(pentagon_trainer) -> None:
+    app = Host(pentagon_trainer, 0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert {cell(app, str(i), "configuration") for i in range(5)} == {"pentagon"}
+        assert {cell(app, str(i), "dimensionality") for i in range(5)} == {"0.400"}
+        vectors = app.screen.query_one(FeatureVectors)
+        assert vectors.display and vectors.size.height > 5
+        text = screen_text(app)
+        assert "colour: importance" in text and "[0]" in text  # the selected feature is bracketed
+        assert "D* 0.4" in text  # 2 dims / ‖W‖²_F = 5
+
+
+@run_async
+async def test_vectors_hidden_when_not_two_dimensional(wide_trainer) -> None:
+    app = Host(wide_trainer, 0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert not app.screen.query_one(FeatureVectors).display
+        assert app.screen.query_one(GramHeatmap).region.area > 0
+
+
+@run_async
+async def test_nan_in_W_is_survived_and_reported(pentagon_trainer) -> None:
+    app = Host(pentagon_trainer, 2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "NaN/inf" in text
+        assert "−1 " in text and " +1" in text and "▀" in text  # the heatmap and its legend
+        await pilot.press("d", "s", "s", "s")  # sorting and showing rows with NaN values
+        assert len(rows(app)) == 5
+
+
+@run_async
+async def test_sort_by_dimensionality_orders_rows(wide_trainer) -> None:
+    app = Host(wide_trainer, 0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("d")  # all 40, dead ones too
+        assert rows(app) == [str(i) for i in range(40)]
+        await pilot.press("s")
+        dims = [float(cell(app, row, "dimensionality")) for row in rows(app)]
+        assert dims == sorted(dims, reverse=True) and len(dims) == 40
+        table = app.screen.query_one(FeatureTable).table
+        widths = [column.get_render_width(table) for column in table.columns.values()]
+        await pilot.click(table, offset=(widths[0] + 1, 0))  # the ‖W_i‖ header
+        norms = [float(cell(app, row, "norm")) for row in rows(app)]
+        assert norms == sorted(norms, reverse=True)
+        await pilot.press("G")
+        assert app.screen.query_one(FeatureTable).selected == int(rows(app)[-1])
+        await pilot.press("g")
+        assert app.screen.query_one(FeatureTable).selected == int(rows(app)[0])
+
+
+@run_async
+async def test_search_filters_by_index_and_configuration(wide_trainer) -> None:
+    app = Host(wide_trainer, 0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("d", "slash", "1", "7")
+        assert rows(app) == ["17"]
+        await pilot.press("backspace", "backspace", *"not repr")
+        assert rows(app) and all(cell(app, r, "configuration") == "not represented"
+                                 for r in rows(app))  # fmt: skip
+        await pilot.press("escape")  # clears the search, stays on the screen
+        assert len(rows(app)) == 40
+        await pilot.press("slash", "7", "enter")  # enter keeps the filter and returns to the table
+        assert rows(app) == ["7"] and app.focused is app.screen.query_one(FeatureTable).table
+        await pilot.press("escape")  # clears the kept filter first
+        assert len(rows(app)) == 40
+        assert isinstance(app.screen, InstanceDetailScreen)
+
+
+@run_async
+async def test_brackets_step_through_instances(wide_trainer) -> None:
+    app = Host(wide_trainer, 0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        norms_0 = [cell(app, r, "norm") for r in rows(app)]
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        assert app.screen.instance == 1
+        assert "inst 1/2" in screen_text(app)
+        assert [cell(app, r, "norm") for r in rows(app)] != norms_0
+        await pilot.press("right_square_bracket", "right_square_bracket")  # clamps at the last
+        await settle(pilot)
+        assert app.screen.instance == 2
+        await pilot.press("left_square_bracket")
+        await settle(pilot)
+        assert app.screen.instance == 1
+
+
+@run_async
+async def test_pictures_hide_behind_h_when_narrow(wide_trainer) -> None:
+    app = Host(wide_trainer, 0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        heatmap, table = app.screen.query_one(GramHeatmap), app.screen.query_one(FeatureTable)
+        assert heatmap.region.area == 0 and table.region.area > 0
+        await pilot.press("h")
+        assert heatmap.region.area > 0 and table.region.area == 0
+        await pilot.resize_terminal(160, 48)
+        await pilot.press("h")
+        await pilot.pause()
+        assert heatmap.region.area > 0 and table.region.area > 0  # wide: side by side
+        await pilot.press("escape")
+        assert not isinstance(app.screen, InstanceDetailScreen)
+
+
+@run_async
+async def test_cursor_stays_on_its_feature_while_training() -> None:
+    trainer = Trainer(RunConfig(name="live", n_features=12, d_hidden=4, n_inst=2, batch_size=64,
+                                steps=20, device="cpu"), compiled=False)  # fmt: skip
+    trainer.run()
+    app = Host(trainer, 0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("d", "s", "j", "j", "j")
+        table = app.screen.query_one(FeatureTable)
+        chosen = table.selected
+        assert chosen is not None
+        trainer.extend(30)
+        await asyncio.to_thread(trainer.run)
+        app.screen.poll()  # what the once-a-second timer does
+        await settle(pilot)
+        assert app.screen.shown == (0, 50)
+        assert table.selected == chosen
+        assert rows(app)[table.table.cursor_row] == str(chosen)
+
+
+@run_async
+async def test_component_members_are_listed(wide_trainer) -> None:
+    app = Host(wide_trainer, 2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert len(rows(app)) == 9 + 1  # 9 represented features and the collapsed dead row
+        await pilot.press("slash", *"tetra", "enter")
+        assert sorted(map(int, rows(app))) == TETRAHEDRON.tolist()
+        assert {cell(app, r, "dimensionality") for r in rows(app)} == {"0.750"}
+        first, *others = (int(r) for r in rows(app))
+        panel = text_of(app.screen.query_one(PartnersPanel).content)
+        assert f"feature {first}" in panel
+        assert "with: " + ", ".join(map(str, sorted(others))) in panel
+        await pilot.press("escape", "slash", *"antipodal")
+        assert sorted(map(int, rows(app))) == DIGON.tolist()

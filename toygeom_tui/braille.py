@@ -1,0 +1,113 @@
+"""A numpy braille canvas: lines and points rasterized at 2×4 dots per terminal cell.
+
+plotext draws in pure Python at roughly 20–50 µs per point, so twenty instances of history
+cost 100+ ms a frame and starve the training thread of the GIL. The charts therefore let plotext
+draw only the frame, ticks and labels, and fill the plot area from this canvas, which costs
+about a millisecond whatever the number of points.
+
+Pixel (0, 0) is the top-left dot. Data maps like plotext's: x_low to the first dot column,
+x_high to the last; y_low to the bottom dot row, y_high to the top.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.style import Style
+from rich.text import Text
+
+# Bit of each dot inside a braille cell, indexed [dy, dx] (Unicode braille numbering).
+_DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int32)
+
+
+class BrailleCanvas:
+    """`cols` × `rows` cells over the data box [x_low, x_high] × [y_low, y_high].
+
+    Every dot holds a layer number (0 = empty); a cell takes the colour of the highest layer
+    among its dots, so later, more important layers (the selected instance) win.
+    """
+
+    def __init__(
+        self, cols: int, rows: int, x_range: tuple[float, float], y_range: tuple[float, float]
+    ) -> None:
+        self.cols, self.rows = cols, rows
+        self.width, self.height = 2 * cols, 4 * rows
+        self.x_range, self.y_range = x_range, y_range
+        self.dots = np.zeros((self.height, self.width), dtype=np.int16)
+
+    def _to_dots(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (x0, x1), (y0, y1) = self.x_range, self.y_range
+        px = (np.asarray(x, dtype=np.float64) - x0) / ((x1 - x0) or 1.0) * (self.width - 1)
+        py = (y1 - np.asarray(y, dtype=np.float64)) / ((y1 - y0) or 1.0) * (self.height - 1)
+        return px, py
+
+    def _plot(self, px: np.ndarray, py: np.ndarray, layer: int) -> None:
+        ix, iy = np.rint(px).astype(np.int64), np.rint(py).astype(np.int64)
+        inside = (ix >= 0) & (ix < self.width) & (iy >= 0) & (iy < self.height)
+        self.dots[iy[inside], ix[inside]] = layer
+
+    def points(self, x: np.ndarray, y: np.ndarray, layer: int) -> None:
+        """One dot per finite (x, y)."""
+        px, py = self._to_dots(x, y)
+        ok = np.isfinite(px) & np.isfinite(py)
+        self._plot(px[ok], py[ok], layer)
+
+    def line(self, x: np.ndarray, y: np.ndarray, layer: int, *, thick: bool = False) -> None:
+        """A polyline through (x, y); a non-finite point breaks it. `thick` doubles it
+        vertically, which marks a series without relying on colour (NO_COLOR terminals)."""
+        px, py = self._to_dots(x, y)
+        if len(px) == 1:
+            self.points(x, y, layer)
+            return
+        x0, y0, x1, y1 = px[:-1], py[:-1], px[1:], py[1:]
+        ok = np.isfinite(x0) & np.isfinite(y0) & np.isfinite(x1) & np.isfinite(y1)
+        x0, y0, x1, y1 = x0[ok], y0[ok], x1[ok], y1[ok]
+        # Samples per segment: one per dot along its longer side, capped at the canvas size
+        # so a segment far outside the box can't allocate without bound.
+        reach = np.minimum(np.maximum(np.abs(x1 - x0), np.abs(y1 - y0)), self.width + self.height)
+        counts = np.ceil(reach).astype(np.int64) + 1
+        if counts.size == 0:
+            return
+        seg = np.repeat(np.arange(len(counts)), counts)
+        first = np.cumsum(counts) - counts
+        t = (np.arange(counts.sum()) - first[seg]) / np.maximum(counts[seg] - 1, 1)
+        sx = x0[seg] + (x1[seg] - x0[seg]) * t
+        sy = y0[seg] + (y1[seg] - y0[seg]) * t
+        self._plot(sx, sy, layer)
+        if thick:
+            self._plot(sx, sy + 1, layer)
+
+    def hline(self, y: float, layer: int, *, every: int = 2) -> None:
+        """A dotted horizontal line (every `every`-th dot), drawn only where the canvas is empty."""
+        _, py = self._to_dots(np.zeros(1), np.array([y]))
+        row = int(np.rint(py[0]))
+        if 0 <= row < self.height:
+            empty = self.dots[row, ::every] == 0
+            self.dots[row, ::every][empty] = layer
+
+    def vline(self, x: float, layer: int, *, every: int = 2) -> None:
+        """A dotted vertical line, drawn only where the canvas is empty."""
+        px, _ = self._to_dots(np.array([x]), np.zeros(1))
+        col = int(np.rint(px[0]))
+        if 0 <= col < self.width:
+            empty = self.dots[::every, col] == 0
+            self.dots[::every, col][empty] = layer
+
+    def to_text(self, styles: dict[int, Style], background: Style) -> list[Text]:
+        """One Text per cell row; layer k drawn in styles[k] over `background`."""
+        cells = self.dots.reshape(self.rows, 4, self.cols, 2)
+        codes = ((cells > 0) * _DOT_BITS[None, :, None, :]).sum(axis=(1, 3))
+        layers = cells.max(axis=(1, 3))
+        lines = []
+        for code_row, layer_row in zip(codes, layers, strict=True):
+            chars = "".join(chr(0x2800 + c) if c else " " for c in code_row.tolist())
+            text = Text(chars, style=background, end="")
+            # One span per run of equal layers, so a row costs a handful of spans.
+            edges = np.flatnonzero(np.diff(layer_row)) + 1
+            starts = np.concatenate(([0], edges))
+            ends = np.concatenate((edges, [self.cols]))
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                layer = int(layer_row[start])
+                if layer:
+                    text.stylize(styles.get(layer, Style()), start, end)
+            lines.append(text)
+        return lines

@@ -1,0 +1,192 @@
+"""The first screen: run status, live loss / ‖W‖²_F / feature-geometry charts, instance list.
+
+Charts are redrawn from a timer (a few Hz), only when the run's history changed and only while
+this screen is visible at a drawable size: the event loop shares the GIL with training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from engine.trainer import Trainer
+from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
+from toygeom_tui.widgets.geometry_chart import GeometryChart
+from toygeom_tui.widgets.instance_list import InstanceList
+from toygeom_tui.widgets.loss_chart import LossChart
+from toygeom_tui.widgets.status_bar import StatusBar
+from toygeom_tui.widgets.too_small import TooSmall
+
+MIN_SIZE = (60, 18)
+CHART_HZ = 3.0
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("j,down", "select(1)", "Next", id="dashboard.next_instance", show=False),
+        Binding("k,up", "select(-1)", "Previous", id="dashboard.previous_instance", show=False),
+        Binding("g,home", "select_first", "First", id="dashboard.first_instance", show=False),
+        Binding("G,end", "select_last", "Last", id="dashboard.last_instance", show=False),
+        Binding("enter", "open_detail", "Detail", id="dashboard.instance_detail"),
+        Binding("e", "toggle_smoothing", "EMA", id="dashboard.toggle_smoothing", show=False),
+    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    selected: reactive[int] = reactive(0, init=False)
+    smooth: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self._drawn_version = -1
+        self._shown_status: tuple | None = None
+        self._metrics: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._dims: np.ndarray | None = None
+        self._feature_probability = _instance_probability(trainer)
+
+        self.status_bar = StatusBar(id="status")
+        self.loss_chart = LossChart(id="loss-chart")
+        self.frobenius_chart = FrobeniusChart(id="frobenius-chart")
+        self.geometry_chart = GeometryChart(id="geometry-chart")
+        self.instance_list = InstanceList(id="instance-list")
+        self.too_small = TooSmall(id="too-small")
+
+    def compose(self) -> ComposeResult:
+        yield self.status_bar
+        with Horizontal(id="dashboard-body"):
+            with Vertical(id="charts"):
+                with Horizontal(id="history-charts"):
+                    yield self.loss_chart
+                    yield self.frobenius_chart
+                yield self.geometry_chart
+            yield self.instance_list
+        yield self.too_small
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / CHART_HZ, self.refresh_charts)
+        self.refresh_status()
+
+    # -- the run being shown ---------------------------------------------------------------------
+    def show_trainer(self, trainer: Trainer) -> None:
+        """Switch to another run (new run, opened session)."""
+        self.trainer = trainer
+        self._feature_probability = _instance_probability(trainer)
+        self._drawn_version = -1
+        self._metrics, self._dims = None, None
+        self.selected = min(self.selected, trainer.config.n_inst - 1)
+        self.refresh_status(force=True)
+        self.refresh_charts()
+
+    def refresh_status(self, force: bool = False) -> None:
+        """Redraw the header and instance list if anything they show changed (cheap check)."""
+        t = self.trainer
+        key = (
+            t.step,
+            t.total_steps,
+            t.state,
+            self.selected,
+            id(t.latest_loss),
+            int(t.steps_per_second),
+        )
+        if (key == self._shown_status and not force) or not self.status_bar.is_attached:
+            return  # unchanged, or a late message while the app shuts down
+        self._shown_status = key
+        self.status_bar.show(t, self.selected, self._feature_probability)
+        if self.instance_list.display:
+            self.instance_list.show_instances(
+                self._feature_probability,
+                t.latest_loss,
+                t.latest_frobenius_sq,
+                t.config.d_hidden,
+                self.selected,
+            )
+
+    def refresh_charts(self, force: bool = False) -> None:
+        self.refresh_status()
+        if not self.is_current or self.has_class("-too-small"):
+            return  # hidden charts cost nothing; they catch up when shown again
+        version = self.trainer.history.version
+        if version != self._drawn_version:
+            self._drawn_version = version
+            self._metrics = self.trainer.history.metrics_arrays()
+            dims_steps, dims = self.trainer.history.dims_arrays()
+            self._dims = dims[-1] if len(dims_steps) else None
+        elif not force:
+            return
+        self._draw_charts()
+
+    def _draw_charts(self) -> None:
+        if self._metrics is None or not self.loss_chart.is_attached:
+            return
+        steps, loss, frob = self._metrics
+        total = self.trainer.total_steps
+        self.loss_chart.show_history(steps, loss, total, self.selected, self.smooth)
+        self.frobenius_chart.show_history(steps, frob, total, self.selected, self.smooth)
+        last_frob = frob[-1] if len(frob) else np.full(self.trainer.config.n_inst, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dims_star = self.trainer.config.d_hidden / last_frob
+        self.geometry_chart.show_geometry(
+            1 / self._feature_probability, dims_star, self._dims, self.selected
+        )
+
+    # -- selection and view ------------------------------------------------------------------------
+    def watch_selected(self) -> None:
+        self.refresh_status()
+        self._draw_charts()
+
+    def watch_smooth(self) -> None:
+        self._draw_charts()
+
+    def action_select(self, delta: int) -> None:
+        self.selected = max(0, min(self.selected + delta, self.trainer.config.n_inst - 1))
+
+    def action_select_first(self) -> None:
+        self.selected = 0
+
+    def action_select_last(self) -> None:
+        self.selected = self.trainer.config.n_inst - 1
+
+    def action_toggle_smoothing(self) -> None:
+        self.smooth = not self.smooth
+        self.notify(f"EMA smoothing {'on' if self.smooth else 'off'}", timeout=2)
+
+    def on_instance_list_clicked(self, event: InstanceList.Clicked) -> None:
+        self.selected = event.instance
+
+    def action_open_detail(self) -> None:
+        try:
+            from toygeom_tui.screens.instance_detail import InstanceDetailScreen
+        except ImportError:
+            self.notify("instance detail is not available in this build", severity="warning")
+            return
+        self.app.push_screen(InstanceDetailScreen(self.trainer, self.selected))
+
+    # -- terminal size ---------------------------------------------------------------------------
+    def on_resize(self, event: events.Resize) -> None:
+        width, height = event.size
+        too_small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.set_class(too_small, "-too-small")
+        if too_small:
+            self.too_small.show(MIN_SIZE, (width, height))
+        else:
+            # After layout, so the charts decimate for their new width.
+            self.call_after_refresh(self.redraw_all)
+
+    def on_screen_resume(self) -> None:
+        self.redraw_all()
+
+    def redraw_all(self) -> None:
+        self.refresh_status(force=True)
+        self.refresh_charts(force=True)
+
+
+def _instance_probability(trainer: Trainer) -> np.ndarray:
+    """(inst,) each instance's feature probability p, averaged over its features."""
+    return trainer.feature_probability.mean(dim=1).cpu().numpy().astype(np.float64)

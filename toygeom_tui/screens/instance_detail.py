@@ -1,0 +1,233 @@
+"""InstanceDetailScreen: one instance's features, their partners and pictures of its geometry.
+
+It polls the trainer once a second; only when the step moved (or the instance changed) does it
+take a snapshot and run `engine.geometry.analyze` on that one instance, in a thread worker, so
+neither the trainer's lock nor the analysis ever blocks a key press.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from engine.geometry import NAMED_FRACTIONS, InstanceGeometry, analyze
+from engine.trainer import Trainer
+from toygeom_tui.widgets.dims_histogram import DimsHistogram
+from toygeom_tui.widgets.feature_table import FeatureTable
+from toygeom_tui.widgets.feature_vectors import FeatureVectors
+from toygeom_tui.widgets.gram_heatmap import GramHeatmap
+from toygeom_tui.widgets.partners_panel import PartnersPanel
+
+POLL_SECONDS = 1.0
+# The analysis shares the GIL with the training thread: keep it under ~10% of wall time.
+MAX_BUSY_SHARE = 0.1
+
+
+def _num(x: float, fmt: str = ".3g") -> str:
+    return format(x, fmt) if np.isfinite(x) else str(x)
+
+
+class InstanceDetailScreen(Screen):
+    """Inspect instance `instance` of a (possibly still training) trainer."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    BINDINGS = [
+        Binding("j,down", "move(1)", "Next feature", show=False, id="instance_detail.next_feature"),
+        Binding("k,up", "move(-1)", "Prev feature", show=False, id="instance_detail.prev_feature"),
+        Binding("g,home", "move(-1_000_000)", "First", show=False, id="instance_detail.first"),
+        Binding("G,end", "move(1_000_000)", "Last", show=False, id="instance_detail.last"),
+        Binding("left_square_bracket", "instance(-1)", "inst−", key_display="[",
+                id="instance_detail.prev_instance"),
+        Binding("right_square_bracket", "instance(1)", "inst+", key_display="]",
+                id="instance_detail.next_instance"),
+        Binding("s", "sort", "Sort", id="instance_detail.sort"),
+        Binding("slash", "search", "Find", key_display="/", id="instance_detail.search"),
+        Binding("d", "dead", "Dead", id="instance_detail.toggle_dead"),
+        Binding("h", "pictures", "Pictures", id="instance_detail.toggle_pictures"),
+        Binding("escape,q", "back", "Back", id="instance_detail.back"),
+    ]  # fmt: skip
+
+    DEFAULT_CSS = """
+    InstanceDetailScreen #detail-header { height: auto; padding: 0 1; background: $panel; }
+    InstanceDetailScreen #detail-body { height: 1fr; }
+    InstanceDetailScreen #inspector { width: 1fr; }
+    InstanceDetailScreen FeatureTable { border: round $border-blurred; }
+    InstanceDetailScreen FeatureTable:focus-within { border: round $border; }
+    InstanceDetailScreen #pictures { width: 45%; }
+    InstanceDetailScreen #pictures > * { border: round $border-blurred; height: 1fr; }
+    InstanceDetailScreen #pictures > DimsHistogram { height: 16; }
+    InstanceDetailScreen.-vectors #pictures > GramHeatmap { height: 2fr; }
+    InstanceDetailScreen.-vectors #pictures > FeatureVectors { height: 3fr; }
+    InstanceDetailScreen.-vectors #pictures > DimsHistogram { height: 2fr; }
+    InstanceDetailScreen FeatureVectors { display: none; }
+    InstanceDetailScreen.-vectors FeatureVectors { display: block; }
+    InstanceDetailScreen.-wide.-toggled #pictures { display: none; }
+    InstanceDetailScreen.-narrow #pictures { display: none; }
+    InstanceDetailScreen.-narrow.-toggled #pictures {
+        display: block; width: 1fr; layout: horizontal;
+    }
+    InstanceDetailScreen.-narrow.-toggled #pictures > * { width: 1fr; height: 1fr; }
+    InstanceDetailScreen.-narrow.-toggled #inspector { display: none; }
+    """
+
+    def __init__(self, trainer: Trainer, instance: int) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.instance = max(0, min(trainer.config.n_inst - 1, instance))
+        self.geometry: InstanceGeometry | None = None  # of the instance and step on screen
+        self.shown: tuple[int, int] | None = None  # (instance, step) on screen
+        self.W: np.ndarray | None = None  # (hidden feats) of the instance on screen
+        self.note = ""  # why the picture may be off (non-finite weights, a failed analysis)
+        self._next_analysis = 0.0  # time.monotonic() before which a training update waits
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="detail-header")
+        with Horizontal(id="detail-body"):
+            with Vertical(id="inspector"):
+                yield FeatureTable()
+                yield PartnersPanel()
+            with Vertical(id="pictures"):
+                yield GramHeatmap()
+                yield FeatureVectors()
+                yield DimsHistogram()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_class(self.trainer.config.d_hidden == 2, "-vectors")
+        self.query_one(GramHeatmap).border_title = "WᵀW (features grouped by component)"
+        self.query_one(FeatureVectors).border_title = "feature vectors (d_hidden = 2)"
+        self.query_one(DimsHistogram).border_title = "D_i histogram · named fractions"
+        self.query_one(FeatureTable).table.focus()
+        self.set_interval(POLL_SECONDS, self.poll)
+        self.poll()
+
+    # -- data --------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Analyse again if the trainer moved on or another instance was asked for."""
+        moved_on = self.shown is None or self.shown[0] != self.instance
+        if moved_on or (
+            self.shown[1] != self.trainer.step and time.monotonic() >= self._next_analysis
+        ):
+            self.analyze_instance(self.instance)
+        else:
+            self._update_header()  # the state (training/paused/done) may have changed
+
+    @work(thread=True, exclusive=True, group="instance-analysis", exit_on_error=False)
+    def analyze_instance(self, instance: int) -> None:
+        W, _, step = self.trainer.snapshot()
+        started = time.monotonic()  # after the snapshot: waiting for the lock costs no CPU
+        W_inst = W[instance : instance + 1].double()
+        finite = bool(W_inst.isfinite().all())
+        note = (
+            "" if finite else "W has NaN/inf (training diverged); geometry computed with them as 0"
+        )
+        geometry: InstanceGeometry | None = None
+        try:
+            with np.errstate(all="ignore"):
+                geometry = analyze(W_inst if finite else W_inst.nan_to_num(0.0, 0.0, 0.0))[0]
+        except Exception as err:  # shown to the user; the view keeps the last good geometry
+            note = f"geometry analysis failed: {err}"
+        self._next_analysis = time.monotonic() + (time.monotonic() - started) / MAX_BUSY_SHARE
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, instance, step, W_inst[0].numpy(), geometry, note)
+
+    def _show(
+        self, instance: int, step: int, W: np.ndarray, geometry: InstanceGeometry | None, note: str
+    ) -> None:
+        if instance != self.instance or not self.is_mounted:
+            return  # a stale result: the user moved on while it was computed
+        self.shown, self.W, self.note = (instance, step), W, note
+        if geometry is None:
+            self.query_one(GramHeatmap).show(W, selected=self.query_one(FeatureTable).selected)
+            self._update_header()
+            return
+        self.geometry = geometry
+        table = self.query_one(FeatureTable)
+        table.show(geometry.features)
+        by_component = sorted(
+            geometry.features, key=lambda f: (f.component < 0, f.component, f.index)
+        )
+        self.query_one(GramHeatmap).show(W, [f.index for f in by_component], table.selected)
+        if W.shape[0] == 2:
+            importance = self.trainer.importance[instance].cpu().numpy()
+            self.query_one(FeatureVectors).show(W, importance, table.selected)
+        fractions = [(f.label, f.value) for f in NAMED_FRACTIONS]
+        self.query_one(DimsHistogram).show(
+            np.array([f.dimensionality for f in geometry.features]), fractions
+        )
+        self._show_partners(table.selected)
+        self._update_header()
+
+    def _update_header(self) -> None:
+        cfg, inst = self.trainer.config, self.instance
+        p = self.trainer.feature_probability[inst].cpu().numpy()
+        p_text = (
+            f"p {_num(p[0])} (1/p {_num(1 / p[0])})"
+            if np.ptp(p) == 0
+            else f"p {_num(p.min())}–{_num(p.max())}"
+        )
+        parts = [f"inst {inst}/{cfg.n_inst - 1}", p_text]
+        if self.geometry is not None and self.shown is not None:
+            parts += [
+                f"‖W‖²_F {_num(self.geometry.frobenius_sq)}",
+                f"D* {_num(self.geometry.dims_per_feature)}",
+                f"step {self.shown[1]:,}/{self.trainer.total_steps:,}",
+            ]
+        else:
+            parts.append("analysing…")
+        parts.append(self.trainer.state)
+        header = " · ".join(parts)
+        if self.note:
+            header += f"\n⚠ {self.note}"
+        self.query_one("#detail-header", Static).update(header)
+
+    def _show_partners(self, feature: int | None) -> None:
+        features = self.geometry.features if self.geometry else ()
+        chosen = features[feature] if feature is not None and feature < len(features) else None
+        self.query_one(PartnersPanel).show(chosen, features)
+
+    def on_feature_table_highlighted(self, event: FeatureTable.Highlighted) -> None:
+        self._show_partners(event.feature)
+        self.query_one(GramHeatmap).select(event.feature)
+        if self.trainer.config.d_hidden == 2:
+            self.query_one(FeatureVectors).select(event.feature)
+
+    # -- actions -----------------------------------------------------------------------------
+    def action_move(self, rows: int) -> None:
+        self.query_one(FeatureTable).move(rows)
+
+    def action_instance(self, delta: int) -> None:
+        target = max(0, min(self.trainer.config.n_inst - 1, self.instance + delta))
+        if target != self.instance:
+            self.instance = target
+            self.geometry = None
+            self._update_header()
+            self.poll()
+
+    def action_sort(self) -> None:
+        self.query_one(FeatureTable).cycle_sort()
+
+    def action_search(self) -> None:
+        self.query_one(FeatureTable).open_search()
+
+    def action_dead(self) -> None:
+        self.query_one(FeatureTable).toggle_dead()
+
+    def action_pictures(self) -> None:
+        self.toggle_class("-toggled")
+
+    def action_back(self) -> None:
+        table = self.query_one(FeatureTable)
+        if table.searching or table.query_text:  # first clear the filter, then leave
+            table.close_search(clear=True)
+        else:
+            self.app.pop_screen()

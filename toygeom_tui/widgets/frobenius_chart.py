@@ -1,0 +1,9 @@
+"""‖W‖²_F per instance against step: roughly how many features each instance represents."""
+
+from __future__ import annotations
+
+from toygeom_tui.widgets.instance_series_chart import InstanceSeriesChart
+
+
+class FrobeniusChart(InstanceSeriesChart):
+    TITLE = "‖W‖²_F"

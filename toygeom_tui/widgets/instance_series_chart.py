@@ -1,0 +1,75 @@
+"""A chart of one quantity per instance against step: the selected instance thick and coloured,
+the rest faint. Subclasses say what the quantity is (`TITLE`) and how to put it on the y axis
+(`transform`, `y_ticks`)."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.style import Style
+
+from toygeom_tui.braille import BrailleCanvas
+from toygeom_tui.series import GREY, SELECTED, decimate, ema, nice_ticks, rgb, rounded_range
+from toygeom_tui.widgets.braille_chart import Axes, BrailleChart
+
+FAINT, CHOSEN = 1, 2
+
+
+class InstanceSeriesChart(BrailleChart):
+    TITLE = ""
+    LAYER_STYLES = {FAINT: Style(color=rgb(GREY)), CHOSEN: Style(color=rgb(SELECTED), bold=True)}
+    SMOOTHING_SPAN = 0.02  # EMA span as a fraction of the records shown
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._steps = np.zeros(0)
+        self._values = np.zeros((0, 0))
+        self._last_step = 1
+        self.selected = 0
+        self.smooth = False
+
+    def show_history(
+        self, steps: np.ndarray, values: np.ndarray, last_step: int, selected: int, smooth: bool
+    ) -> None:
+        """steps (n,), values (n, inst) in the quantity's own units; the x axis runs to
+        `last_step` (the run's total) so it stays put while training fills it."""
+        y = self.transform(values)
+        smooth = smooth and len(steps) > 4
+        if smooth:
+            y = ema(y, max(2, int(len(steps) * self.SMOOTHING_SPAN)))
+        # Two points per terminal column: as much detail as braille dots can show.
+        self._steps, self._values = decimate(steps.astype(np.float64), y, max(8, self.size.width))
+        self._last_step = max(last_step, int(steps[-1]) if len(steps) else 1, 1)
+        self.selected, self.smooth = selected, smooth
+        self.data_changed()
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return values.astype(np.float64)
+
+    def y_ticks(self, low: float, high: float) -> tuple[list[float], list[str]]:
+        return nice_ticks(low, high, max(2, self.size.height // 4))
+
+    def axes(self) -> Axes | None:
+        finite = self._values[np.isfinite(self._values)]
+        if len(self._steps) == 0 or finite.size == 0:
+            return None
+        x_range = (0.0, float(self._last_step))
+        y_range = rounded_range(float(finite.min()), float(finite.max()))
+        return Axes(
+            title=f"{self.TITLE} · EMA" if self.smooth else self.TITLE,
+            x_range=x_range,
+            y_range=y_range,
+            x_ticks=nice_ticks(*x_range, max(2, self.size.width // 14)),
+            y_ticks=self.y_ticks(*y_range),
+        )
+
+    def draw(self, canvas: BrailleCanvas) -> None:
+        n_inst = self._values.shape[1]
+        selected = min(self.selected, n_inst - 1)
+        others = np.delete(self._values, selected, axis=1)
+        if others.size:
+            # All faint series in one call: columns stacked, a NaN row between them breaks the line.
+            gap = np.full((1, others.shape[1]), np.nan)
+            y = np.vstack([others, gap]).ravel(order="F")
+            x = np.tile(np.append(self._steps, np.nan), others.shape[1])
+            canvas.line(x, y, FAINT)
+        canvas.line(self._steps, self._values[:, selected], CHOSEN, thick=True)

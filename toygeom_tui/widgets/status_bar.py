@@ -1,0 +1,61 @@
+"""The dashboard's two header lines: the run (name, device, step, speed, ETA, state) and the
+selected instance (p, 1/(1−S), loss, ‖W‖²_F, D*)."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.markup import escape
+from textual.widgets import Static
+
+from engine.trainer import Trainer
+
+STATE_MARKS = {
+    "ready": "·",
+    "training": "▶",
+    "paused": "‖",
+    "done": "✓",
+    "stopped": "■",
+    "diverged": "✗",
+}
+
+
+def clock(seconds: float) -> str:
+    """ETA as m:ss or h:mm:ss; "--:--" when unknown."""
+    if not np.isfinite(seconds) or seconds < 0:
+        return "--:--"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _value(array: np.ndarray | None, index: int, fmt: str) -> str:
+    if array is None or index >= len(array) or not np.isfinite(array[index]):
+        return "–"
+    return format(float(array[index]), fmt)
+
+
+class StatusBar(Static):
+    def show(self, trainer: Trainer, selected: int, feature_probability: np.ndarray) -> None:
+        """feature_probability (inst,): each instance's p (mean over its features)."""
+        cfg, state = trainer.config, trainer.state
+        rate = trainer.steps_per_second
+        live = state == "training" and rate > 0
+        eta = clock((trainer.total_steps - trainer.step) / rate) if live else "--:--"
+        speed = f"{rate:,.1f} steps/s" if live else "– steps/s"
+        run = (
+            f"[b]{STATE_MARKS.get(state, '?')} {state}[/b]  {escape(cfg.name)} · "
+            f"{trainer.device.type} · step {trainer.step:,}/{trainer.total_steps:,} · "
+            f"{speed} · ETA {eta}"
+        )
+        p = float(feature_probability[selected])
+        frob = trainer.latest_frobenius_sq
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dims_star = cfg.d_hidden / frob if frob is not None else None
+        instance = (
+            f"instance [b]{selected}[/b] of 0–{cfg.n_inst - 1} · p {p:.3g} · 1/(1−S) {1 / p:.3g}"
+            f" · loss {_value(trainer.latest_loss, selected, '.3g')}"
+            f" · ‖W‖²_F {_value(frob, selected, '.3g')}"
+            f" · D* {_value(dims_star, selected, '.3g')}"
+        )
+        # Fixed height: no layout pass, which would re-render every widget on the screen.
+        self.update(f"{run}\n{instance}", layout=False)
