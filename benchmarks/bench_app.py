@@ -8,7 +8,7 @@ does) and inside the app (Textual's headless driver, which still lays out and re
 frame; only the final write to a terminal is skipped). Throughput is steps/s per phase; the ratio
 is app / headless over the same rounds.
 
-Latency: during each app phase `j`/`k` are posted as key events every 150–300 ms, and the time
+Latency: during each app phase `j`/`k` are posted as key events every 250–500 ms, and the time
 is taken from the post to the first rendered frame whose status line names the new instance.
 """
 
@@ -72,7 +72,7 @@ async def app_phase(
                     raise RuntimeError(f"no frame showed {expected!r} within 5 s")
             shown = next(t for t, text in frames if expected in text)
             latencies.append(shown - sent)
-            await asyncio.sleep(random.uniform(0.15, 0.3))
+            await asyncio.sleep(random.uniform(0.25, 0.5))
         rate = (trainer.step - s0) / (time.perf_counter() - t0)
         app._display = display  # type: ignore[method-assign]
     trainer.stop()

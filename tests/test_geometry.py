@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -298,20 +296,13 @@ def test_nearest_fraction_is_vectorised() -> None:
     assert (float(value), int(index), float(distance)) == pytest.approx((2 / 3, 2, 0.7 - 2 / 3))
 
 
-def test_analyze_is_fast_enough_for_a_live_view() -> None:
-    # The default run's shape: 20 instances × 200 features in 20 dims, unit-ish overlapping columns.
+def test_analyze_on_the_default_shape() -> None:
+    # The default run's shape: 20 instances × 200 features in 20 dims (speed: benchmarks/).
     W = torch.randn(20, 20, 200, generator=torch.Generator().manual_seed(7)) / math.sqrt(20)
-    analyze(W)
-    best = min(_timed(analyze, W) for _ in range(3))
-    assert best < 1.0  # ~0.1 s on an idle 2-core CPU; generous so a busy machine doesn't flake
-    (g,) = analyze(W[:1])
-    assert len(g.features) == 200 and all(len(f.partners) == 5 for f in g.features)
-
-
-def _timed(fn: Callable[..., object], *args: object) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+    geometries = analyze(W)
+    assert [g.index for g in geometries] == list(range(20))
+    assert all(len(g.features) == 200 for g in geometries)
+    assert all(len(f.partners) == 5 for f in geometries[0].features)
 
 
 def test_analyze_matches_the_tensor_functions() -> None:

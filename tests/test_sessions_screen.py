@@ -50,14 +50,18 @@ def asynctest(test: Callable[..., Coroutine]) -> Callable[..., None]:
 class Host(App):
     """Opens the browser, keeps what it was dismissed with and every notification."""
 
-    def __init__(self, root: Path, extra: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, root: Path, extra: tuple[Path, ...] = (), in_use: Path | None = None
+    ) -> None:
         super().__init__()
-        self.root, self.extra = root, extra
+        self.root, self.extra, self.in_use = root, extra, in_use
         self.result: object = UNSET
         self.messages: list[str] = []
 
     def on_mount(self) -> None:
-        self.push_screen(SessionBrowserScreen(self.root, self.extra), self._keep)
+        self.push_screen(
+            SessionBrowserScreen(self.root, self.extra, in_use=self.in_use), self._keep
+        )
 
     def _keep(self, result: Path | None) -> None:
         self.result = result
@@ -200,6 +204,7 @@ async def test_the_list_follows_the_disk(sessions: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         shutil.copytree(sessions / "alpha", sessions / "fresh")
+        age(sessions / "fresh", 0)
         deadline = time.monotonic() + 10
         while "fresh" not in names(app):  # the periodic rescan, no key pressed
             assert time.monotonic() < deadline, "the periodic rescan never listed 'fresh'"
@@ -313,6 +318,19 @@ async def test_a_running_session_cannot_be_renamed_or_deleted(sessions: Path) ->
         assert isinstance(app.screen, SessionBrowserScreen)
         assert sum("still being trained" in m for m in app.messages) == 2
         assert (sessions / "live" / RECORD_FILE).is_file()
+
+
+@asynctest
+async def test_the_session_open_in_the_app_is_not_renamed_or_deleted(sessions: Path) -> None:
+    app = Host(sessions, in_use=sessions / "alpha")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await cursor_to(app, pilot, "alpha")
+        await pilot.press("r", "x")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionBrowserScreen)
+        assert sum("open in the app" in m for m in app.messages) == 2
+        assert (sessions / "alpha" / RECORD_FILE).is_file()
 
 
 @asynctest

@@ -80,10 +80,14 @@ class SessionBrowserScreen(Screen[Path | None]):
     }
     """
 
-    def __init__(self, root: Path, extra: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, root: Path, extra: Sequence[Path] = (), *, in_use: Path | None = None
+    ) -> None:
+        """`in_use`: the session the app has open, which is not renamed or deleted under it."""
         super().__init__()
         self.root = Path(root)
         self.extra = [Path(p) for p in extra]
+        self.in_use = Path(in_use).resolve() if in_use is not None else None
         self.rows: dict[Path, SessionRow] = {}  # as last scanned, newest first
         self.marked: list[Path] = []  # oldest mark first
         self.scanned = False
@@ -135,7 +139,8 @@ class SessionBrowserScreen(Screen[Path | None]):
         else:
             # Counts first: a long folder path is what gets cut off at the right edge.
             broken = sum(row.info is None for row in self.rows.values())
-            parts = [f"{len(self.rows)} sessions"]
+            count = len(self.rows)
+            parts = [f"{count} session" + ("s" if count != 1 else "")]
             if broken:
                 parts.append(f"{broken} unreadable")
             if self.marked:
@@ -159,6 +164,14 @@ class SessionBrowserScreen(Screen[Path | None]):
     def _cursor_row(self) -> SessionRow | None:
         key = self.table.cursor_key
         return self.rows.get(Path(key)) if key is not None else None
+
+    def _busy(self, path: Path, doing: str) -> str | None:
+        """Why `path` must not be renamed or deleted now, or None."""
+        if self.in_use is not None and path.resolve() == self.in_use:
+            return f"{path.name} is open in the app; open another session first, then {doing} it"
+        if _still_running(path):
+            return f"{path.name} is still being trained; {doing} it when it stops"
+        return None
 
     def _refuse(self, message: str) -> None:
         self.notify(message, title="Not done", severity="warning")
@@ -215,8 +228,8 @@ class SessionBrowserScreen(Screen[Path | None]):
         row = self._cursor_row()
         if row is None:
             self._refuse("there is no session to rename here")
-        elif _still_running(row.path):
-            self._refuse(f"{row.path.name} is still being trained; rename it when it stops")
+        elif busy := self._busy(row.path, "rename"):
+            self._refuse(busy)
         else:
             path = row.path
             self.app.push_screen(RenameScreen(path), lambda name: self._rename(path, name))
@@ -228,8 +241,8 @@ class SessionBrowserScreen(Screen[Path | None]):
         if problem is not None:
             self._refuse(f"cannot rename {path.name}: {problem}")
             return
-        if _still_running(path):
-            self._refuse(f"{path.name} is still being trained; rename it when it stops")
+        if busy := self._busy(path, "rename"):
+            self._refuse(busy)
             return
         target = path.parent / name
         try:
@@ -249,22 +262,23 @@ class SessionBrowserScreen(Screen[Path | None]):
         elif not (row.path / RECORD_FILE).is_file():
             # An extra directory may be anything the user named: only a session is deleted.
             self._refuse(f"{row.path.name} has no {RECORD_FILE}; not a session, not deleting")
-        elif _still_running(row.path):
-            self._refuse(f"{row.path.name} is still being trained; delete it when it stops")
+        elif busy := self._busy(row.path, "delete"):
+            self._refuse(busy)
         else:
             path = row.path
             question = (
                 f"Delete [b]{escape(path.name)}[/b] and all its files?\n{escape(str(path))}\n"
                 "This cannot be undone."
             )
-            self.app.push_screen(ConfirmScreen(question), lambda yes: self._delete(path, yes))
+            confirm = ConfirmScreen("Delete?", question, yes="Delete")
+            self.app.push_screen(confirm, lambda yes: self._delete(path, yes))
 
     def _delete(self, path: Path, yes: bool | None) -> None:
         if not yes:
             self.notify(f"kept {path.name}")
             return
-        if _still_running(path):
-            self._refuse(f"{path.name} started training again; not deleted")
+        if busy := self._busy(path, "delete"):
+            self._refuse(busy)
             return
         try:
             shutil.rmtree(path)
@@ -338,18 +352,18 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen #confirm-buttons Button { margin-left: 2; }
     """
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, title: str, question: str, *, yes: str = "Yes") -> None:
         super().__init__()
-        self.question = question
+        self.title_text, self.question, self.yes_label = title, question, yes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog") as dialog:
-            dialog.border_title = "Delete?"
+            dialog.border_title = self.title_text
             dialog.border_subtitle = "y yes · n/esc no"
             yield Static(self.question)
             with Horizontal(id="confirm-buttons"):
                 yield Button("No", id="no", compact=True)
-                yield Button("Delete", id="yes", variant="error", compact=True)
+                yield Button(self.yes_label, id="yes", variant="error", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -135,7 +135,7 @@ class SessionTable(DataTable):
             for key, cells in wanted.items():
                 for (column, _), old, new in zip(COLUMNS, self._shown[key], cells, strict=True):
                     if old != new:
-                        self.update_cell(key, column, new)
+                        self.update_cell(key, column, new, update_width=True)
         else:
             cursor = self.cursor_key
             self.clear()
