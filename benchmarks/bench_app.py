@@ -42,17 +42,24 @@ def headless_rate(trainer: Trainer, seconds: float) -> float:
 
 async def app_phase(
     trainer: Trainer, seconds: float, size: tuple[int, int]
-) -> tuple[float, list[float]]:
-    """(steps/s with the app attached, key-to-frame latencies in seconds)."""
+) -> tuple[float, list[float], list[float]]:
+    """(steps/s with the app attached, header latencies, chart latencies), latencies in s."""
     app = ToygeomApp(trainer)
-    frames: list[tuple[float, str]] = []  # (time, status text) of every rendered frame
-    latencies: list[float] = []
+    # (time, status text, instance the loss chart last rendered) of every frame
+    frames: list[tuple[float, str, int]] = []
+    header: list[float] = []
+    charts: list[float] = []
     async with app.run_test(size=size) as pilot:
         display = app._display
+        chart = app.dashboard.loss_chart
 
         def timed_display(screen, renderable) -> None:
             display(screen, renderable)
-            frames.append((time.perf_counter(), str(app.dashboard.status_bar.render())))
+            drawn = chart.selected if chart._strips_key == chart_key() else -1
+            frames.append((time.perf_counter(), str(app.dashboard.status_bar.render()), drawn))
+
+        def chart_key() -> tuple:
+            return (chart._data_version, chart.size, app.theme)
 
         app._display = timed_display  # type: ignore[method-assign]
         await pilot.pause(1.0)
@@ -66,17 +73,17 @@ async def app_phase(
             frames.clear()
             sent = time.perf_counter()
             app.post_message(events.Key(key, key))
-            while not any(expected in text for _, text in frames):
+            while not any(drawn == target for _, _, drawn in frames):
                 await asyncio.sleep(0.001)
                 if time.perf_counter() - sent > 5:
-                    raise RuntimeError(f"no frame showed {expected!r} within 5 s")
-            shown = next(t for t, text in frames if expected in text)
-            latencies.append(shown - sent)
+                    raise RuntimeError(f"no frame showed instance {target} within 5 s")
+            header.append(next(t for t, text, _ in frames if expected in text) - sent)
+            charts.append(next(t for t, _, drawn in frames if drawn == target) - sent)
             await asyncio.sleep(random.uniform(0.25, 0.5))
         rate = (trainer.step - s0) / (time.perf_counter() - t0)
         app._display = display  # type: ignore[method-assign]
     trainer.stop()
-    return rate, latencies
+    return rate, header, charts
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -100,21 +107,26 @@ def main() -> None:
     print("warming up (compilation, first steps)...", flush=True)
     trainer.run(until=trainer.step + 20)
 
-    headless, attached, latencies = [], [], []
+    headless, attached, header, charts = [], [], [], []
     for round_ in range(args.rounds):
         headless.append(headless_rate(trainer, args.seconds))
-        rate, lat = asyncio.run(app_phase(trainer, args.seconds, (width, height)))
+        rate, lat_header, lat_charts = asyncio.run(
+            app_phase(trainer, args.seconds, (width, height))
+        )
         attached.append(rate)
-        latencies += lat
+        header += lat_header
+        charts += lat_charts
         print(f"round {round_ + 1}: headless {headless[-1]:.1f} steps/s, "
-              f"app {rate:.1f} steps/s, {len(lat)} key presses", flush=True)  # fmt: skip
+              f"app {rate:.1f} steps/s, {len(lat_header)} key presses", flush=True)  # fmt: skip
 
     ratio = statistics.mean(attached) / statistics.mean(headless)
-    ms = [1000 * v for v in latencies]
     print(f"throughput: headless {statistics.mean(headless):.1f} steps/s, "
           f"app {statistics.mean(attached):.1f} steps/s, ratio {ratio:.1%}")  # fmt: skip
-    print(f"key-to-screen latency over {len(ms)} presses: p50 {percentile(ms, 0.5):.1f} ms, "
-          f"p95 {percentile(ms, 0.95):.1f} ms, max {max(ms):.1f} ms")  # fmt: skip
+    for name, values in (("header", header), ("charts", charts)):
+        ms = [1000 * v for v in values]
+        print(f"key-to-screen latency ({name}) over {len(ms)} presses: "
+              f"p50 {percentile(ms, 0.5):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
+              f"max {max(ms):.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ class Series:
     def values(self) -> np.ndarray:
         return self._values[: self.count].copy()
 
+    def latest(self) -> tuple[int, np.ndarray]:
+        """(step, value) of the newest record (there must be one)."""
+        return int(self._steps[self.count - 1]), self._values[self.count - 1].copy()
+
     def state(self) -> dict[str, int]:
         return {"count": self.count, "stride": self.stride, "since": self._since}
 
@@ -99,6 +103,13 @@ class History:
         """Copies of (steps (m,), dims (m, inst, feats))."""
         with self._lock:
             return self.dims.steps, self.dims.values
+
+    def latest_dims(self) -> tuple[int, np.ndarray] | None:
+        """(step, dims (inst, feats)) of the newest D_i record, or None before the first."""
+        with self._lock:
+            if not self.dims.count:
+                return None
+            return self.dims.latest()
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]]]:
         """Arrays and thinning state, for saving (see engine.session)."""

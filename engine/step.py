@@ -8,7 +8,8 @@ This equals autograd on `engine.model` (tested) with five bmm's and no graph.
 `CompiledStep` runs the same math as one `torch.compile`d graph that also generates the uniform
 batch: the SplitMix64 hash of `engine.rng` is computed from counters inside the fused kernel, so
 its batch is bit-identical to `generate_batch` (tested) and never round-trips through memory as
-int64. `make_step` picks it when it can and falls back to `EagerStep` (with one warning) when
+int64; tiny models (hidden·feats ≤ 64) take `broadcast_grads` there instead of bmm's.
+`make_step` picks it when it can and falls back to `EagerStep` (with one warning) when
 the compiler is missing or fails.
 """
 
@@ -240,7 +241,7 @@ class CompiledStep:
         else:
             try:
                 loss, dW, db = self._fn(*args, self.batch_size, self.model)
-            except Exception as error:  # noqa: BLE001 - any compiler failure means: run eager
+            except Exception as error:  # any failure to compile means: run eager
                 _note_compiler_failure(error)
                 self._fallback = True
                 return self._eager(W, b_final, step)

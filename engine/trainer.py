@@ -2,7 +2,8 @@
 
 Observers subscribe with `trainer.on(event, fn)`; `fn(trainer)` is called from the training
 thread. Events:
-    "log"    every `log_every` steps, after history got the step's loss and ‖W‖²_F;
+    "log"    every `log_every` steps and after each `step_once()`, after history got the
+             step's loss and ‖W‖²_F;
     "dims"   every `dims_every` steps, after history got every feature's D_i;
     "state"  whenever `trainer.state` changes.
 A UI, an autosaver or a recorder is an observer; none of them is part of the loop.
@@ -97,6 +98,7 @@ class Trainer:
         self._loss_sum = torch.zeros(config.n_inst, device=self.device)
         self._loss_count = 0
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
+        self._lr = config.lr
 
     # -- observers ---------------------------------------------------------------------------
     def on(self, event: str, fn: Observer) -> None:
@@ -171,11 +173,14 @@ class Trainer:
         self._rate_window.append((time.perf_counter(), self.step))
         self._set_state(PAUSED if self._paused else TRAINING)
         while self.step < target and not self._stop:
-            if self._paused and not self._wait_while_paused():
-                continue
+            single = False
+            if self._paused:
+                if not self._wait_while_paused():
+                    continue
+                single = self._paused  # still paused: this is one step asked for by step_once()
             with self._lock:
                 self._train_one_step()
-            if self.step % self.log_every == 0 or self.step == target:
+            if single or self.step % self.log_every == 0 or self.step == target:
                 self._log()
                 if self.state == DIVERGED:
                     return self.state
@@ -205,8 +210,10 @@ class Trainer:
     @torch.no_grad()
     def _train_one_step(self) -> None:
         lr = self.config.lr * lr_factor(self.config.lr_schedule, self.step, self.total_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        if lr != self._lr:  # touching param_groups costs more than a small model's step
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self._lr = lr
         loss = self._step_fn(self.W, self.b_final, self.step)
         self.optimizer.step()
         self._loss_sum += loss

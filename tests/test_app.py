@@ -104,9 +104,11 @@ async def test_keys_move_the_selected_instance(small_config: RunConfig) -> None:
         assert app.dashboard.selected == 1
         await pilot.press("G")
         assert app.dashboard.selected == 3
+        await wait_for(pilot, lambda: app.dashboard.query_one(LossChart).selected == 3)
         await pilot.press("g")
         assert app.dashboard.selected == 0
-        assert app.dashboard.query_one(LossChart).selected == 0
+        chart = app.dashboard.query_one(LossChart)
+        await wait_for(pilot, lambda: chart.selected == 0)  # charts follow a frame later
 
 
 @asynctest

@@ -29,6 +29,8 @@ def test_a_run_finishes_and_learns(small_config: RunConfig) -> None:
     assert (loss[-1] < loss[0]).all(), "every instance's loss went down"
     dims_steps, dims = trainer.history.dims_arrays()
     assert dims.shape[1:] == (small_config.n_inst, small_config.n_features) and len(dims_steps) > 1
+    step, latest = trainer.history.latest_dims()
+    assert step == dims_steps[-1] and (latest == dims[-1]).all()
 
 
 def test_same_seed_same_weights_other_seed_other_weights(small_config: RunConfig) -> None:
@@ -56,8 +58,10 @@ def test_pause_single_step_resume_stop_from_another_thread(small_config: RunConf
     thread.start()
     _wait(lambda: trainer.state == PAUSED)
     assert trainer.step == 0
+    logged: list[int] = []
+    trainer.on("log", lambda t: logged.append(t.step))
     trainer.step_once()
-    _wait(lambda: trainer.step == 1)
+    _wait(lambda: logged == [1])
     time.sleep(0.1)
     assert trainer.step == 1, "exactly one step while paused"
     trainer.resume()

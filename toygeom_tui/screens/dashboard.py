@@ -25,6 +25,7 @@ from toygeom_tui.widgets.too_small import TooSmall
 
 MIN_SIZE = (60, 18)
 CHART_HZ = 3.0
+CHART_DELAY = 0.03  # seconds from a selection change to the charts' redraw
 
 
 class DashboardScreen(Screen):
@@ -45,6 +46,7 @@ class DashboardScreen(Screen):
         super().__init__()
         self.trainer = trainer
         self._drawn_version = -1
+        self._charts_pending = False
         self._shown_status: tuple | None = None
         self._metrics: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._dims: np.ndarray | None = None
@@ -138,7 +140,15 @@ class DashboardScreen(Screen):
 
     # -- selection and view ------------------------------------------------------------------------
     def watch_selected(self) -> None:
+        # The header and list answer the key in the very next frame; the charts (~25 ms of
+        # rendering) follow a frame later, once per burst of key repeats.
         self.refresh_status()
+        if not self._charts_pending:
+            self._charts_pending = True
+            self.set_timer(CHART_DELAY, self._draw_pending_charts)
+
+    def _draw_pending_charts(self) -> None:
+        self._charts_pending = False
         self._draw_charts()
 
     def watch_smooth(self) -> None:
