@@ -22,10 +22,14 @@ from engine.session import (
 )
 
 
+FOLLOWING = "following"
+
+
 class Follower:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.trainer: Any = load_session(self.directory, compiled=False)
+        self.trainer.state = FOLLOWING  # a mirror: it never runs, so no other state applies
         self.error: str | None = None  # the last failed refresh, for the user
         self._stamp = self._file_stamp()
 

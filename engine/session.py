@@ -65,15 +65,16 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
     from safetensors.torch import save
 
     directory = Path(directory)
-    tensors = trainer.state_tensors()
+    with trainer.consistent():
+        tensors = trainer.state_tensors()
+        arrays, history_state = trainer.history.to_arrays()
+        record = _record(trainer, history_state, running)
     if not all(bool(torch.isfinite(t).all()) for k, t in tensors.items() if k in ("W", "b_final")):
         raise SessionError(
             f"{directory}: weights are not finite (the run diverged); not saved, previous save kept"
         )
-    arrays, history_state = trainer.history.to_arrays()
     for name, array in arrays.items():
         tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
-    record = _record(trainer, history_state, running)
     text = json.dumps(record, indent=2, allow_nan=False)
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -178,18 +178,29 @@ class Trainer:
                 if not self._wait_while_paused():
                     continue
                 single = self._paused  # still paused: this is one step asked for by step_once()
+            # Step and records under one lock, so a save from another thread sees weights,
+            # step and history of the same step; observers run after it is released.
             with self._lock:
                 self._train_one_step()
-            if single or self.step % self.log_every == 0 or self.step == target:
-                self._log()
-                if self.state == DIVERGED:
-                    return self.state
-            if self.step % self.dims_every == 0:
-                self._record_dims()
-        if self._loss_count:
-            self._log()
-            if self.state == DIVERGED:
+                log = single or self.step % self.log_every == 0 or self.step == target
+                healthy = self._log() if log else True
+                dims = healthy and self.step % self.dims_every == 0
+                if dims:
+                    self._record_dims()
+            if not healthy:
+                self._set_state(DIVERGED)
                 return self.state
+            if log:
+                self._emit("log")
+            if dims:
+                self._emit("dims")
+        if self._loss_count:
+            with self._lock:
+                healthy = self._log()
+            if not healthy:
+                self._set_state(DIVERGED)
+                return self.state
+            self._emit("log")
         self._set_state(DONE if self.step >= self.total_steps else STOPPED)
         return self.state
 
@@ -221,35 +232,38 @@ class Trainer:
         self.step += 1
 
     @torch.no_grad()
-    def _log(self) -> None:
+    def _log(self) -> bool:
+        """Record the mean loss since the last log and ‖W‖²_F; False if the run diverged."""
         loss = (self._loss_sum / self._loss_count).cpu().numpy()
         frob = self.W.square().sum(dim=(1, 2)).cpu().numpy()
         self._loss_sum.zero_()
         self._loss_count = 0
         self.latest_loss, self.latest_frobenius_sq = loss, frob
         self._rate_window.append((time.perf_counter(), self.step))
-        if not (np.isfinite(loss).all() and np.isfinite(frob).all()):
-            bad = int(np.flatnonzero(~(np.isfinite(loss) & np.isfinite(frob)))[0])
+        self.history.record_metrics(self.step, loss, frob)
+        finite = np.isfinite(loss) & np.isfinite(frob)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
             self.error = (
                 f"training diverged at step {self.step}: instance {bad} has a non-finite loss "
                 f"or weights; lower lr (now {self.config.lr:g}) and start a new run"
             )
-            self.history.record_metrics(self.step, loss, frob)
-            self._set_state(DIVERGED)
-            return
-        self.history.record_metrics(self.step, loss, frob)
-        self._emit("log")
+            return False
+        return True
 
     @torch.no_grad()
     def _record_dims(self) -> None:
         self.history.record_dims(self.step, dimensionality(self.W).float().cpu().numpy())
-        self._emit("dims")
 
     # -- state for sessions and views ------------------------------------------------------------
     def snapshot(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """CPU copies of (W, b_final, step), consistent with each other, safe from any thread."""
         with self._lock:
             return self.W.detach().cpu().clone(), self.b_final.detach().cpu().clone(), self.step
+
+    def consistent(self) -> threading.RLock:
+        """`with trainer.consistent():` reads weights, step and history of one and the same step."""
+        return self._lock
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor needed to resume exactly: parameters and optimizer moments (CPU copies)."""

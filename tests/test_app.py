@@ -21,7 +21,7 @@ from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
 from toygeom_tui.screens.help import HelpScreen
 from toygeom_tui.screens.quit_confirm import QuitConfirmScreen
-from toygeom_tui.screens.session_picker import SessionPickerScreen
+from toygeom_tui.screens.sessions import SessionBrowserScreen
 from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
 from toygeom_tui.widgets.geometry_chart import GeometryChart
 from toygeom_tui.widgets.instance_list import InstanceList
@@ -80,6 +80,12 @@ def status_text(app: ToygeomApp) -> str:
 
 def notifications(app: ToygeomApp) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's default sessions folder is relative: runs that finish autosave into tmp."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -221,11 +227,12 @@ async def test_open_a_corrupt_session_notifies_and_keeps_running(
     app = ToygeomApp(trainer, sessions_root=tmp_path, autostart=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("o")
-        assert isinstance(app.screen, SessionPickerScreen)
-        await pilot.press("enter")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert any("broken" in m for m in notifications(app))
+        assert isinstance(app.screen, SessionBrowserScreen)
+        await wait_for(pilot, lambda: app.screen.scanned)
+        await pilot.press("enter")  # the browser says why it can't, and stays
+        await wait_for(pilot, lambda: any("broken" in m for m in notifications(app)))
+        assert isinstance(app.screen, SessionBrowserScreen)
+        await pilot.press("escape")
         assert app.trainer is trainer
         await pilot.press("j")
         assert app.dashboard.selected == 1
@@ -239,9 +246,13 @@ async def test_open_a_saved_session_shows_it(
     save_session(other, tmp_path / "other-run")
     app = ToygeomApp(make_trainer(small_config, 10), sessions_root=tmp_path, autostart=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("o", "enter")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: getattr(app.screen, "scanned", False))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
+        await pilot.press("y")  # 10 unsaved steps of the current run: let them go
         await wait_for(pilot, lambda: app.trainer.config.name == "other")
-        assert app.trainer.step >= 25
+        assert app.trainer.step == 25 and app.trainer.state == "ready"  # waits for p
         assert app.session_dir == tmp_path / "other-run"
         await wait_for(pilot, lambda: "other · cpu" in status_text(app))
         await pilot.press("G")
@@ -354,6 +365,8 @@ async def test_new_run_replaces_the_trainer(
         await pilot.press("n")
         assert isinstance(app.screen, NewRunScreen)
         app.screen.dismiss(small_config.replace(name="second", n_inst=2, steps=40))
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
+        await pilot.press("y")  # the first run's steps are not saved: let them go
         await wait_for(pilot, lambda: app.trainer.config.name == "second")
         await wait_for(pilot, lambda: app.trainer.state == "done")
         assert first.state == "stopped"  # the old thread was told to stop, and did

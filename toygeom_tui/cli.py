@@ -273,10 +273,28 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
+    """Open a session; one that a live `train` process is still writing is followed read-only."""
+    from engine.session import SessionError, session_info
+
+    directory = Path(args.session)
+    try:
+        running = session_info(directory).running
+    except SessionError as err:
+        raise UserError(str(err)) from None
+    if running:
+        from engine.follow import Follower
+        from toygeom_tui.app import run_app
+
+        try:
+            follower = Follower(directory)
+        except SessionError as err:
+            raise UserError(str(err)) from None
+        run_app(follower.trainer, follow=follower, mouse=not args.no_mouse)
+        return 0
     trainer = _load(args.session, device=args.device)
     from toygeom_tui.app import run_app
 
-    run_app(trainer, session_dir=Path(args.session), mouse=not args.no_mouse)
+    run_app(trainer, session_dir=directory, mouse=not args.no_mouse)
     return 0
 
 

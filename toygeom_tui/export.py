@@ -1,4 +1,5 @@
-"""A saved session's geometry as JSON or CSV (the `export` command; the app's export too)."""
+"""Geometry as JSON or CSV, and history as CSV: of a saved session (the `export` command) or of a
+live Trainer (the app's export)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.config import resolve_feature_probability
+import torch
+
+from engine.config import RunConfig, resolve_feature_probability
 from engine.geometry import InstanceGeometry, analyze
 from engine.session import RECORD_FILE, config_from_record, load_tensors, read_record
 
@@ -43,13 +46,37 @@ def session_geometry(directory: str | Path, k_partners: int = 5) -> dict[str, An
     record = read_record(directory)
     config = config_from_record(record, directory / RECORD_FILE)
     tensors = load_tensors(directory, config)
-    p = resolve_feature_probability(config)[:, 0].tolist()
     losses = record.get("final_loss") or [None] * config.n_inst
-    instances = analyze(tensors["W"], k_partners=k_partners)
+    return _document(str(directory), config, record["step"], tensors["W"], losses, k_partners)
+
+
+def trainer_geometry(trainer: Any, k_partners: int = 5) -> dict[str, Any]:
+    """The export document of a live engine Trainer, from one consistent `snapshot()`.
+
+    Raises ValueError for non-finite weights (a diverged run has no geometry).
+    """
+    W, _, step = trainer.snapshot()
+    loss = trainer.latest_loss
+    losses = [None] * trainer.config.n_inst if loss is None else [_num(v) for v in loss.tolist()]
+    where = str(trainer.session_dir) if trainer.session_dir is not None else None
+    return _document(where, trainer.config, step, W, losses, k_partners)
+
+
+def _document(
+    where: str | None,
+    config: RunConfig,
+    step: int,
+    W: torch.Tensor,
+    losses: list[float | None],
+    k_partners: int,
+) -> dict[str, Any]:
+    """W (inst hidden feats); losses (inst,) with None where unknown."""
+    p = resolve_feature_probability(config)[:, 0].tolist()
+    instances = analyze(W, k_partners=k_partners)
     return {
-        "session": str(directory),
+        "session": where,
         "name": config.name,
-        "step": record["step"],
+        "step": step,
         "n_features": config.n_features,
         "d_hidden": config.d_hidden,
         "instances": [_instance(g, p[g.index], losses[g.index]) for g in instances],
@@ -87,7 +114,12 @@ def _instance(g: InstanceGeometry, p: float, loss: float | None) -> dict[str, An
 
 
 def geometry_json(directory: str | Path, k_partners: int = 5) -> str:
-    return json.dumps(session_geometry(directory, k_partners), indent=1) + "\n"
+    return document_json(session_geometry(directory, k_partners))
+
+
+def document_json(doc: dict[str, Any]) -> str:
+    """A geometry document (session_geometry, trainer_geometry) as JSON text."""
+    return json.dumps(doc, indent=1) + "\n"
 
 
 def history_csv(history: Any) -> str:
@@ -110,7 +142,11 @@ def session_history_csv(directory: str | Path, k_partners: int = 5) -> str:
 
 
 def geometry_csv(directory: str | Path, k_partners: int = 5) -> str:
-    doc = session_geometry(directory, k_partners)
+    return document_csv(session_geometry(directory, k_partners))
+
+
+def document_csv(doc: dict[str, Any]) -> str:
+    """A geometry document as CSV: one row per (instance, feature), columns CSV_COLUMNS."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

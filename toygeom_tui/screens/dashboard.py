@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from engine.trainer import Trainer
 from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
@@ -48,11 +48,13 @@ class DashboardScreen(Screen):
         self._drawn_version = -1
         self._charts_pending = False
         self._shown_status: tuple | None = None
+        self._session_mark = ("", "")
         self._metrics: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._dims: np.ndarray | None = None
         self._feature_probability = _instance_probability(trainer)
 
         self.status_bar = StatusBar(id="status")
+        self.session_mark = Static(id="session-mark")
         self.loss_chart = LossChart(id="loss-chart")
         self.frobenius_chart = FrobeniusChart(id="frobenius-chart")
         self.geometry_chart = GeometryChart(id="geometry-chart")
@@ -60,7 +62,9 @@ class DashboardScreen(Screen):
         self.too_small = TooSmall(id="too-small")
 
     def compose(self) -> ComposeResult:
-        yield self.status_bar
+        with Horizontal(id="status-row"):
+            yield self.status_bar
+            yield self.session_mark
         with Horizontal(id="dashboard-body"):
             with Vertical(id="charts"):
                 with Horizontal(id="history-charts"):
@@ -72,6 +76,7 @@ class DashboardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._show_session_mark()
         self.set_interval(1 / CHART_HZ, self.refresh_charts)
         self.refresh_status()
 
@@ -110,6 +115,20 @@ class DashboardScreen(Screen):
                 self.selected,
             )
 
+    def show_session_mark(self, first: str, second: str) -> None:
+        """The two lines right of the status: the session's save state ("saved 12 s ago",
+        "unsaved", "following") and a detail (autosave interval, writer)."""
+        self._session_mark = (first, second)
+        self._show_session_mark()
+
+    def _show_session_mark(self) -> None:
+        # Wide: two lines right of the status. Narrow: one line under it, so the status keeps
+        # the whole width (D* is the last thing on its line).
+        first, second = self._session_mark
+        joint = " · " if self.has_class("-narrow") else "\n"
+        if self.session_mark.is_attached:
+            self.session_mark.update(f"{first}{joint}[dim]{second}[/dim]", layout=False)
+
     def refresh_charts(self, force: bool = False) -> None:
         self.refresh_status()
         if not self.is_current or self.has_class("-too-small"):
@@ -118,8 +137,8 @@ class DashboardScreen(Screen):
         if version != self._drawn_version:
             self._drawn_version = version
             self._metrics = self.trainer.history.metrics_arrays()
-            dims_steps, dims = self.trainer.history.dims_arrays()
-            self._dims = dims[-1] if len(dims_steps) else None
+            latest = self.trainer.history.latest_dims()
+            self._dims = latest[1] if latest is not None else None
         elif not force:
             return
         self._draw_charts()
@@ -186,6 +205,7 @@ class DashboardScreen(Screen):
         if too_small:
             self.too_small.show(MIN_SIZE, (width, height))
         else:
+            self._show_session_mark()
             # After layout, so the charts decimate for their new width.
             self.call_after_refresh(self.redraw_all)
 

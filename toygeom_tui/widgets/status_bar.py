@@ -16,6 +16,7 @@ STATE_MARKS = {
     "done": "✓",
     "stopped": "■",
     "diverged": "✗",
+    "following": "⇣",
 }
 
 
