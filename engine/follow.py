@@ -21,7 +21,6 @@ from engine.session import (
     session_info,
 )
 
-
 FOLLOWING = "following"
 
 

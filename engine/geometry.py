@@ -257,24 +257,26 @@ def analyze(W: torch.Tensor, k_partners: int = 5) -> list[InstanceGeometry]:
     for inst in range(W.shape[0]):
         comps = _describe_components(W[inst], labels[inst], dims[inst])
         features = []
-        for i, (norm, dim, interf, label, fraction, distance) in enumerate(zip(
-            *(values[inst] for values in per_feature), strict=True
-        )):
+        for i, (norm, dim, interf, label, fraction, distance) in enumerate(
+            zip(*(values[inst] for values in per_feature), strict=True)
+        ):
             comp = comps[label] if label >= 0 else None
-            features.append(FeatureGeometry(
-                index=i,
-                norm=norm,
-                dimensionality=dim,
-                interference=interf,
-                nearest_fraction=NAMED_FRACTIONS[fraction].label,
-                nearest_fraction_value=NAMED_FRACTIONS[fraction].value,
-                fraction_distance=distance,
-                configuration=comp.configuration if comp else "not represented",
-                component=label,
-                component_size=len(comp.members) if comp else 0,
-                component_rank=comp.rank if comp else 0,
-                partners=partners[inst][i],
-            ))
+            features.append(
+                FeatureGeometry(
+                    index=i,
+                    norm=norm,
+                    dimensionality=dim,
+                    interference=interf,
+                    nearest_fraction=NAMED_FRACTIONS[fraction].label,
+                    nearest_fraction_value=NAMED_FRACTIONS[fraction].value,
+                    fraction_distance=distance,
+                    configuration=comp.configuration if comp else "not represented",
+                    component=label,
+                    component_size=len(comp.members) if comp else 0,
+                    component_rank=comp.rank if comp else 0,
+                    partners=partners[inst][i],
+                )
+            )
         result.append(
             InstanceGeometry(inst, float(frob[inst]), float(dstar[inst]), tuple(features), comps)
         )

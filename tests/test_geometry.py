@@ -99,10 +99,12 @@ def test_tegum_product_splits_into_its_factors() -> None:
 
 
 def test_instances_are_independent() -> None:
-    W = torch.stack([
-        tegum([polygon(5)], d_hidden=4, n_dead=1, seed=2)[0],
-        tegum([tetrahedron(), orthogonal(1)], d_hidden=4, n_dead=1, seed=None)[0],
-    ])
+    W = torch.stack(
+        [
+            tegum([polygon(5)], d_hidden=4, n_dead=1, seed=2)[0],
+            tegum([tetrahedron(), orthogonal(1)], d_hidden=4, n_dead=1, seed=None)[0],
+        ]
+    )
     g0, g1 = analyze(W)
     assert {f.configuration for f in g0.features} == {"pentagon", "not represented"}
     expected = ["tetrahedron"] * 4 + ["dedicated dimension", "not represented"]
@@ -188,7 +190,7 @@ def test_dimensionality_matches_the_definition() -> None:
     W[1, :, 3] = 0
     torch.testing.assert_close(dimensionality(W), naive_dimensionality(W))
     # interference² is the denominator's off-diagonal part
-    expected = (feature_norms(W) ** 2 / dimensionality(W).clamp_min(1e-300) - feature_norms(W) ** 2)
+    expected = feature_norms(W) ** 2 / dimensionality(W).clamp_min(1e-300) - feature_norms(W) ** 2
     torch.testing.assert_close(interference(W) ** 2, expected.where(feature_norms(W) > 0, 0.0))
 
 
@@ -211,9 +213,9 @@ def test_pentagon_partners_are_the_far_vertices_first() -> None:
     # vertices 2 and 3 are 144° away (cosine −0.81), 1 and 4 are 72° away (+0.31)
     assert {p.index for p in partners[:2]} == {2, 3}
     assert {p.index for p in partners[2:]} == {1, 4}
-    assert [p.cosine for p in partners] == pytest.approx([math.cos(4 * math.pi / 5)] * 2 + [
-        math.cos(2 * math.pi / 5)
-    ] * 2)
+    assert [p.cosine for p in partners] == pytest.approx(
+        [math.cos(4 * math.pi / 5)] * 2 + [math.cos(2 * math.pi / 5)] * 2
+    )
     (g,) = analyze(W[None], k_partners=2)
     assert {p.index for p in g.features[0].partners} == {2, 3}
 
@@ -276,8 +278,16 @@ def test_named_fractions_agree_with_configuration_names() -> None:
     values = [f.value for f in NAMED_FRACTIONS]
     assert values == sorted(values, reverse=True)
     by_label = {f.label: f for f in NAMED_FRACTIONS}
-    for label, (d, k) in {"1": (1, 1), "3/4": (3, 4), "2/3": (2, 3), "1/2": (1, 2), "2/5": (2, 5),
-                          "3/8": (3, 8), "1/3": (2, 6), "2/7": (2, 7)}.items():
+    for label, (d, k) in {
+        "1": (1, 1),
+        "3/4": (3, 4),
+        "2/3": (2, 3),
+        "1/2": (1, 2),
+        "2/5": (2, 5),
+        "3/8": (3, 8),
+        "1/3": (2, 6),
+        "2/7": (2, 7),
+    }.items():
         assert by_label[label].value == pytest.approx(d / k)
         assert configuration_name(k, d, [d / k] * k) == by_label[label].configuration
     assert by_label["0"].configuration == "not represented"
@@ -288,7 +298,8 @@ def test_nearest_fraction_is_vectorised() -> None:
     values, index, distance = nearest_fraction(D)
     assert values.shape == index.shape == distance.shape == D.shape
     assert [[NAMED_FRACTIONS[i].label for i in row] for row in index.tolist()] == [
-        ["1", "3/4", "2/5"], ["0", "1/2", "2/7"]
+        ["1", "3/4", "2/5"],
+        ["0", "1/2", "2/7"],
     ]
     torch.testing.assert_close(distance, (D - values).abs())
     assert index.dtype == torch.int64 and values.dtype == distance.dtype == torch.float32
