@@ -273,7 +273,7 @@ def load_session(
     `device` overrides the saved config's device (e.g. open a CUDA session on a CPU box).
     Raises SessionError with a one-line message for anything wrong; nothing is written.
     """
-    from engine.trainer import Trainer
+    from engine.trainer import DONE, Trainer
 
     directory = Path(directory)
     record = read_record(directory)
@@ -286,6 +286,8 @@ def load_session(
     tensors = load_tensors(directory, config)
     trainer = Trainer(config, compiled=compiled)
     restore_into(trainer, record, tensors, directory)
+    if trainer.step >= trainer.total_steps:
+        trainer.state = DONE
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
     return trainer
@@ -308,6 +310,7 @@ def restore_into(
     loss = record.get("final_loss")
     if isinstance(loss, list) and len(loss) == trainer.config.n_inst:
         trainer.latest_loss = np.array([np.nan if v is None else v for v in loss], np.float32)
+    trainer.latest_frobenius_sq = tensors["W"].square().sum(dim=(1, 2)).numpy()
 
 
 def session_info(directory: str | Path) -> SessionInfo:

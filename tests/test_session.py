@@ -36,6 +36,8 @@ def test_round_trip_restores_everything(saved) -> None:
     loaded = load_session(path, compiled=False)
     assert loaded.config == trainer.config
     assert (loaded.step, loaded.total_steps) == (60, trainer.total_steps)
+    assert loaded.state == "ready", "an unfinished session waits to be resumed"
+    assert (loaded.latest_frobenius_sq == trainer.latest_frobenius_sq).all()
     assert torch.equal(loaded.W, trainer.W) and torch.equal(loaded.b_final, trainer.b_final)
     ours, theirs = loaded.state_tensors(), trainer.state_tensors()
     assert ours.keys() == theirs.keys() and "optimizer.W.exp_avg_sq" in ours
@@ -57,6 +59,8 @@ def test_resume_is_bit_exact(tmp_path, small_config: RunConfig) -> None:
     save_session(first, tmp_path / "half")
     resumed = load_session(tmp_path / "half", compiled=False)
     resumed.run()
+    save_session(resumed, tmp_path / "full")
+    assert load_session(tmp_path / "full", compiled=False).state == "done"
     assert torch.equal(resumed.W, straight.W)
     assert torch.equal(resumed.b_final, straight.b_final)
     _, loss_a, _ = straight.history.metrics_arrays()

@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 from engine.geometry import NAMED_FRACTIONS, InstanceGeometry, analyze
 from engine.trainer import Trainer
 from toygeom_tui.widgets.dims_histogram import DimsHistogram
-from toygeom_tui.widgets.feature_table import FeatureTable
+from toygeom_tui.widgets.feature_table import FeatureTable, is_dead
 from toygeom_tui.widgets.feature_vectors import FeatureVectors
 from toygeom_tui.widgets.gram_heatmap import GramHeatmap
 from toygeom_tui.widgets.partners_panel import PartnersPanel
@@ -153,9 +153,9 @@ class InstanceDetailScreen(Screen):
         self.geometry = geometry
         table = self.query_one(FeatureTable)
         table.show(geometry.features)
-        by_component = sorted(
-            geometry.features, key=lambda f: (f.component < 0, f.component, f.index)
-        )
+        # Dead features would fill most of the map with white; they show with the table's `d`.
+        shown = [f for f in geometry.features if table.show_dead or not is_dead(f)]
+        by_component = sorted(shown, key=lambda f: (f.component < 0, f.component, f.index))
         self.query_one(GramHeatmap).show(W, [f.index for f in by_component], table.selected)
         if W.shape[0] == 2:
             importance = self.trainer.importance[instance].cpu().numpy()
@@ -221,6 +221,8 @@ class InstanceDetailScreen(Screen):
 
     def action_dead(self) -> None:
         self.query_one(FeatureTable).toggle_dead()
+        if self.geometry is not None and self.shown is not None:
+            self._show(self.instance, self.shown[1], self.W, self.geometry, self.note)
 
     def action_pictures(self) -> None:
         self.toggle_class("-toggled")
