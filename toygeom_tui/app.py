@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -56,6 +57,7 @@ from toygeom_tui.screens.sessions import SessionBrowserScreen
 PROGRESS_INTERVAL = 0.15  # seconds between progress messages from the training thread
 DEFAULT_EXTRA_STEPS = 1_000  # `+` on a run configured with steps = 0
 FOLLOW_POLL_SECONDS = 1.0
+GIL_SWITCH_INTERVAL = 0.0005  # seconds; see ToygeomApp.on_mount
 READ_ONLY = "read-only: following a run another process is writing"
 WRITER_STOPPED = "read-only: the writer stopped; open the session (o) to train it further"
 
@@ -189,6 +191,10 @@ class ToygeomApp(App):
         return self.dashboard
 
     def on_mount(self) -> None:
+        # The training thread needs the GIL between torch ops; with CPython's default 5 ms
+        # switch interval, each chart redraw on this thread stalls it for whole intervals.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self._watch.attach()
         self.set_interval(1.0, self._show_session_mark)
         self._show_session_mark()
@@ -202,6 +208,7 @@ class ToygeomApp(App):
     def on_unmount(self) -> None:
         # Thread workers can't be killed: without this, exiting would wait for the whole run.
         self.trainer.stop()
+        sys.setswitchinterval(self._switch_interval)
 
     @property
     def saved_step(self) -> int:
