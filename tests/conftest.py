@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +29,48 @@ def small_config() -> RunConfig:
         steps=200,
         device="cpu",
     )
+
+
+TINY_TOML = """
+name = "tiny"
+n_features = 12
+d_hidden = 4
+n_inst = 3
+batch_size = 128
+device = "cpu"
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    """A TOML config for a run that takes milliseconds a step."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+@pytest.fixture
+def live_train(config_file: Path) -> Iterator[Callable[[Path, float], subprocess.Popen]]:
+    """Start a real `toygeom-tui train` autosaving to a directory every `interval` seconds.
+
+    Returns once its first save is on disk; every process still alive is killed afterwards.
+    """
+    procs: list[subprocess.Popen] = []
+
+    def start(run: Path, interval: float) -> subprocess.Popen:
+        command = [sys.executable, "-m", "toygeom_tui", "train", "--config", str(config_file),
+                   "--steps", "100000000", "--eager", "--autosave", str(interval),
+                   "--out", str(run)]  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        deadline = time.monotonic() + 120
+        while not (run / "session.json").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "train never saved"
+            time.sleep(0.05)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

@@ -9,8 +9,6 @@ import functools
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,15 +26,6 @@ from toygeom_tui.screens.quit_confirm import QuitConfirmScreen
 from toygeom_tui.screens.sessions import SessionBrowserScreen
 
 pytestmark = pytest.mark.timeout(60)
-
-TINY_TOML = """
-name = "tiny"
-n_features = 12
-d_hidden = 4
-n_inst = 3
-batch_size = 128
-device = "cpu"
-"""
 
 
 class EagerTrainer(Trainer):
@@ -197,18 +186,12 @@ async def test_resume_continues_where_the_session_stopped(
 
 # -- follow a headless run -------------------------------------------------------------------------
 @asynctest
-async def test_follow_a_train_process_and_survive_its_death(tmp_path: Path) -> None:
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY_TOML)
+async def test_follow_a_train_process_and_survive_its_death(tmp_path: Path, live_train) -> None:
     run = tmp_path / "sessions" / "live"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toygeom_tui", "train", "--config", str(config), "--steps",
-         "100000000", "--eager", "--autosave", "0.5", "--out", str(run)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = live_train(run, 0.5)
     try:
         deadline = time.monotonic() + 40
-        while not (run / "session.json").exists() or not session_info(run).running:
+        while not session_info(run).running:
             assert time.monotonic() < deadline and proc.poll() is None, "train never saved"
             time.sleep(0.1)
         follower = Follower(run)

@@ -15,15 +15,6 @@ import pytest
 
 from engine.session import load_session, session_info
 
-SMALL_TOML = """
-name = "tiny"
-n_features = 12
-d_hidden = 4
-n_inst = 3
-batch_size = 128
-device = "cpu"
-"""
-
 
 def cli(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -43,13 +34,6 @@ def start(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(SMALL_TOML)
-    return path
 
 
 def test_engine_imports_without_textual() -> None:
@@ -184,24 +168,9 @@ def test_ctrl_c_saves_and_reports(tmp_path: Path, config_file: Path) -> None:
     assert 0 < trainer.step < 100000000
 
 
-def test_kill_9_loses_at_most_one_autosave_interval(tmp_path: Path, config_file: Path) -> None:
+def test_kill_9_loses_at_most_one_autosave_interval(tmp_path: Path, live_train) -> None:
     run = tmp_path / "run"
-    proc = start(
-        "train",
-        "--config",
-        str(config_file),
-        "--steps",
-        "100000000",
-        "--eager",
-        "--autosave",
-        "1",
-        "--out",
-        str(run),
-    )
-    deadline = time.monotonic() + 120
-    while not (run / "session.json").exists():
-        assert time.monotonic() < deadline and proc.poll() is None, "no autosave appeared"
-        time.sleep(0.1)
+    proc = live_train(run, 1.0)
     time.sleep(2.5)
     assert session_info(run).running, "a live trainer's session says it is running"
     proc.kill()
@@ -225,39 +194,23 @@ def _wait_for_progress(proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def test_a_follower_tracks_a_live_train_process(tmp_path: Path, config_file: Path) -> None:
+def test_a_follower_tracks_a_live_train_process(tmp_path: Path, live_train) -> None:
     from engine.follow import Follower
 
     run = tmp_path / "run"
-    proc = start(
-        "train",
-        "--config",
-        str(config_file),
-        "--steps",
-        "100000000",
-        "--eager",
-        "--autosave",
-        "0.5",
-        "--out",
-        str(run),
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (run / "session.json").exists():
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
-        follower = Follower(run)
-        first = follower.trainer.step
-        assert follower.writer_alive
-        while not follower.poll():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        assert follower.trainer.step > first
-        steps, _, _ = follower.trainer.history.metrics_arrays()
-        assert steps[-1] == follower.trainer.step, "history arrives with the weights"
-    finally:
-        proc.kill()
-        proc.communicate(timeout=30)
+    proc = live_train(run, 0.5)
+    follower = Follower(run)
+    first = follower.trainer.step
+    assert follower.writer_alive
+    deadline = time.monotonic() + 60
+    while not follower.poll():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert follower.trainer.step > first
+    steps, _, _ = follower.trainer.history.metrics_arrays()
+    assert steps[-1] == follower.trainer.step, "history arrives with the weights"
+    proc.kill()
+    proc.communicate(timeout=30)
     assert not follower.writer_alive
     follower.poll()  # the writer may have saved once more before it died
     assert follower.poll() is False, "nothing new once the writer is gone"
