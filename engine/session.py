@@ -117,6 +117,20 @@ def _finite_list(values: np.ndarray | None) -> list[float] | None:
     return [float(v) if math.isfinite(v) else None for v in values.tolist()]
 
 
+def mark_stopped(directory: str | Path) -> None:
+    """Record that nobody writes `directory` any more (a run discarded after an autosave).
+
+    Only session.json changes (atomically); the saved step and weights stay as they are.
+    """
+    directory = Path(directory)
+    record = read_record(directory)
+    record["writer"] = {**(record.get("writer") or {}), "running": False}
+    try:
+        write_text_atomic(directory / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    except OSError as err:
+        raise SessionError(f"{directory}: cannot write ({err.strerror or err})") from None
+
+
 # -- loading --------------------------------------------------------------------------------------
 def read_record(directory: str | Path) -> dict[str, Any]:
     """The validated session record of `directory` (the newer of session.json and the weights')."""

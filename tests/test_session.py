@@ -17,6 +17,7 @@ from engine.session import (
     WEIGHTS_FILE,
     SessionError,
     load_session,
+    mark_stopped,
     save_session,
     session_info,
 )
@@ -226,4 +227,13 @@ def test_diverged_weights_are_not_saved(saved) -> None:
         trainer.W[0, 0, 0] = float("inf")
     with pytest.raises(SessionError, match="not finite"):
         save_session(trainer, path)
+    assert load_session(path, compiled=False).step == 60
+
+
+def test_mark_stopped_clears_running_and_keeps_the_save(saved) -> None:
+    trainer, path = saved
+    save_session(trainer, path, running=True)
+    assert session_info(path).running
+    mark_stopped(path)
+    assert not session_info(path).running
     assert load_session(path, compiled=False).step == 60

@@ -28,7 +28,14 @@ from engine.atomic import write_text_atomic
 from engine.autosave import Autosaver
 from engine.config import ConfigError, RunConfig
 from engine.follow import Follower
-from engine.session import SessionError, load_session, read_record, save_session, session_info
+from engine.session import (
+    SessionError,
+    load_session,
+    mark_stopped,
+    read_record,
+    save_session,
+    session_info,
+)
 from engine.trainer import DIVERGED, DONE, TRAINING, Trainer
 from toygeom_tui.cli import default_session_dir
 from toygeom_tui.export import document_csv, document_json, history_csv, trainer_geometry
@@ -180,7 +187,6 @@ class ToygeomApp(App):
         self.offer_resume = offer_resume and self.session_dir is None and follow is None
         self._watch = RunWatch(self, trainer, _saved_at(self.session_dir))
         self.dashboard = DashboardScreen(trainer)
-        self._left_running: set[Path] = set()  # our sessions left marked running (discarded)
         self._follow_timer: Timer | None = None
         self._polling = False
         self._writer_alive = True
@@ -384,7 +390,7 @@ class ToygeomApp(App):
 
     def open_session(self, path: Path) -> None:
         """Open a saved session to continue it, or follow it if another process writes it."""
-        ours = set(self._left_running)
+        ours: set[Path] = set()
         if self.session_dir is not None and self._watch.marked_running:
             ours.add(self.session_dir.resolve())
         self._load_run(Path(path), frozenset(ours))
@@ -455,7 +461,10 @@ class ToygeomApp(App):
                 self._save(self.trainer, self.session_path(), running=False, then=then)
             elif choice == QUIT:
                 if watch.marked_running and self.session_dir is not None:
-                    self._left_running.add(self.session_dir.resolve())
+                    try:  # nobody writes it any more: don't list it as running
+                        mark_stopped(self.session_dir)
+                    except SessionError as err:
+                        self.notify(str(err), severity="warning")
                 then()
 
         self.push_screen(QuitConfirmScreen(unsaved, doing), decide)
