@@ -226,7 +226,7 @@ class CompiledStep:
         self.n_per_stream = feature_probability.numel() * batch_size
         self._key = torch.tensor(seed_key(seed), dtype=torch.int64, device=device)
         self._base = torch.zeros((), dtype=torch.int64, device=device)
-        self._fn = _compiled_step_fn()
+        self._fn: Callable | None = None  # built on the first call: importing dynamo takes ~1 s
         self._worked = False
         self._eager = EagerStep(feature_probability, importance, batch_size, seed, "uniform", model)
         self._fallback = False
@@ -241,6 +241,7 @@ class CompiledStep:
             loss, dW, db = self._fn(*args, self.batch_size, self.model)
         else:
             try:
+                self._fn = self._fn or _compiled_step_fn()
                 loss, dW, db = self._fn(*args, self.batch_size, self.model)
             except Exception as error:  # any failure to compile means: run eager
                 _note_compiler_failure(error)

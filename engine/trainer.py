@@ -68,7 +68,7 @@ class Trainer:
             config.n_inst, config.d_hidden, config.n_features, config.seed, self.device
         )
         self.W, self.b_final = W, b_final
-        self.optimizer = _make_optimizer(config, [W, b_final], self.device)
+        self._optimizer: torch.optim.Optimizer | None = None  # see the `optimizer` property
         self._step_fn = make_step(
             self.feature_probability,
             self.importance,
@@ -99,6 +99,14 @@ class Trainer:
         self._loss_count = 0
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
         self._lr = config.lr
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Adam/AdamW over (W, b_final), made on first use: torch.optim imports torch._dynamo,
+        ~1.5 s that would otherwise delay the app's first paint."""
+        if self._optimizer is None:
+            self._optimizer = _make_optimizer(self.config, [self.W, self.b_final], self.device)
+        return self._optimizer
 
     # -- observers ---------------------------------------------------------------------------
     def on(self, event: str, fn: Observer) -> None:
@@ -270,7 +278,8 @@ class Trainer:
         with self._lock:
             tensors = {"W": self.W.detach().cpu().clone(), "b_final": self.b_final.cpu().clone()}
             for name, param in (("W", self.W), ("b_final", self.b_final)):
-                for key, value in self.optimizer.state.get(param, {}).items():
+                moments = self._optimizer.state.get(param, {}) if self._optimizer else {}
+                for key, value in moments.items():
                     tensors[f"optimizer.{name}.{key}"] = (
                         value.detach().cpu().clone().reshape(value.shape)
                     )

@@ -140,7 +140,8 @@ async def test_unsaved_training_is_confirmed_before_open_and_new(
 async def test_autosave_writes_a_running_session_then_a_final_one(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
-    trainer = make_trainer(small_config.replace(steps=400))
+    STEPS = 3000  # long enough that the run is still going at the first autosave, even on a busy CI
+    trainer = make_trainer(small_config.replace(steps=STEPS))
     app = ToygeomApp(trainer, sessions_root=tmp_path, autosave_seconds=0.3)
     async with app.run_test(size=(120, 40)) as pilot:
         assert "unsaved" in mark_text(app)
@@ -150,13 +151,13 @@ async def test_autosave_writes_a_running_session_then_a_final_one(
         assert trainer.state == "training"
         assert session_info(directory).running  # our pid, alive, says "running"
         mid = load_session(directory, compiled=False)
-        assert 0 < mid.step < 400
+        assert 0 < mid.step < STEPS
         await wait_for(pilot, lambda: "saved" in mark_text(app))
         assert "autosave" in mark_text(app)
         await wait_for(pilot, lambda: trainer.state == "done")
-        await wait_for(pilot, lambda: read_record(directory)["step"] == 400)
+        await wait_for(pilot, lambda: read_record(directory)["step"] == STEPS)
         assert not read_record(directory)["writer"]["running"]
-        assert app.saved_step == 400
+        assert app.saved_step == STEPS
         await pilot.press("q")  # everything saved: no question
         await pilot.pause()
         assert not app.is_running
