@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import pytest
 import torch
+from textual.app import App
 
 from engine.config import RunConfig
 from engine.session import load_session, save_session
@@ -379,3 +381,28 @@ async def test_command_palette_offers_the_actions(small_config: RunConfig) -> No
     async with app.run_test(size=(100, 30)):
         titles = {command.title for command in app.get_system_commands(app.screen)}
         assert {"Pause or resume training", "Save session", "Open session", "New run"} <= titles
+
+
+def hues(svg: str) -> set[str]:
+    """The non-grey fill colours of an SVG screenshot."""
+    colours = set(re.findall(r"fill=\"#([0-9a-f]{6})\"", svg))
+    return {c for c in colours if len({c[0:2], c[2:4], c[4:6]}) > 1}
+
+
+async def dashboard_hues(trainer: Trainer, tmp_path: Path) -> set[str]:
+    app = ToygeomApp(trainer, sessions_root=tmp_path, autostart=False, autosave_seconds=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        return hues(app.export_screenshot())
+
+
+@asynctest
+async def test_no_color_draws_every_cell_in_grey(
+    small_config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = make_trainer(small_config, trained_steps=200)
+    async with App().run_test() as pilot:  # the screenshot frame's own colours (window buttons)
+        frame = hues(pilot.app.export_screenshot())
+    assert await dashboard_hues(trainer, tmp_path) - frame, "in colour, the dashboard has hues"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not await dashboard_hues(trainer, tmp_path) - frame
