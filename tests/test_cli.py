@@ -121,6 +121,9 @@ def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
     )
     out = cli("train", "--resume", str(run), "--steps", "250", "--eager")
     assert out.returncode == 0, out.stderr
+    again = cli("train", "--config", str(config_file), "--eager", "--out", str(run))
+    assert again.returncode == 2 and "already holds a session" in again.stderr
+    assert load_session(run, compiled=False).step == 250, "a new run never overwrites a session"
     assert "150 steps in" in out.stdout
     assert load_session(run, compiled=False).step == 250
 

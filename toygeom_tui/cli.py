@@ -138,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = _config_from(args)
         trainer = Trainer(config, compiled=compiled)
         out = Path(args.out) if args.out else default_session_dir(config.name)
-    _check_writable(out)
+    _check_writable(out, resuming=bool(args.resume))
 
     autosaver = Autosaver(
         out, args.autosave, on_error=lambda e: print(f"\ntoygeom-tui: {e}", file=sys.stderr)
@@ -169,11 +169,19 @@ def default_session_dir(name: str) -> Path:
     return SESSIONS_ROOT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, *, resuming: bool) -> None:
+    """Refuse an --out that would overwrite anything but the session being resumed."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / "session.json").exists():
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / "session.json").exists():
         raise UserError(f"{out}: a non-empty directory that is not a session; choose another --out")
+    if not resuming:
+        raise UserError(
+            f"{out}: already holds a session; continue it with --resume {out} "
+            "or choose another --out"
+        )
 
 
 class ProgressLine:
