@@ -189,11 +189,12 @@ async def test_layout_adapts_to_width_and_says_when_too_small(small_config: RunC
 async def test_charts_draw_the_history(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config, 60), autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.5)  # the chart timer has fired
-        for chart in (LossChart, FrobeniusChart, GeometryChart):
+        def drawn(chart: type) -> bool:
             text = app.dashboard.query_one(chart).render_text().plain
-            assert "waiting" not in text
-            assert any("\u2800" < ch <= "\u28ff" for ch in text), f"{chart.__name__} has no dots"
+            return "waiting" not in text and any("\u2800" < ch <= "\u28ff" for ch in text)
+
+        for chart in (LossChart, FrobeniusChart, GeometryChart):
+            await wait_for(pilot, lambda chart=chart: drawn(chart))  # once the chart timer fired
         loss_text = app.dashboard.query_one(LossChart).render_text().plain
         assert "e-" in loss_text  # decade labels such as 1e-1
 
