@@ -20,6 +20,11 @@ from engine.rng import uniforms
 PRESENCE, MAGNITUDE, CHOICE, NORMAL = 0, 1, 2, 3
 
 
+def sparse_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """u/p where u < p, else 0: present with probability p, U[0, 1) magnitude, from one uniform."""
+    return torch.where(u < p, u / p, torch.zeros((), device=u.device))
+
+
 def generate_batch(
     data: str, feature_probability: torch.Tensor, batch_size: int, seed: int, step: int
 ) -> torch.Tensor:
@@ -36,8 +41,7 @@ def generate_batch(
         return uniforms(seed, step, stream, (n_inst, batch_size, n), device)
 
     if data == "uniform":
-        u = draw(PRESENCE)
-        return torch.where(u < p, u / p, torch.zeros((), device=device))
+        return sparse_uniform(draw(PRESENCE), p)
     if data == "normal":
         present = draw(PRESENCE) < p
         # Box–Muller on two uniforms; 1 − u keeps log's argument in (0, 1].

@@ -51,6 +51,11 @@ def uniform_from_counter(counter: torch.Tensor, key: int) -> torch.Tensor:
     return _shr(z, 40).to(torch.float32) * (2.0**-24)
 
 
+def counter_base(step: int, stream: int, n: int) -> int:
+    """The first counter of stream `stream` at step `step`, for draws of n numbers."""
+    return (step * STREAMS + stream) * n
+
+
 def uniforms(
     seed: int, step: int, stream: int, shape: tuple[int, ...], device: torch.device | str = "cpu"
 ) -> torch.Tensor:
@@ -62,7 +67,7 @@ def uniforms(
     n = 1
     for size in shape:
         n *= size
-    base = (step * STREAMS + stream) * n
+    base = counter_base(step, stream, n)
     if torch.device(device).type == "cpu":
         return _uniforms_chunked(base, n, seed_key(seed)).view(shape)
     counter = torch.arange(base, base + n, dtype=torch.int64, device=device)

@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import torch
 
-from engine.data import PRESENCE, generate_batch
-from engine.rng import STREAMS, seed_key, uniform_from_counter
+from engine.data import PRESENCE, generate_batch, sparse_uniform
+from engine.rng import counter_base, seed_key, uniform_from_counter
 
 StepFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
@@ -152,8 +152,7 @@ def uniform_batch(
         n_inst * batch_size * n_feat, dtype=torch.int64, device=feature_probability.device
     )
     u = uniform_from_counter(counter + base, key).view(n_inst, batch_size, n_feat)
-    p = feature_probability[:, None]
-    return torch.where(u < p, u / p, torch.zeros((), device=u.device))
+    return sparse_uniform(u, feature_probability[:, None])
 
 
 def _uniform_step(
@@ -235,7 +234,7 @@ class CompiledStep:
         """Set W.grad and b_final.grad for the batch of `step`; return the (inst,) loss."""
         if self._fallback:
             return self._eager(W, b_final, step)
-        self._base.fill_((step * STREAMS + PRESENCE) * self.n_per_stream)  # as engine.rng.uniforms
+        self._base.fill_(counter_base(step, PRESENCE, self.n_per_stream))
         args = (W, b_final, self.feature_probability, self.importance, self._base, self._key)
         if self._worked:
             loss, dW, db = self._fn(*args, self.batch_size, self.model)
