@@ -35,6 +35,7 @@ FORMAT = "toygeom-session"
 FORMAT_VERSION = 1
 RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
+SESSIONS_ROOT = Path("sessions")  # where runs are saved unless told otherwise
 _MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
 _MAX_HEADER_BYTES = 1 << 24
 
@@ -56,6 +57,11 @@ class SessionInfo:
     running: bool  # a training process said it is still writing and its pid is alive here
 
 
+def new_session_dir(name: str, root: Path = SESSIONS_ROOT) -> Path:
+    """A fresh directory for a new run: root/NAME-YYYYmmdd-HHMMSS."""
+    return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def save_session(trainer: Any, directory: str | Path, *, running: bool = False) -> Path:
     """Save `trainer` (an engine.trainer.Trainer) to `directory`, atomically; return the path.
 
@@ -65,6 +71,7 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
     from safetensors.torch import save
 
     directory = Path(directory)
+    trainer.created_at = trainer.created_at or time.time()
     with trainer.consistent():
         tensors = trainer.state_tensors()
         arrays, history_state = trainer.history.to_arrays()
@@ -89,9 +96,6 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
 
 
 def _record(trainer: Any, history_state: dict, running: bool) -> dict[str, Any]:
-    now = time.time()
-    created = getattr(trainer, "created_at", None) or now
-    trainer.created_at = created
     loss = trainer.latest_loss
     return {
         "format": FORMAT,
@@ -101,8 +105,8 @@ def _record(trainer: Any, history_state: dict, running: bool) -> dict[str, Any]:
         "step": int(trainer.step),
         "total_steps": int(trainer.total_steps),
         "state": trainer.state,
-        "created_at": created,
-        "saved_at": now,
+        "created_at": trainer.created_at,
+        "saved_at": time.time(),
         "device": str(trainer.device),
         "rng": {"kind": "splitmix64-counter", "seed": trainer.config.seed},
         "final_loss": _finite_list(loss),

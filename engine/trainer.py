@@ -88,7 +88,7 @@ class Trainer:
         self.latest_loss: np.ndarray | None = None  # (inst,) mean loss over the last log interval
         self.latest_frobenius_sq: np.ndarray | None = None
         self.created_at: float | None = None  # set by the first save (engine.session)
-        self.session_dir: Path | None = None  # where this run was loaded from or saved to
+        self.session_dir: Path | None = None  # the session this run was loaded from, if any
         self._observers: dict[str, list[Observer]] = {e: [] for e in EVENTS}
         self._lock = threading.RLock()  # held for each step; snapshot() takes it too
         self._wake = threading.Condition()
@@ -280,9 +280,7 @@ class Trainer:
             for name, param in (("W", self.W), ("b_final", self.b_final)):
                 moments = self._optimizer.state.get(param, {}) if self._optimizer else {}
                 for key, value in moments.items():
-                    tensors[f"optimizer.{name}.{key}"] = (
-                        value.detach().cpu().clone().reshape(value.shape)
-                    )
+                    tensors[f"optimizer.{name}.{key}"] = value.detach().cpu().clone()
         return tensors
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], step: int) -> None:

@@ -29,15 +29,16 @@ from engine.autosave import Autosaver
 from engine.config import ConfigError, RunConfig
 from engine.follow import Follower
 from engine.session import (
+    SESSIONS_ROOT,
     SessionError,
     load_session,
     mark_stopped,
+    new_session_dir,
     read_record,
     save_session,
     session_info,
 )
 from engine.trainer import DIVERGED, DONE, TRAINING, Trainer
-from toygeom_tui.cli import default_session_dir
 from toygeom_tui.export import document_csv, document_json, history_csv, trainer_geometry
 from toygeom_tui.messages import (
     FollowerPolled,
@@ -164,7 +165,7 @@ class ToygeomApp(App):
         trainer: Trainer,
         *,
         session_dir: Path | None = None,
-        sessions_root: Path = Path("sessions"),
+        sessions_root: Path = SESSIONS_ROOT,
         autostart: bool = True,
         autosave_seconds: float = 30.0,
         follow: Follower | None = None,
@@ -472,8 +473,7 @@ class ToygeomApp(App):
     def session_path(self) -> Path:
         """Where this run saves: the session it came from, or a new timestamped folder."""
         if self.session_dir is None:
-            name = default_session_dir(self.trainer.config.name).name
-            self.session_dir = self.sessions_root / name
+            self.session_dir = new_session_dir(self.trainer.config.name, self.sessions_root)
         return self.session_dir
 
     def action_save(self) -> None:

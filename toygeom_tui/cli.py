@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from toygeom_tui.clock import clock
+
 EXIT_USAGE = 2
-SESSIONS_ROOT = Path("sessions")
 
 
 class UserError(Exception):
@@ -122,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from engine.autosave import Autosaver
+    from engine.session import new_session_dir
     from engine.trainer import DIVERGED, Trainer
 
     compiled = False if args.eager else None
@@ -137,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = _config_from(args)
         trainer = Trainer(config, compiled=compiled)
-        out = Path(args.out) if args.out else default_session_dir(config.name)
+        out = Path(args.out) if args.out else new_session_dir(config.name)
     _check_writable(out, resuming=bool(args.resume))
 
     autosaver = Autosaver(
@@ -163,10 +165,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"step {trainer.step}/{trainer.total_steps}, saved {out}"
     )
     return 1 if state == DIVERGED else 0
-
-
-def default_session_dir(name: str) -> Path:
-    return SESSIONS_ROOT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _check_writable(out: Path, *, resuming: bool) -> None:
@@ -214,21 +212,13 @@ class ProgressLine:
         loss = trainer.latest_loss.sum() if trainer.latest_loss is not None else float("nan")
         return (
             f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  loss {loss:.4g}  "
-            f"{rate:.1f} steps/s  ETA {_clock(eta)}"
+            f"{rate:.1f} steps/s  ETA {clock(eta)}"
         )
 
     def finish(self) -> None:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "--:--"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 # -- export ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from rich.markup import escape
 from textual.widgets import Static
 
 from engine.trainer import Trainer
+from toygeom_tui.clock import clock
 
 STATE_MARKS = {
     "ready": "·",
@@ -18,15 +19,6 @@ STATE_MARKS = {
     "diverged": "✗",
     "following": "⇣",
 }
-
-
-def clock(seconds: float) -> str:
-    """ETA as m:ss or h:mm:ss; "--:--" when unknown."""
-    if not np.isfinite(seconds) or seconds < 0:
-        return "--:--"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _value(array: np.ndarray | None, index: int, fmt: str) -> str:
