@@ -1,7 +1,7 @@
 """Render the README's screenshots from a saved session (the default run).
 
-    toygeom-tui train --out sessions/fg
-    python docs/make_screenshots.py sessions/fg
+toygeom-tui train --out sessions/fg
+python docs/make_screenshots.py sessions/fg
 """
 
 from __future__ import annotations

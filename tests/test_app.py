@@ -189,6 +189,7 @@ async def test_layout_adapts_to_width_and_says_when_too_small(small_config: RunC
 async def test_charts_draw_the_history(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config, 60), autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
+
         def drawn(chart: type) -> bool:
             text = app.dashboard.query_one(chart).render_text().plain
             return "waiting" not in text and any("\u2800" < ch <= "\u28ff" for ch in text)
