@@ -226,11 +226,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.session import SessionError
     from toygeom_tui.export import geometry_csv, geometry_json, session_history_csv
 
-    write = geometry_json if args.format == "json" else geometry_csv
-    if args.history:
-        write = session_history_csv
     try:
-        text = write(args.session, args.partners)
+        if args.history:
+            text = session_history_csv(args.session)
+        elif args.format == "json":
+            text = geometry_json(args.session, args.partners)
+        else:
+            text = geometry_csv(args.session, args.partners)
     except SessionError as err:
         raise UserError(str(err)) from None
     if args.output:

@@ -134,7 +134,7 @@ def history_csv(history: Any) -> str:
     return out.getvalue()
 
 
-def session_history_csv(directory: str | Path, k_partners: int = 5) -> str:
+def session_history_csv(directory: str | Path) -> str:
     """The history of a saved session as CSV (loads the session without training it)."""
     from engine.session import load_session
 
@@ -153,21 +153,9 @@ def document_csv(doc: dict[str, Any]) -> str:
     for inst in doc["instances"]:
         for f in inst["features"]:
             partners = " ".join(f"{q['index']}:{q['cosine']:+.3f}" for q in f["partners"])
+            # CSV_COLUMNS[3:-1] are the feature's own fields, under the same names.
+            fields = [f[name] for name in CSV_COLUMNS[3:-1]]
             writer.writerow(
-                [
-                    inst["index"],
-                    inst["feature_probability"],
-                    f["index"],
-                    f["norm"],
-                    f["dimensionality"],
-                    f["interference"],
-                    f["nearest_fraction"],
-                    f["fraction_distance"],
-                    f["configuration"],
-                    f["component"],
-                    f["component_size"],
-                    f["component_rank"],
-                    partners,
-                ]
+                [inst["index"], inst["feature_probability"], f["index"], *fields, partners]
             )
     return out.getvalue()
