@@ -15,19 +15,23 @@ from engine.session import SessionError, save_session
 
 
 class Autosaver:
-    """Attach with `trainer.on("log", Autosaver(directory))`; errors go to `on_error`."""
+    """Attach with `trainer.on("log", Autosaver(directory))`.
+
+    After each save `on_saved(running)` is called; errors go to `on_error` (raised without one).
+    """
 
     def __init__(
         self,
         directory: str | Path,
         interval: float = 30.0,
         on_error: Callable[[SessionError], None] | None = None,
+        on_saved: Callable[[bool], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.interval = interval
         self.on_error = on_error
+        self.on_saved = on_saved
         self.last = time.monotonic()
-        self.saves = 0
 
     def __call__(self, trainer: Any) -> None:
         if time.monotonic() - self.last >= self.interval:
@@ -36,9 +40,11 @@ class Autosaver:
     def save(self, trainer: Any, *, running: bool) -> None:
         try:
             save_session(trainer, self.directory, running=running)
-            self.saves += 1
         except SessionError as err:
             if self.on_error is None:
                 raise
             self.on_error(err)
+        else:
+            if self.on_saved is not None:
+                self.on_saved(running)
         self.last = time.monotonic()

@@ -237,3 +237,22 @@ def test_mark_stopped_clears_running_and_keeps_the_save(saved) -> None:
     mark_stopped(path)
     assert not session_info(path).running
     assert load_session(path, compiled=False).step == 60
+
+
+def test_autosaver_saves_every_interval_and_reports_each_save(tmp_path, small_config) -> None:
+    from engine.autosave import Autosaver
+
+    trainer = Trainer(small_config, compiled=False, log_every=10)
+    saved: list[bool] = []
+    autosaver = Autosaver(tmp_path / "auto", interval=0, on_saved=saved.append)
+    trainer.on("log", autosaver)
+    trainer.run(until=30)
+    assert saved == [True, True, True] and session_info(tmp_path / "auto").running
+    autosaver.save(trainer, running=False)
+    assert saved[-1] is False and not session_info(tmp_path / "auto").running
+
+    (tmp_path / "file").write_text("not a folder")
+    errors: list[SessionError] = []
+    failing = Autosaver(tmp_path / "file" / "auto", interval=0, on_error=errors.append)
+    failing.save(trainer, running=True)
+    assert len(errors) == 1 and "cannot save" in str(errors[0])

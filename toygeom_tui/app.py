@@ -97,26 +97,20 @@ class RunWatch:
 
     def log(self, trainer: Trainer) -> None:
         self.progress(trainer)
-        autosaver = self.autosaver
-        if autosaver is not None:
-            saves = autosaver.saves
-            autosaver(trainer)
-            if autosaver.saves != saves:
-                self._saved(autosaver.directory, running=True, announce=False)
+        if self.autosaver is not None:
+            self.autosaver(trainer)
 
     def final_save(self) -> None:
         """Save once more, marked as no longer running (the run ended)."""
-        autosaver = self.autosaver
-        if autosaver is not None:
-            saves = autosaver.saves
-            autosaver.save(self.trainer, running=False)
-            if autosaver.saves != saves:
-                self._saved(autosaver.directory, running=False, announce=True)
+        if self.autosaver is not None:
+            self.autosaver.save(self.trainer, running=False)
 
-    def _saved(self, directory: Path, *, running: bool, announce: bool) -> None:
+    def _autosaved(self, running: bool) -> None:
+        # Periodic autosaves stay quiet; the final one is announced.
+        directory = self.autosaver.directory
         self.app.post_message(
             SessionSaved(
-                self.trainer, directory, self.trainer.step, running=running, announce=announce
+                self.trainer, directory, self.trainer.step, running=running, announce=not running
             )
         )
 
@@ -131,7 +125,10 @@ class RunWatch:
         """Autosave into `directory` every `interval` seconds (0: only the final save, if any)."""
         if self.autosaver is None:
             self.autosaver = Autosaver(
-                directory, interval if interval > 0 else math.inf, self._autosave_failed
+                directory,
+                interval if interval > 0 else math.inf,
+                on_error=self._autosave_failed,
+                on_saved=self._autosaved,
             )
 
     def attach(self) -> None:
