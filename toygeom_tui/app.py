@@ -59,6 +59,7 @@ from toygeom_tui.screens.export_menu import (
     ExportMenuScreen,
 )
 from toygeom_tui.screens.help import HelpScreen
+from toygeom_tui.screens.new_run import NewRunScreen
 from toygeom_tui.screens.quit_confirm import QUIT, SAVE_AND_QUIT, QuitConfirmScreen
 from toygeom_tui.screens.sessions import SessionBrowserScreen
 
@@ -357,12 +358,6 @@ class ToygeomApp(App):
 
     # -- runs and sessions -------------------------------------------------------------------------
     def action_new_run(self) -> None:
-        try:
-            from toygeom_tui.screens.new_run import NewRunScreen
-        except ImportError:
-            self.notify("the new-run form is not available in this build", severity="warning")
-            return
-
         def start(config: RunConfig | None) -> None:
             if config is not None:
                 self._build_run(config)

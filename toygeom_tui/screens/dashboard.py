@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from engine.trainer import Trainer
+from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
 from toygeom_tui.widgets.geometry_chart import GeometryChart
 from toygeom_tui.widgets.instance_list import InstanceList
@@ -190,11 +191,6 @@ class DashboardScreen(Screen):
         self.selected = event.instance
 
     def action_open_detail(self) -> None:
-        try:
-            from toygeom_tui.screens.instance_detail import InstanceDetailScreen
-        except ImportError:
-            self.notify("instance detail is not available in this build", severity="warning")
-            return
         self.app.push_screen(InstanceDetailScreen(self.trainer, self.selected))
 
     # -- terminal size ---------------------------------------------------------------------------
