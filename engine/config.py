@@ -284,14 +284,12 @@ def _check_fits_in_memory(cfg: RunConfig) -> None:
 
 
 PRESETS: dict[str, RunConfig] = {}
+PRESET_ABOUT: dict[str, str] = {}  # one line per preset, for listings
 
 
 def _preset(cfg: RunConfig, about: str) -> None:
     PRESETS[cfg.name] = cfg
     PRESET_ABOUT[cfg.name] = about
-
-
-PRESET_ABOUT: dict[str, str] = {}
 
 _preset(RunConfig(), "the classic feature-geometry run (ARENA)")
 _preset(

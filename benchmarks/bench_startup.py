@@ -1,0 +1,64 @@
+"""Start-up costs a user feels: `toygeom-tui --help`, and the app's first paint in a terminal.
+
+    python benchmarks/bench_startup.py [--runs 3]
+
+First paint is timed in a real terminal (tmux, 120×40): from starting `toygeom-tui --preset
+pentagon` to the first capture of the pane that shows the loss chart. Needs tmux.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "toygeom_tui"]
+
+
+def help_seconds() -> float:
+    start = time.perf_counter()
+    subprocess.run([*CLI, "--help"], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def first_paint_seconds(workdir: Path) -> float:
+    socket = f"toygeom-bench-{os.getpid()}"
+    command = " ".join([*CLI, "--preset", "pentagon"])
+    start = time.perf_counter()
+    subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-x", "120", "-y", "40",
+                    "-c", str(workdir), command], check=True)  # fmt: skip
+    try:
+        while True:
+            pane = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p"],
+                                  capture_output=True, text=True).stdout  # fmt: skip
+            if "loss" in pane:
+                return time.perf_counter() - start
+            if time.perf_counter() - start > 60:
+                raise RuntimeError("the app did not paint within 60 s")
+            time.sleep(0.02)
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    helps = [help_seconds() for _ in range(args.runs)]
+    print(f"toygeom-tui --help: median {statistics.median(helps):.2f} s over {args.runs} runs")
+    if shutil.which("tmux") is None:
+        print("first paint: skipped (no tmux)")
+        return
+    with tempfile.TemporaryDirectory() as workdir:  # the app autosaves into ./sessions
+        paints = [first_paint_seconds(Path(workdir)) for _ in range(args.runs)]
+    print(f"app first paint: median {statistics.median(paints):.2f} s over {args.runs} runs")
+
+
+if __name__ == "__main__":
+    main()
