@@ -157,7 +157,7 @@ async def test_autosave_writes_a_running_session_then_a_final_one(
         await wait_for(pilot, lambda: trainer.state == "done")
         await wait_for(pilot, lambda: read_record(directory)["step"] == STEPS)
         assert not read_record(directory)["writer"]["running"]
-        assert app.saved_step == STEPS
+        await wait_for(pilot, lambda: app.saved_step == STEPS)  # its message follows the file
         await pilot.press("q")  # everything saved: no question
         await pilot.pause()
         assert not app.is_running
