@@ -291,6 +291,7 @@ def _preset(cfg: RunConfig, about: str) -> None:
     PRESETS[cfg.name] = cfg
     PRESET_ABOUT[cfg.name] = about
 
+
 _preset(RunConfig(), "the classic feature-geometry run (ARENA)")
 _preset(
     RunConfig(

@@ -64,9 +64,10 @@ def test_closed_form_gradients_equal_autograd(model: str) -> None:
     W, b_final, p, importance = _params()
     x = generate_batch("uniform", p, BATCH, seed=0, step=3)
     want = _autograd(W, b_final, x, importance, model)
+    xT = x.transpose(1, 2)  # both take the batch feature-major
     for grads in (
-        closed_form_grads(W, b_final, x, importance, model),
-        broadcast_grads(W, b_final, x.transpose(1, 2), importance, model),
+        closed_form_grads(W, b_final, xT, importance, model),
+        broadcast_grads(W, b_final, xT, importance, model),
     ):
         for got, expected in zip(grads, want, strict=True):
             _assert_relative(got, expected, 1e-5)
@@ -102,8 +103,8 @@ def test_compiled_batch_is_bit_identical_to_the_eager_batch() -> None:
     n = p.numel() * BATCH
     for seed, step in ((0, 0), (3, 17), (12345, 10**9)):  # counters past 2^32; products wrap
         base = torch.tensor((step * STREAMS + PRESENCE) * n)
-        x = batch(p, base, torch.tensor(seed_key(seed)), BATCH)
-        assert torch.equal(x, generate_batch("uniform", p, BATCH, seed, step))
+        xT = batch(p, base, torch.tensor(seed_key(seed)), BATCH)  # feature-major
+        assert torch.equal(xT, generate_batch("uniform", p, BATCH, seed, step).transpose(1, 2))
 
 
 @compiles
