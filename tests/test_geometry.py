@@ -308,7 +308,7 @@ def test_nearest_fraction_is_vectorised() -> None:
 
 
 def test_analyze_on_the_default_shape() -> None:
-    # The default run's shape: 20 instances × 200 features in 20 dims (speed: benchmarks/).
+    # The default run's shape: 20 instances × 200 features in 20 dims (speed: toygeom-tui bench).
     W = torch.randn(20, 20, 200, generator=torch.Generator().manual_seed(7)) / math.sqrt(20)
     geometries = analyze(W)
     assert [g.index for g in geometries] == list(range(20))

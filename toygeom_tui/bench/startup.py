@@ -1,6 +1,6 @@
 """Start-up costs a user feels: `toygeom-tui --help`, and the app's first paint in a terminal.
 
-    python benchmarks/bench_startup.py [--runs 3]
+    python -m toygeom_tui.bench.startup [--runs 3]
 
 First paint is timed in a real terminal (tmux, 120×40): from starting `toygeom-tui --preset
 pentagon` to the first capture of the pane that shows the loss chart. Needs tmux.

@@ -1,6 +1,6 @@
 """What the app costs while the default run trains: key-to-screen latency and throughput.
 
-    python benchmarks/bench_app.py [--seconds 15] [--rounds 2] [--preset NAME] [--size 160x48]
+    python -m toygeom_tui.bench.app_cost [--seconds 15] [--rounds 2] [--preset NAME] [--size 160x48]
 
 Each round has three phases: headless, the app watching (live charts, no input), and the app
 with a key press every 250–500 ms.

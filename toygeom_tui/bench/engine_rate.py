@@ -2,9 +2,9 @@
 
 Reproduce (from the repository root):
 
-    python benchmarks/bench_step.py          # ~3 min: default + pentagon configs
-    python benchmarks/bench_step.py --quick  # ~1 min, fewer and shorter rounds
-    python benchmarks/bench_step.py --cpu-time  # one thread, CPU seconds
+    python -m toygeom_tui.bench.engine_rate          # ~3 min: default + pentagon configs
+    python -m toygeom_tui.bench.engine_rate --quick  # ~1 min, fewer and shorter rounds
+    python -m toygeom_tui.bench.engine_rate --cpu-time  # one thread, CPU seconds
 
 `--cpu-time` runs everything on one thread and divides by the thread's CPU time instead of the
 wall clock: a machine shared with other jobs then barely moves the numbers (wall-clock rates on

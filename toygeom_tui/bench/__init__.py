@@ -1,0 +1,1 @@
+"""Speed measurements behind `toygeom-tui bench`: each module also runs alone (`python -m`)."""
