@@ -11,9 +11,9 @@ import pytest
 import torch
 from einops import einsum
 
-from engine.config import RunConfig, resolve_feature_probability, resolve_importance
+from engine.config import RunConfig, resolve_feature_probability
 from engine.history import Series
-from engine.model import init_params
+from engine.reference import CurriculumLoop
 from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED, TRAINING, Trainer
 
 
@@ -107,26 +107,6 @@ def _wait(condition, timeout: float = 10.0) -> None:
 
 
 # -- the engine against the curriculum's plain autograd loop ------------------------------------
-def plain_curriculum_loop(cfg: RunConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ARENA loop as written there: einsum forward, two rand calls, autograd, Adam."""
-    torch.manual_seed(seed)
-    W, b = init_params(cfg.n_inst, cfg.d_hidden, cfg.n_features, seed)
-    W.requires_grad_(), b.requires_grad_()
-    p = resolve_feature_probability(cfg)[:, None]
-    imp = resolve_importance(cfg)[:, None]
-    opt = torch.optim.Adam([W, b], lr=cfg.lr)
-    for _ in range(cfg.steps):
-        shape = (cfg.n_inst, cfg.batch_size, cfg.n_features)
-        x = torch.where(torch.rand(shape) <= p, torch.rand(shape), 0.0)
-        h = einsum(W, x, "i h f, i b f -> i b h")
-        out = torch.relu(einsum(W, h, "i h f, i b h -> i b f") + b[:, None])
-        loss = (imp * (x - out) ** 2).mean(dim=(1, 2)).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return W.detach(), b.detach()
-
-
 def eval_loss(W: torch.Tensor, b: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
     """(inst,) loss of trained parameters on a large fresh batch."""
     torch.manual_seed(1234)
@@ -146,7 +126,9 @@ def test_loss_matches_the_plain_autograd_loop(small_config: RunConfig, compiled:
         trainer = Trainer(cfg.replace(seed=seed), compiled=compiled)
         trainer.run()
         ours.append(eval_loss(trainer.W, trainer.b_final, cfg))
-        theirs.append(eval_loss(*plain_curriculum_loop(cfg, seed), cfg))
+        loop = CurriculumLoop(cfg.replace(seed=seed))
+        loop.run(cfg.steps)
+        theirs.append(eval_loss(loop.W.detach(), loop.b_final.detach(), cfg))
     ours_mean, theirs_mean = torch.stack(ours).mean(0), torch.stack(theirs).mean(0)
     rel = ((ours_mean - theirs_mean).abs() / theirs_mean).max().item()
     assert rel < 0.1, f"per-instance loss differs by {rel:.1%}"

@@ -1,4 +1,4 @@
-"""`toygeom-tui`: the app with no subcommand; `train`, `export`, `presets`, `open` otherwise.
+"""`toygeom-tui`: the app with no subcommand; else `train`, `export`, `presets`, `open`, `bench`.
 
 Heavy imports (torch, textual) happen inside the commands so `--help` stays instant.
 Every user error is one line on stderr and exit status 2.
@@ -66,6 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     open_.add_argument("session", metavar="DIR")
     open_.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     open_.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure every speed figure (engine vs the plain loop, app cost, memory, startup)",
+        description="Measure the speed figures in one run (~15 min; --quick ~3 min) and print "
+        "them with their targets. Progress goes to stderr, the table to stdout.",
+    )
+    bench.add_argument("--quick", action="store_true", help="short rounds: a smoke test")
+    bench.add_argument(
+        "--only",
+        nargs="+",
+        choices=("engine", "app", "memory", "startup"),
+        metavar="SECTION",
+        help="some of: engine app memory startup (default all)",
+    )
     return parser
 
 
@@ -298,10 +313,23 @@ def cmd_open(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from toygeom_tui.bench import report
+
+    sections = args.only or list(report.SECTIONS)
+    machine = report.machine()
+    print(f"bench on {machine}", file=sys.stderr, flush=True)
+    figures = report.run(sections, args.quick, lambda line: print(line, file=sys.stderr))
+    print(f"{machine}{' (--quick)' if args.quick else ''}")
+    print(report.table(figures))
+    return 0
+
+
 COMMANDS = {
     "app": cmd_app,
     "train": cmd_train,
     "export": cmd_export,
     "presets": cmd_presets,
     "open": cmd_open,
+    "bench": cmd_bench,
 }

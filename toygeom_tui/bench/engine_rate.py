@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable
 
 import torch
-from einops import einsum, reduce
 
 from engine.config import RunConfig, preset, resolve_feature_probability, resolve_importance
-from engine.model import init_params, lr_factor
+from engine.model import init_params
+from engine.reference import CurriculumLoop
 from engine.step import make_step
 from engine.trainer import Trainer
 
@@ -40,61 +40,19 @@ CONFIGS = {
 }
 
 
-class PlainModel(torch.nn.Module):
-    """The curriculum's ToyModel (ARENA): batch-major, einsum, autograd."""
-
-    def __init__(self, cfg: RunConfig) -> None:
-        super().__init__()
-        W, b_final = init_params(cfg.n_inst, cfg.d_hidden, cfg.n_features, cfg.seed)
-        self.W = torch.nn.Parameter(W)
-        self.b_final = torch.nn.Parameter(b_final)
-        self.feature_probability = resolve_feature_probability(cfg)  # inst feats
-        self.importance = resolve_importance(cfg)  # inst feats
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        h = einsum(features, self.W, "... inst feats, inst hidden feats -> ... inst hidden")
-        out = einsum(h, self.W, "... inst hidden, inst hidden feats -> ... inst feats")
-        return torch.relu(out + self.b_final)
-
-    def generate_batch(self, batch_size: int) -> torch.Tensor:
-        shape = (batch_size, *self.feature_probability.shape)  # batch inst feats
-        feat_mag = torch.rand(shape)
-        feat_seeds = torch.rand(shape)
-        return torch.where(feat_seeds <= self.feature_probability, feat_mag, 0.0)
-
-    def calculate_loss(self, out: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        error = self.importance * (batch - out) ** 2
-        return reduce(error, "batch inst feats -> inst", "mean").sum()
-
-
 def plain_runner(cfg: RunConfig) -> Callable[[int], None]:
     """`run(n)` does n steps of the curriculum's `optimize` loop."""
-    model = PlainModel(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step = 0
-
-    def run(n: int) -> None:
-        nonlocal step
-        for _ in range(n):
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, cfg.steps)
-            optimizer.zero_grad()
-            batch = model.generate_batch(cfg.batch_size)
-            loss = model.calculate_loss(model(batch), batch)
-            loss.backward()
-            optimizer.step()
-            step += 1
-
-    return run
+    return CurriculumLoop(cfg).run
 
 
 def step_runner(cfg: RunConfig) -> Callable[[int], None]:
     """`run(n)` does n engine steps + fused Adam, exactly as `Trainer._train_one_step`."""
-    W, b_final = init_params(cfg.n_inst, cfg.d_hidden, cfg.n_features, cfg.seed)
+    device = cfg.resolve_device()
+    W, b_final = init_params(cfg.n_inst, cfg.d_hidden, cfg.n_features, cfg.seed, device)
     optimizer = torch.optim.Adam([W, b_final], lr=cfg.lr, fused=True)
     step_fn = make_step(
-        resolve_feature_probability(cfg),
-        resolve_importance(cfg),
+        resolve_feature_probability(cfg).to(device),
+        resolve_importance(cfg).to(device),
         cfg.batch_size,
         cfg.seed,
         cfg.data,
@@ -138,10 +96,31 @@ def rate(
     return n / (clock() - t0)
 
 
-def bench(
-    name: str, cfg: RunConfig, rounds: int, seconds: float, clock: Callable[[], float]
+def synced(run: Callable[[int], None], device: torch.device) -> Callable[[int], None]:
+    """`run` that returns only when the device has finished its work (CUDA runs ahead)."""
+    if device.type != "cuda":
+        return run
+
+    def run_synced(n: int) -> None:
+        run(n)
+        torch.cuda.synchronize(device)
+
+    return run_synced
+
+
+def measure(
+    cfg: RunConfig,
+    rounds: int,
+    seconds: float,
+    clock: Callable[[], float] = time.perf_counter,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
-    runners = {method: make(cfg) for method, make in RUNNERS.items()}
+    """Median steps/s of each method in RUNNERS on `cfg`, timed in alternating rounds.
+
+    progress(round, rates of that round) is called after each round.
+    """
+    device = cfg.resolve_device()
+    runners = {method: synced(make(cfg), device) for method, make in RUNNERS.items()}
     for run in runners.values():  # warm-up: compiles, allocator, Adam state
         run(3)
     rates: dict[str, list[float]] = {m: [] for m in runners}
@@ -149,8 +128,8 @@ def bench(
     for r in range(rounds):
         for method, run in runners.items():
             rates[method].append(rate(run, seconds, first_n, clock))
-        cells = "  ".join(f"{m} {rates[m][-1]:8.1f}" for m in runners)
-        print(f"  {name} round {r + 1}/{rounds}: {cells}", flush=True)
+        if progress:
+            progress(r, {m: v[-1] for m, v in rates.items()})
     return {m: statistics.median(v) for m, v in rates.items()}
 
 
@@ -159,6 +138,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds of ~1 s per method")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--cpu-time", action="store_true", help="1 thread, per CPU second")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default cpu)")
     args = parser.parse_args()
     rounds, seconds = (2, 1.0) if args.quick else (5, 3.0)
     clock = time.perf_counter
@@ -167,7 +147,15 @@ def main() -> None:
         clock = time.thread_time
     unit = "steps per CPU second" if args.cpu_time else "steps/s"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} rounds, {unit}")
-    results = {name: bench(name, CONFIGS[name], rounds, seconds, clock) for name in args.configs}
+    results = {}
+    for name in args.configs:
+
+        def show(r: int, rates: dict[str, float], name: str = name) -> None:
+            cells = "  ".join(f"{m} {v:8.1f}" for m, v in rates.items())
+            print(f"  {name} round {r + 1}/{rounds}: {cells}", flush=True)
+
+        cfg = CONFIGS[name].replace(device=args.device)
+        results[name] = measure(cfg, rounds, seconds, clock, show)
     print(
         f"\n{'config':10s} {'plain':>9s} {'step':>9s} {'trainer':>9s}  {'step/plain':>10s}"
         f" {'trainer/plain':>13s}   ({unit}, medians)"

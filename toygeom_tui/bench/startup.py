@@ -46,18 +46,26 @@ def first_paint_seconds(workdir: Path) -> float:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
 
 
+def measure(runs: int = 3) -> dict[str, float]:
+    """Medians over `runs`: `help_s`, and `first_paint_s` (absent without tmux)."""
+    result = {"help_s": statistics.median(help_seconds() for _ in range(runs))}
+    if shutil.which("tmux") is not None:
+        with tempfile.TemporaryDirectory() as workdir:  # the app autosaves into ./sessions
+            paints = [first_paint_seconds(Path(workdir)) for _ in range(runs)]
+        result["first_paint_s"] = statistics.median(paints)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    helps = [help_seconds() for _ in range(args.runs)]
-    print(f"toygeom-tui --help: median {statistics.median(helps):.2f} s over {args.runs} runs")
-    if shutil.which("tmux") is None:
+    r = measure(args.runs)
+    print(f"toygeom-tui --help: median {r['help_s']:.2f} s over {args.runs} runs")
+    if "first_paint_s" not in r:
         print("first paint: skipped (no tmux)")
-        return
-    with tempfile.TemporaryDirectory() as workdir:  # the app autosaves into ./sessions
-        paints = [first_paint_seconds(Path(workdir)) for _ in range(args.runs)]
-    print(f"app first paint: median {statistics.median(paints):.2f} s over {args.runs} runs")
+    else:
+        print(f"app first paint: median {r['first_paint_s']:.2f} s over {args.runs} runs")
 
 
 if __name__ == "__main__":

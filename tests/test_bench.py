@@ -1,0 +1,65 @@
+"""`toygeom-tui bench`: its measurements run and its table reports what was measured.
+
+Speed itself is never asserted here (timed tests on a shared machine are noise); these check that
+each measurement works end to end on a tiny budget and that the report says met / NOT MET right.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import RunConfig
+from toygeom_tui.bench import engine_rate, memory, report
+from toygeom_tui.cli import main
+
+
+def test_engine_rate_measures_every_method(small_config: RunConfig) -> None:
+    rounds = []
+    rates = engine_rate.measure(
+        small_config.replace(steps=10**9),
+        rounds=2,
+        seconds=0.05,
+        progress=lambda r, cells: rounds.append((r, sorted(cells))),
+    )
+    assert sorted(rates) == ["plain", "step", "trainer"]
+    assert all(rate > 0 for rate in rates.values())
+    assert rounds == [(0, sorted(rates)), (1, sorted(rates))]
+
+
+def test_memory_run_reports_history_bounded() -> None:
+    r = memory.measure(steps=3000, with_app=False)
+    assert r["steps"] == 3000
+    assert r["rss_first_mb"] > 0 and r["rss_last_mb"] > 0
+    assert r["growth_mb"] == pytest.approx(r["rss_last_mb"] - r["rss_first_mb"])
+    assert 0 < r["history_records"] <= 300  # one record per 10 steps at most
+
+
+def test_table_marks_each_target() -> None:
+    figures = [
+        report.Figure("fast", 7.0, "7.00×", "≥ 6×", True),
+        report.Figure("slow", 2.0, "2.00×", "≥ 3×", False),
+        report.Figure("CUDA", None, "skipped: no CUDA device", "—", None),
+    ]
+    lines = report.table(figures).splitlines()
+    assert lines[0].split() == ["figure", "measured", "target"]
+    assert lines[1].endswith("met") and "NOT" not in lines[1]
+    assert lines[2].endswith("NOT MET")
+    assert lines[3].endswith("—"), "no verdict without a measurement"
+    targets = ["target", "≥ 6×", "≥ 3×", "—"]
+    columns = {line.index(target) for line, target in zip(lines, targets, strict=True)}
+    assert len(columns) == 1, "the target column is aligned"
+
+
+def test_bench_rejects_an_unknown_section(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--only", "gpu-farm"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bench_startup_section_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--quick", "--only", "startup"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "cores" in out[0] and "(--quick)" in out[0]
+    help_row = next(line for line in out if line.startswith("toygeom-tui --help"))
+    assert "< 1 s" in help_row and help_row.split()[-1] in ("met", "MET")  # no timing asserted

@@ -1,0 +1,154 @@
+"""`toygeom-tui bench`: every speed figure the project promises, measured in one run.
+
+Sections, in order (each also runs alone, see its module):
+    engine   steps/s of the curriculum's plain loop vs the engine, default and pentagon configs
+             (engine_rate), on the CPU, and on CUDA when there is a device;
+    app      throughput with the app attached vs headless, key-to-screen latency (app_cost);
+    memory   RSS over a 1,000,000-step run of the small model with the app attached (memory);
+    startup  `toygeom-tui --help` and the app's first paint in a real terminal (startup).
+`--quick` shortens every section (a 100,000-step memory run): a smoke test, not the figures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+SECTIONS = ("engine", "app", "memory", "startup")
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float | None  # None: not measured here (say why in `shown`)
+    shown: str
+    target: str
+    met: bool | None  # None: no target, or not measured
+
+
+def _engine(quick: bool, say: Callable[[str], None]) -> list[Figure]:
+    import torch
+
+    from toygeom_tui.bench import engine_rate
+
+    rounds, seconds = (2, 1.0) if quick else (5, 3.0)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    figures = []
+    for device in devices:
+        for name, aim in (("default", 6.0), ("pentagon", 3.0)):
+            cfg = engine_rate.CONFIGS[name].replace(device=device)
+
+            def show(r: int, rates: dict[str, float], label: str = f"{name} on {device}") -> None:
+                cells = ", ".join(f"{m} {v:.1f}" for m, v in rates.items())
+                say(f"engine {label}, round {r + 1}/{rounds}: {cells} steps/s")
+
+            rates = engine_rate.measure(cfg, rounds, seconds, progress=show)
+            ratio = rates["trainer"] / rates["plain"]
+            shown = (
+                f"{ratio:.2f}× ({rates['plain']:.1f} → {rates['trainer']:.1f} steps/s; "
+                f"bare step {rates['step'] / rates['plain']:.2f}×)"
+            )
+            target = f"≥ {aim:g}×" if device == "cpu" else "—"
+            met = ratio >= aim if device == "cpu" else None
+            figures.append(Figure(f"{name} on {device}: Trainer vs plain loop", ratio, shown,
+                                  target, met))  # fmt: skip
+    if len(devices) == 1:
+        figures.append(Figure("CUDA", None, "skipped: no CUDA device", "—", None))
+    return figures
+
+
+def _app(quick: bool, say: Callable[[str], None]) -> list[Figure]:
+    from toygeom_tui.bench import app_cost
+
+    seconds, rounds = (5.0, 1) if quick else (12.0, 3)
+    say(f"app: {rounds} rounds of headless / watching / key presses, {seconds:g} s each")
+    r = app_cost.measure(seconds, rounds)
+    return [
+        Figure("app watching vs headless", r["watching_ratio"],
+               f"{r['watching_ratio']:.0%} of {r['headless_steps_per_s']:.1f} steps/s", "≥ 90%",
+               r["watching_ratio"] >= 0.9),
+        Figure("app with a key press every 250–500 ms", r["keys_ratio"],
+               f"{r['keys_ratio']:.0%}", "≥ 90%", r["keys_ratio"] >= 0.9),
+        Figure("key → status line, p95", r["status_p95_ms"],
+               f"{r['status_p95_ms']:.0f} ms ({int(r['presses'])} presses)", "< 100 ms",
+               r["status_p95_ms"] < 100),
+        Figure("key → charts redrawn, p95", r["charts_p95_ms"],
+               f"{r['charts_p95_ms']:.0f} ms", "< 100 ms", r["charts_p95_ms"] < 100),
+    ]  # fmt: skip
+
+
+def _memory(quick: bool, say: Callable[[str], None]) -> list[Figure]:
+    from toygeom_tui.bench import memory
+
+    steps = 100_000 if quick else 1_000_000
+    say(f"memory: {steps:,} steps of the pentagon model with the app attached")
+    r = memory.measure(steps)
+    shown = (
+        f"{r['growth_mb']:+.1f} MB from step {steps // 10:,} to {steps:,} "
+        f"(RSS {r['rss_last_mb']:.0f} MB; history {int(r['history_records'])} records)"
+    )
+    return [Figure(f"memory over {steps:,} steps", r["growth_mb"], shown, "flat (< 5 MB)",
+                   r["growth_mb"] < 5)]  # fmt: skip
+
+
+def _startup(quick: bool, say: Callable[[str], None]) -> list[Figure]:
+    from toygeom_tui.bench import startup
+
+    say("startup: --help and first paint in tmux")
+    r = startup.measure(runs=1 if quick else 3)
+    figures = [Figure("toygeom-tui --help", r["help_s"], f"{r['help_s']:.2f} s", "< 1 s",
+                      r["help_s"] < 1)]  # fmt: skip
+    if "first_paint_s" in r:
+        paint = r["first_paint_s"]
+        figures.append(Figure("app first paint", paint, f"{paint:.2f} s", "< 2 s", paint < 2))
+    else:
+        figures.append(Figure("app first paint", None, "skipped: no tmux", "< 2 s", None))
+    return figures
+
+
+MEASURES = {"engine": _engine, "app": _app, "memory": _memory, "startup": _startup}
+
+
+def run(sections: list[str], quick: bool, say: Callable[[str], None] = print) -> list[Figure]:
+    """Measure `sections` in order, reporting progress through `say`; the figures."""
+    figures = []
+    for section in sections:
+        t0 = time.perf_counter()
+        figures += MEASURES[section](quick, say)
+        say(f"{section}: done in {time.perf_counter() - t0:.0f} s")
+    return figures
+
+
+def table(figures: list[Figure]) -> str:
+    """The figures as an aligned plain-text table, one row each, with a verdict."""
+    verdict = {True: "met", False: "NOT MET", None: ""}
+    rows = [("figure", "measured", "target", "")]
+    rows += [(f.name, f.shown, f.target, verdict[f.met]) for f in figures]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        + f"  {row[3]}"
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def machine() -> str:
+    """One line naming the machine the figures came from."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; Python {platform.python_version()}"
+    )
