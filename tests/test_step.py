@@ -1,5 +1,6 @@
 """The training step: closed-form gradients equal autograd; the compiled step draws the very same
 batch and computes the same gradients; without a compiler it falls back to eager.
+(The fused C++ kernel, which make_step prefers on the CPU, is tested in test_fused_cpu.py.)
 
 Tests that build a torch.compile graph carry `compiles` (a long timeout). They share one small
 shape, so the file compiles four graphs: the batch, the relu and linear steps, and the relu step
@@ -116,8 +117,7 @@ def test_compiled_step_equals_autograd_and_the_eager_step(
     model: str, d_hidden: int, n_feat: int
 ) -> None:
     W, b_final, p, importance = _params(d_hidden, n_feat)
-    compiled = make_step(p, importance, BATCH, seed=4, data="uniform", model=model, compiled=True)
-    assert isinstance(compiled, CompiledStep)
+    compiled = CompiledStep(p, importance, BATCH, 4, model)
     eager = EagerStep(p, importance, BATCH, 4, "uniform", model)
     for step in (0, 9):
         got = (compiled(W, b_final, step), W.grad, b_final.grad)
@@ -129,7 +129,10 @@ def test_compiled_step_equals_autograd_and_the_eager_step(
 
 
 @compiles
-def test_compiled_training_matches_eager_and_is_deterministic(small_config: RunConfig) -> None:
+def test_compiled_training_matches_eager_and_is_deterministic(
+    small_config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(step_module, "_kernel_failed", True)  # torch.compile, not the kernel
     cfg = small_config.replace(steps=300)
     losses, weights = [], []
     for compiled in (True, True, False):
@@ -151,6 +154,7 @@ def test_a_failing_compiler_falls_back_to_eager_with_one_warning(
 
     monkeypatch.setattr(step_module, "_compiled_step_fn", lambda: broken)
     monkeypatch.setattr(step_module, "_compiler_failed", False)
+    monkeypatch.setattr(step_module, "_kernel_failed", True)  # a machine without the kernel
     W, b_final, p, importance = _params()
     eager = EagerStep(p, importance, BATCH, 0, "uniform", "relu")
     want = (eager(W, b_final, 1), W.grad, b_final.grad)
