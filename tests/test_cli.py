@@ -110,6 +110,12 @@ def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
     assert history[0] == "step,instance,loss,frobenius_sq"
     assert history[-1].startswith("300,2,")
 
+    # A reader that leaves early (`export … | head`) ends export quietly, without a traceback.
+    proc = start("export", str(tmp_path / "run"))
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 141
+    assert proc.stderr.read() == ""
+
 
 def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
     run = tmp_path / "run"

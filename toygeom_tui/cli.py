@@ -7,6 +7,7 @@ Every user error is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("toygeom-tui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `export … | head`: the reader left; that is not an error to report
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 def _config_from(args: argparse.Namespace) -> Any:
