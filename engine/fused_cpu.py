@@ -127,6 +127,7 @@ def _run(
     feature_probability: torch.Tensor | None = None,
     base: int = 0,
     key: int = 0,
+    threads: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     error = kernel_error()
     if error is not None:
@@ -153,7 +154,7 @@ def _run(
         base & mask,
         key & mask,
         model == "relu",
-        torch.get_num_threads(),
+        threads or torch.get_num_threads(),
         *map(_ptr, (loss, dW, db)),
     )
     if status != 0:
@@ -179,13 +180,23 @@ def fused_uniform_grads(
     key: int,
     batch_size: int,
     model: str,
+    threads: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`closed_form_grads` of the uniform batch `generate_batch` draws, drawn inside the kernel.
 
     base: the batch's first counter (`counter_base(step, PRESENCE, inst·batch·feats)`);
-    key: `seed_key(seed)`; feature_probability (inst feats).
+    key: `seed_key(seed)`; feature_probability (inst feats); threads: how many the kernel
+    starts (default torch's intra-op count).
     """
     p = feature_probability.detach().contiguous()
     return _run(
-        W, b_final, importance, model, batch_size, feature_probability=p, base=base, key=key
+        W,
+        b_final,
+        importance,
+        model,
+        batch_size,
+        feature_probability=p,
+        base=base,
+        key=key,
+        threads=threads,
     )

@@ -14,10 +14,11 @@ Control (thread-safe, callable from any thread while `run()` runs in another):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +176,10 @@ class Trainer:
         """
         if self.state == DIVERGED:
             return self.state
-        target = self.total_steps if until is None else min(until, self.total_steps)
+        with _torch_threads(getattr(self._step_fn, "torch_threads", None)):
+            return self._run(self.total_steps if until is None else min(until, self.total_steps))
+
+    def _run(self, target: int) -> str:
         self._stop = False
         self._rate_window.clear()
         self._rate_window.append((time.perf_counter(), self.step))
@@ -298,6 +302,23 @@ class Trainer:
                 if state:
                     self.optimizer.state[param] = state
             self.step = step
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to n in this thread for the block (None: left as they are).
+
+    OpenMP keeps the count per thread, so the app's UI thread and a notebook are unaffected.
+    """
+    previous = torch.get_num_threads()
+    if n is None or n == previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _make_optimizer(

@@ -133,3 +133,14 @@ def test_loss_matches_the_plain_autograd_loop(small_config: RunConfig, compiled:
     rel = ((ours_mean - theirs_mean).abs() / theirs_mean).max().item()
     assert rel < 0.1, f"per-instance loss differs by {rel:.1%}"
     assert not math.isclose(float(ours_mean[0]), float(ours_mean[-1])), "sparsity matters"
+
+
+def test_run_sets_torch_threads_for_its_step_and_restores_them(small_config: RunConfig) -> None:
+    """The fused kernel runs its own threads, so torch's drop to one while `run` trains."""
+    before = torch.get_num_threads()
+    trainer = Trainer(small_config.replace(steps=30))
+    seen: list[int] = []
+    trainer.on("log", lambda t: seen.append(torch.get_num_threads()))
+    trainer.run()
+    assert torch.get_num_threads() == before
+    assert set(seen) == {getattr(trainer._step_fn, "torch_threads", None) or before}
