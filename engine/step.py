@@ -196,7 +196,19 @@ def _uniform_step(
 # wrapper per Trainer would re-trace).
 _compiled: list[Callable] = []
 _compile_lock = threading.Lock()
-_compiler_failed = False
+
+# Fast paths found broken in this process: each is warned about once, then never tried again.
+_failed = {"compiler": False, "kernel": False}
+
+
+def _note_failure(path: str, error: str, instead: str) -> None:
+    if not _failed[path]:
+        _failed[path] = True
+        warnings.warn(
+            f"{error}; training with {instead} instead (slower, same results)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _compiled_step_fn() -> Callable:
@@ -204,18 +216,6 @@ def _compiled_step_fn() -> Callable:
         if not _compiled:
             _compiled.append(torch.compile(_uniform_step, dynamic=False, fullgraph=True))
         return _compiled[0]
-
-
-def _note_compiler_failure(error: BaseException) -> None:
-    global _compiler_failed
-    if not _compiler_failed:
-        _compiler_failed = True
-        warnings.warn(
-            f"torch.compile failed ({type(error).__name__}: {error}); "
-            "training with the eager step instead (slower, same results)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
 
 class CompiledStep:
@@ -243,7 +243,7 @@ class CompiledStep:
         self._fn: Callable | None = None  # built on the first call: importing dynamo takes ~1 s
         self._worked = False
         self._eager = EagerStep(feature_probability, importance, batch_size, seed, "uniform", model)
-        self._fallback = _compiler_failed  # a FusedStep makes one even after the compiler failed
+        self._fallback = _failed["compiler"]  # a FusedStep makes one even after the compiler failed
 
     def __call__(self, W: torch.Tensor, b_final: torch.Tensor, step: int) -> torch.Tensor:
         """Set W.grad and b_final.grad for the batch of `step`; return the (inst,) loss."""
@@ -258,27 +258,13 @@ class CompiledStep:
                 self._fn = self._fn or _compiled_step_fn()
                 loss, dW, db = self._fn(*args, self.batch_size, self.model)
             except Exception as error:  # any failure to compile means: run eager
-                _note_compiler_failure(error)
+                error_text = f"torch.compile failed ({type(error).__name__}: {error})"
+                _note_failure("compiler", error_text, "the eager step")
                 self._fallback = True
                 return self._eager(W, b_final, step)
             self._worked = True
         W.grad, b_final.grad = dW, db
         return loss
-
-
-_kernel_failed = False
-
-
-def _note_kernel_failure(error: str) -> None:
-    global _kernel_failed
-    if not _kernel_failed:
-        _kernel_failed = True
-        warnings.warn(
-            f"the fused CPU kernel is unavailable ({error}); "
-            "training with the torch.compile step instead (slower, same results)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
 
 class FusedStep:
@@ -326,7 +312,8 @@ class FusedStep:
             return self._compiled(W, b_final, step)
         error = fused_cpu.kernel_error()
         if error is not None:
-            _note_kernel_failure(error)
+            _note_failure("kernel", f"the fused CPU kernel is unavailable ({error})",
+                          "the torch.compile step")  # fmt: skip
             self._fallback = True
             return self._compiled(W, b_final, step)
         base = counter_base(step, PRESENCE, self.n_per_stream)
@@ -346,7 +333,7 @@ class FusedStep:
 
 def compiler_available(device: torch.device) -> bool:
     """Whether `make_step(compiled=None)` will try torch.compile on this device."""
-    return device.type in ("cpu", "cuda") and not _compiler_failed
+    return device.type in ("cpu", "cuda") and not _failed["compiler"]
 
 
 def make_step(
@@ -368,10 +355,10 @@ def make_step(
     device = feature_probability.device
     cpu = device.type == "cpu"
     if compiled is None:
-        compiled = (cpu and not _kernel_failed) or compiler_available(device)
+        compiled = (cpu and not _failed["kernel"]) or compiler_available(device)
     if compiled and data == "uniform":
-        if cpu and not _kernel_failed:
+        if cpu and not _failed["kernel"]:
             return FusedStep(feature_probability, importance, batch_size, seed, model)
-        if not _compiler_failed:
+        if not _failed["compiler"]:
             return CompiledStep(feature_probability, importance, batch_size, seed, model)
     return EagerStep(feature_probability, importance, batch_size, seed, data, model)

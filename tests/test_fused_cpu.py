@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from gradients import assert_relative, autograd_grads
 
 import engine.step as step_module
 from engine import fused_cpu
 from engine.config import RunConfig
 from engine.data import PRESENCE, generate_batch
-from engine.model import forward, init_params, loss_per_instance
+from engine.model import init_params
 from engine.rng import counter_base, seed_key
 from engine.step import CompiledStep, EagerStep, FusedStep, closed_form_grads, make_step
 from engine.trainer import Trainer
@@ -31,20 +32,6 @@ if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
     pytest.skip("the kernel is built on x86-64 Linux only", allow_module_level=True)
 
 compiles = pytest.mark.timeout(300)  # the first torch.compile is ~10–30 s cold
-
-
-def _autograd(
-    W: torch.Tensor, b_final: torch.Tensor, x: torch.Tensor, importance: torch.Tensor, model: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    W, b_final = W.clone().requires_grad_(), b_final.clone().requires_grad_()
-    loss = loss_per_instance(x, forward(W, b_final, x, model), importance)
-    loss.sum().backward()
-    return loss.detach(), W.grad, b_final.grad
-
-
-def _assert_relative(actual: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
-    error = float((actual - expected).norm() / expected.norm())
-    assert error <= tol, f"relative error {error:.2e} > {tol:.0e}"
 
 
 def _setup(
@@ -73,10 +60,10 @@ def test_fused_gradients_equal_autograd_and_the_closed_form(
     x = generate_batch("uniform", p, batch, seed=3, step=11)
     got = fused_cpu.fused_grads(W, b_final, x.transpose(1, 2), importance, model)
     reference = closed_form_grads(W, b_final, x.transpose(1, 2), importance, model)
-    autograd = _autograd(W, b_final, x, importance, model)
+    autograd = autograd_grads(W, b_final, x, importance, model)
     for a, b, c in zip(got, reference, autograd, strict=True):
-        _assert_relative(a, b, 2e-6)
-        _assert_relative(a, c, 1e-5)
+        assert_relative(a, b, 2e-6)
+        assert_relative(a, c, 1e-5)
 
 
 @pytest.mark.parametrize(("n_inst", "d_hidden", "n_feat", "batch"), SHAPES)
@@ -120,9 +107,11 @@ def test_make_step_takes_the_kernel_on_the_cpu(model: str) -> None:
         got = (fused(W, b_final, step), W.grad, b_final.grad)
         want = (eager(W, b_final, step), W.grad, b_final.grad)
         x = generate_batch("uniform", p, 256, seed=4, step=step)
-        for a, b, c in zip(got, want, _autograd(W, b_final, x, importance, model), strict=True):
-            _assert_relative(a, b, 2e-6)
-            _assert_relative(a, c, 1e-5)
+        for a, b, c in zip(
+            got, want, autograd_grads(W, b_final, x, importance, model), strict=True
+        ):
+            assert_relative(a, b, 2e-6)
+            assert_relative(a, c, 1e-5)
 
 
 def test_fused_training_matches_eager_and_is_deterministic(small_config: RunConfig) -> None:
@@ -159,7 +148,7 @@ def test_a_failing_build_falls_back_to_the_compiled_step_with_one_warning(
     monkeypatch.setattr(fused_cpu, "COMPILER", str(tmp_path / "no-such-g++"))
     monkeypatch.setattr(fused_cpu, "_library", None)
     monkeypatch.setattr(fused_cpu, "_error", None)
-    monkeypatch.setattr(step_module, "_kernel_failed", False)
+    monkeypatch.setitem(step_module._failed, "kernel", False)
     cfg = small_config.replace(steps=50)
     trainer = Trainer(cfg)
     with pytest.warns(RuntimeWarning, match="fused CPU kernel is unavailable"):

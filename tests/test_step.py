@@ -14,11 +14,12 @@ import warnings
 
 import pytest
 import torch
+from gradients import assert_relative, autograd_grads
 
 import engine.step as step_module
 from engine.config import RunConfig, resolve_feature_probability, resolve_importance
 from engine.data import PRESENCE, generate_batch
-from engine.model import forward, init_params, loss_per_instance
+from engine.model import init_params
 from engine.rng import STREAMS, seed_key, uniform_from_counter, uniforms
 from engine.step import (
     CompiledStep,
@@ -46,32 +47,18 @@ def _params(
     return W, b_final, p, importance.contiguous()
 
 
-def _autograd(
-    W: torch.Tensor, b_final: torch.Tensor, x: torch.Tensor, importance: torch.Tensor, model: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    W, b_final = W.clone().requires_grad_(), b_final.clone().requires_grad_()
-    loss = loss_per_instance(x, forward(W, b_final, x, model), importance)
-    loss.sum().backward()
-    return loss.detach(), W.grad, b_final.grad
-
-
-def _assert_relative(actual: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
-    error = float((actual - expected).norm() / expected.norm())
-    assert error <= tol, f"relative error {error:.2e} > {tol:.0e}"
-
-
 @pytest.mark.parametrize("model", ["relu", "linear"])
-def test_closed_form_gradients_equal_autograd(model: str) -> None:
+def test_closed_form_gradients_equalautograd_grads(model: str) -> None:
     W, b_final, p, importance = _params()
     x = generate_batch("uniform", p, BATCH, seed=0, step=3)
-    want = _autograd(W, b_final, x, importance, model)
+    want = autograd_grads(W, b_final, x, importance, model)
     xT = x.transpose(1, 2)  # both take the batch feature-major
     for grads in (
         closed_form_grads(W, b_final, xT, importance, model),
         broadcast_grads(W, b_final, xT, importance, model),
     ):
         for got, expected in zip(grads, want, strict=True):
-            _assert_relative(got, expected, 1e-5)
+            assert_relative(got, expected, 1e-5)
 
 
 def test_cpu_uniforms_are_the_counter_hash_bit_for_bit() -> None:
@@ -92,9 +79,9 @@ def test_eager_step_sets_grads_for_every_variant(data: str) -> None:
     assert isinstance(step, EagerStep)
     loss = step(W, b_final, 5)
     x = generate_batch(data, p, BATCH, seed=2, step=5)
-    want = _autograd(W, b_final, x, importance, "relu")
+    want = autograd_grads(W, b_final, x, importance, "relu")
     for got, expected in zip((loss, W.grad, b_final.grad), want, strict=True):
-        _assert_relative(got, expected, 1e-5)
+        assert_relative(got, expected, 1e-5)
 
 
 @compiles
@@ -123,16 +110,18 @@ def test_compiled_step_equals_autograd_and_the_eager_step(
         got = (compiled(W, b_final, step), W.grad, b_final.grad)
         want = (eager(W, b_final, step), W.grad, b_final.grad)
         x = generate_batch("uniform", p, BATCH, seed=4, step=step)
-        for a, b, c in zip(got, want, _autograd(W, b_final, x, importance, model), strict=True):
-            _assert_relative(a, b, 2e-6)
-            _assert_relative(a, c, 1e-5)
+        for a, b, c in zip(
+            got, want, autograd_grads(W, b_final, x, importance, model), strict=True
+        ):
+            assert_relative(a, b, 2e-6)
+            assert_relative(a, c, 1e-5)
 
 
 @compiles
 def test_compiled_training_matches_eager_and_is_deterministic(
     small_config: RunConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(step_module, "_kernel_failed", True)  # torch.compile, not the kernel
+    monkeypatch.setitem(step_module._failed, "kernel", True)  # torch.compile, not the kernel
     cfg = small_config.replace(steps=300)
     losses, weights = [], []
     for compiled in (True, True, False):
@@ -153,8 +142,8 @@ def test_a_failing_compiler_falls_back_to_eager_with_one_warning(
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(step_module, "_compiled_step_fn", lambda: broken)
-    monkeypatch.setattr(step_module, "_compiler_failed", False)
-    monkeypatch.setattr(step_module, "_kernel_failed", True)  # a machine without the kernel
+    monkeypatch.setitem(step_module._failed, "compiler", False)
+    monkeypatch.setitem(step_module._failed, "kernel", True)  # a machine without the kernel
     W, b_final, p, importance = _params()
     eager = EagerStep(p, importance, BATCH, 0, "uniform", "relu")
     want = (eager(W, b_final, 1), W.grad, b_final.grad)
