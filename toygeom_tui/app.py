@@ -63,7 +63,6 @@ from toygeom_tui.screens.new_run import NewRunScreen
 from toygeom_tui.screens.quit_confirm import QUIT, SAVE_AND_QUIT, QuitConfirmScreen
 from toygeom_tui.screens.sessions import SessionBrowserScreen
 
-PROGRESS_INTERVAL = 0.15  # seconds between progress messages from the training thread
 DEFAULT_EXTRA_STEPS = 1_000  # `+` on a run configured with steps = 0
 FOLLOW_POLL_SECONDS = 1.0
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see ToygeomApp.on_mount
@@ -86,14 +85,12 @@ class RunWatch:
         self.saved_at = saved_at  # wall-clock seconds of the newest save, None before one
         self.marked_running = False  # the newest save says "still being written" (by us)
         self.autosave_failing = False  # told the user once; told again after a save succeeds
-        self._last = 0.0
 
     # -- on the training thread -----------------------------------------------------------------
     def progress(self, trainer: Trainer) -> None:
-        now = time.monotonic()
-        # A single step (paused) is shown at once; a running one at most every interval.
-        if trainer.paused or now - self._last >= PROGRESS_INTERVAL:
-            self._last = now
+        # A single step (paused) is shown at once. While training runs, the dashboard polls the
+        # trainer from its refresh tick: a message per interval would only wake the UI thread.
+        if trainer.paused:
             self.app.post_message(TrainingProgress(trainer))
 
     def log(self, trainer: Trainer) -> None:

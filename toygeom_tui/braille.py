@@ -12,8 +12,8 @@ x_high to the last; y_low to the bottom dot row, y_high to the top.
 from __future__ import annotations
 
 import numpy as np
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 
 # Bit of each dot inside a braille cell, indexed [dy, dx] (Unicode braille numbering).
 _DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int32)
@@ -92,22 +92,32 @@ class BrailleCanvas:
             empty = self.dots[::every, col] == 0
             self.dots[::every, col][empty] = layer
 
-    def to_text(self, styles: dict[int, Style], background: Style) -> list[Text]:
-        """One Text per cell row; layer k drawn in styles[k] over `background`."""
-        cells = self.dots.reshape(self.rows, 4, self.cols, 2)
-        codes = ((cells > 0) * _DOT_BITS[None, :, None, :]).sum(axis=(1, 3))
-        layers = cells.max(axis=(1, 3))
-        lines = []
-        for code_row, layer_row in zip(codes, layers, strict=True):
-            chars = "".join(chr(0x2800 + c) if c else " " for c in code_row.tolist())
-            text = Text(chars, style=background, end="")
-            # One span per run of equal layers, so a row costs a handful of spans.
-            edges = np.flatnonzero(np.diff(layer_row)) + 1
-            starts = np.concatenate(([0], edges))
-            ends = np.concatenate((edges, [self.cols]))
-            for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-                layer = int(layer_row[start])
-                if layer:
-                    text.stylize(styles.get(layer, Style()), start, end)
-            lines.append(text)
-        return lines
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, layers), both (rows, cols): each cell's braille dot bits (0 = blank) and the
+        highest layer among its dots (0 = empty)."""
+        # One strided view per dot position in the cell: ~5× faster than reducing over a
+        # (rows, 4, cols, 2) view, and this runs for every chart on every redraw.
+        dots = [self.dots[dy::4, dx::2] for dy in range(4) for dx in range(2)]
+        codes = np.zeros((self.rows, self.cols), dtype=np.int32)
+        for dot, bit in zip(dots, _DOT_BITS.ravel().tolist(), strict=True):
+            codes |= (dot > 0) * bit
+        return codes, np.maximum.reduce(dots)
+
+
+def row_text(codes: np.ndarray) -> str:
+    """The characters of one row of cells (codes (cols,) from `cells`): blank cells are spaces."""
+    points = np.where(codes > 0, 0x2800 + codes, 0x20).astype("<u4")
+    return points.tobytes().decode("utf-32-le")
+
+
+def row_segments(text: str, layers: np.ndarray, styles: dict[int, Style]) -> list[Segment]:
+    """One row of cells as Segments, one per run of equal layers (layers (cols,) from `cells`);
+    layer k in styles[k] (which holds the background too), empty cells in styles[0]."""
+    edges = (np.flatnonzero(layers[1:] != layers[:-1]) + 1).tolist()
+    starts, ends = [0, *edges], [*edges, len(text)]
+    run_layers = layers[starts].tolist()
+    blank = styles[0]
+    return [
+        Segment(text[start:end], styles.get(layer, blank))
+        for start, end, layer in zip(starts, ends, run_layers, strict=True)
+    ]

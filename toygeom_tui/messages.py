@@ -1,8 +1,9 @@
 """Messages from the training and saving threads to the UI.
 
 The trainer calls its observers on the training thread; they only post these (post_message is
-thread-safe) and never touch widgets. Progress is coalescible: if the UI is behind, a newer
-progress message replaces an unprocessed older one, so a fast run can't flood the queue.
+thread-safe) and never touch widgets. While training runs, the UI polls the trainer from a
+refresh tick instead of being told about steps; progress is sent for single steps taken while
+paused, and is coalescible: a newer progress message replaces an unprocessed older one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from engine.trainer import Trainer
 
 
 class TrainingProgress(Message):
-    """New steps or history since the last one (sent at most every ~150 ms)."""
+    """A step taken while paused (space), to show at once."""
 
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()

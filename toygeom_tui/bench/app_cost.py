@@ -5,14 +5,19 @@
 Each round has three phases: headless, the app watching (live charts, no input), and the app
 with a key press every 250–500 ms.
 
-One Trainer (the default feature-geometry config, steps raised so it never finishes) trains in
-alternating phases in this process: headless (`Trainer.run` in a thread, as `toygeom-tui train`
-does) and inside the app (Textual's headless driver, which still lays out and renders every
-frame; only the final write to a terminal is skipped). Throughput is steps/s per phase; the ratio
-is app / headless over the same rounds.
+One Trainer (the default feature-geometry config: its length, so the charts' x axis spans the
+run, and its D_i cadence) trains in alternating phases in this process: headless (`Trainer.run`
+in a thread, as `toygeom-tui train` does) and inside the app (Textual's headless driver, which
+still lays out and renders every frame; only the final write to a terminal is skipped). Before
+a phase that could reach the end of the run, the run is extended by its own length, so it never
+finishes inside a phase. Throughput is steps/s per phase; the ratio is app / headless over the
+same rounds.
 
 Latency: during each app phase `j`/`k` are posted as key events every 250–500 ms, and the time
-is taken from the post to the first rendered frame whose status line names the new instance.
+is taken from the post to the first rendered frame whose status line names the new instance
+("status"), and to the first whose loss chart was drawn with it selected ("charts").
+
+`measure()` returns the numbers (for `toygeom-tui bench`); `main()` prints them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import random
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 from textual import events
 
@@ -30,11 +36,13 @@ from engine.config import RunConfig, preset
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
 
+SETTLE_SECONDS = 1.0  # before each phase's measurement starts
+
 
 def headless_rate(trainer: Trainer, seconds: float) -> float:
     thread = threading.Thread(target=trainer.run)
     thread.start()
-    time.sleep(1.0)  # let the thread settle
+    time.sleep(SETTLE_SECONDS)  # let the thread settle
     s0, t0 = trainer.step, time.perf_counter()
     time.sleep(seconds)
     rate = (trainer.step - s0) / (time.perf_counter() - t0)
@@ -46,14 +54,14 @@ def headless_rate(trainer: Trainer, seconds: float) -> float:
 async def app_phase(
     trainer: Trainer, seconds: float, size: tuple[int, int], press_keys: bool = True
 ) -> tuple[float, list[float], list[float]]:
-    """(steps/s with the app attached, header latencies, chart latencies), latencies in s.
+    """(steps/s with the app attached, status latencies, chart latencies), latencies in s.
 
     Without `press_keys` the app only watches (live charts, no input): the usual case.
     """
     app = ToygeomApp(trainer, autosave_seconds=0)
-    # (time, status text, instance the loss chart last rendered) of every frame
+    # (time, status text, instance the loss chart was last rendered with) of every frame
     frames: list[tuple[float, str, int]] = []
-    header: list[float] = []
+    status: list[float] = []
     charts: list[float] = []
     async with app.run_test(size=size) as pilot:
         display = app._display
@@ -61,14 +69,12 @@ async def app_phase(
 
         def timed_display(screen, renderable) -> None:
             display(screen, renderable)
-            drawn = chart.selected if chart._strips_key == chart_key() else -1
+            # The chart's newest state reached the screen once the compositor took its lines.
+            drawn = chart.selected if chart.shown_version == chart.version else -1
             frames.append((time.perf_counter(), str(app.dashboard.status_bar.render()), drawn))
 
-        def chart_key() -> tuple:
-            return (chart._data_version, chart.size, app.theme)
-
         app._display = timed_display  # type: ignore[method-assign]
-        await pilot.pause(1.0)
+        await pilot.pause(SETTLE_SECONDS)
         s0, t0 = trainer.step, time.perf_counter()
         n_inst = trainer.config.n_inst
         while not press_keys and time.perf_counter() - t0 < seconds:
@@ -85,18 +91,86 @@ async def app_phase(
                 await asyncio.sleep(0.001)
                 if time.perf_counter() - sent > 5:
                     raise RuntimeError(f"no frame showed instance {target} within 5 s")
-            header.append(next(t for t, text, _ in frames if expected in text) - sent)
+            status.append(next(t for t, text, _ in frames if expected in text) - sent)
             charts.append(next(t for t, _, drawn in frames if drawn == target) - sent)
             await asyncio.sleep(random.uniform(0.25, 0.5))
         rate = (trainer.step - s0) / (time.perf_counter() - t0)
         app._display = display  # type: ignore[method-assign]
     trainer.stop()
-    return rate, header, charts
+    return rate, status, charts
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _keep_running(trainer: Trainer, steps_ahead: int) -> None:
+    """Extend the run (by its configured length) until `steps_ahead` more steps fit in it."""
+    while trainer.total_steps - trainer.step < steps_ahead:
+        trainer.extend(trainer.config.steps or 10_000)
+
+
+def measure(
+    seconds: float,
+    rounds: int,
+    size: tuple[int, int] = (160, 48),
+    *,
+    config: RunConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """Run `rounds` rounds of three phases of `seconds` each on `config` (default: the default
+    run) and return throughputs (steps/s), ratios to headless and latencies (ms):
+
+    headless_steps_per_s, watching_steps_per_s, keys_steps_per_s, watching_ratio, keys_ratio,
+    status_p50_ms, status_p95_ms, status_max_ms, charts_p50_ms, charts_p95_ms, charts_max_ms,
+    presses. `progress` is told what is happening, one line at a time; nothing is printed.
+    """
+    say = progress or (lambda line: None)
+    config = config or RunConfig()
+    trainer = Trainer(config)
+    say(f"{config.name}: {config.n_inst} inst × {config.d_hidden} hidden × "
+        f"{config.n_features} features, batch {config.batch_size}, {trainer.device}")  # fmt: skip
+    say("warming up (compilation, first steps)...")
+    _keep_running(trainer, 100)
+    trainer.run(until=trainer.step + 20)
+    t0 = time.perf_counter()
+    trainer.run(until=trainer.step + 20)
+    fastest = 20 / (time.perf_counter() - t0)
+
+    headless, watching, attached, status, charts = [], [], [], [], []
+    for round_ in range(rounds):
+        for phase in range(3):
+            _keep_running(trainer, int(2 * fastest * (seconds + 3 * SETTLE_SECONDS)) + 100)
+            if phase == 0:
+                headless.append(headless_rate(trainer, seconds))
+                fastest = max(fastest, headless[-1])
+            else:
+                rate, lat_status, lat_charts = asyncio.run(
+                    app_phase(trainer, seconds, size, press_keys=phase == 2)
+                )
+                (attached if phase == 2 else watching).append(rate)
+                status += lat_status
+                charts += lat_charts
+        say(f"round {round_ + 1}: headless {headless[-1]:.1f} steps/s, app watching "
+            f"{watching[-1]:.1f} steps/s, app with {len(lat_status)} key presses "
+            f"{attached[-1]:.1f} steps/s")  # fmt: skip
+
+    base = statistics.mean(headless)
+    result = {
+        "headless_steps_per_s": base,
+        "watching_steps_per_s": statistics.mean(watching),
+        "keys_steps_per_s": statistics.mean(attached),
+        "watching_ratio": statistics.mean(watching) / base,
+        "keys_ratio": statistics.mean(attached) / base,
+        "presses": float(len(status)),
+    }
+    for name, values in (("status", status), ("charts", charts)):
+        ms = [1000 * v for v in values] or [float("nan")]
+        result[f"{name}_p50_ms"] = percentile(ms, 0.5)
+        result[f"{name}_p95_ms"] = percentile(ms, 0.95)
+        result[f"{name}_max_ms"] = max(ms)
+    return result
 
 
 def main() -> None:
@@ -109,39 +183,22 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
 
     config = preset(args.preset) if args.preset else RunConfig()
-    trainer = Trainer(config.replace(steps=10**9))
-    print(f"{config.name}: {config.n_inst} inst × {config.d_hidden} hidden × "
-          f"{config.n_features} features, batch {config.batch_size}, {trainer.device}")  # fmt: skip
-    print("warming up (compilation, first steps)...", flush=True)
-    trainer.run(until=trainer.step + 20)
-
-    headless, watching, attached, header, charts = [], [], [], [], []
-    for round_ in range(args.rounds):
-        headless.append(headless_rate(trainer, args.seconds))
-        watch_rate, _, _ = asyncio.run(
-            app_phase(trainer, args.seconds, (width, height), press_keys=False)
-        )
-        watching.append(watch_rate)
-        rate, lat_header, lat_charts = asyncio.run(
-            app_phase(trainer, args.seconds, (width, height))
-        )
-        attached.append(rate)
-        header += lat_header
-        charts += lat_charts
-        print(f"round {round_ + 1}: headless {headless[-1]:.1f} steps/s, app watching "
-              f"{watch_rate:.1f} steps/s, app with {len(lat_header)} key presses "
-              f"{rate:.1f} steps/s", flush=True)  # fmt: skip
-
-    base = statistics.mean(headless)
+    r = measure(
+        args.seconds,
+        args.rounds,
+        (width, height),
+        config=config,
+        progress=lambda line: print(line, flush=True),
+    )
+    base = r["headless_steps_per_s"]
     print(f"throughput: headless {base:.1f} steps/s; app watching "
-          f"{statistics.mean(watching):.1f} ({statistics.mean(watching) / base:.1%}); "
-          f"app with a key press every 250–500 ms {statistics.mean(attached):.1f} "
-          f"({statistics.mean(attached) / base:.1%})")  # fmt: skip
-    for name, values in (("header", header), ("charts", charts)):
-        ms = [1000 * v for v in values]
-        print(f"key-to-screen latency ({name}) over {len(ms)} presses: "
-              f"p50 {percentile(ms, 0.5):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
-              f"max {max(ms):.1f} ms")  # fmt: skip
+          f"{r['watching_steps_per_s']:.1f} ({r['watching_ratio']:.1%}); "
+          f"app with a key press every 250–500 ms {r['keys_steps_per_s']:.1f} "
+          f"({r['keys_ratio']:.1%})")  # fmt: skip
+    for name, label in (("status", "header"), ("charts", "charts")):
+        print(f"key-to-screen latency ({label}) over {r['presses']:.0f} presses: "
+              f"p50 {r[f'{name}_p50_ms']:.1f} ms, p95 {r[f'{name}_p95_ms']:.1f} ms, "
+              f"max {r[f'{name}_max_ms']:.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """The first screen: run status, live loss / ‖W‖²_F / feature-geometry charts, instance list.
 
-Charts are redrawn from a timer (a few Hz), only when the run's history changed and only while
-this screen is visible at a drawable size: the event loop shares the GIL with training.
+While training, everything is refreshed from one timer (a few Hz) in one frame: the status
+line, and the instance list and charts when the run's history changed, only while this screen is
+visible at a drawable size. The event loop shares the CPU and the GIL with training, and every
+frame costs a compositor pass, so the training thread sends no progress messages while it runs
+(a single step taken while paused is shown at once). A key that moves the selection redraws
+what the selection changes at once, in the next frame.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -25,8 +29,7 @@ from toygeom_tui.widgets.status_bar import StatusBar
 from toygeom_tui.widgets.too_small import TooSmall
 
 MIN_SIZE = (60, 18)
-CHART_HZ = 3.0
-CHART_DELAY = 0.03  # seconds from a selection change to the charts' redraw
+REFRESH_HZ = 4.0
 
 
 class DashboardScreen(Screen):
@@ -40,16 +43,18 @@ class DashboardScreen(Screen):
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
-    selected: reactive[int] = reactive(0, init=False)
-    smooth: reactive[bool] = reactive(False, init=False)
+    # Plain vars: a repainting reactive would repaint the whole screen on every key press; the
+    # watchers repaint just what changed.
+    selected: var[int] = var(0, init=False)
+    smooth: var[bool] = var(False, init=False)
 
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()
         self.trainer = trainer
         self._drawn_version = -1
-        self._charts_pending = False
         self._shown_status: tuple | None = None
         self._session_mark = ("", "")
+        self._shown_mark = ""
         self._metrics: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._dims: np.ndarray | None = None
         self._feature_probability = _instance_probability(trainer)
@@ -78,7 +83,7 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self._show_session_mark()
-        self.set_interval(1 / CHART_HZ, self.refresh_charts)
+        self.set_interval(1 / REFRESH_HZ, self.refresh_charts)
         self.refresh_status()
 
     # -- the run being shown ---------------------------------------------------------------------
@@ -127,10 +132,13 @@ class DashboardScreen(Screen):
         # the whole width (D* is the last thing on its line).
         first, second = self._session_mark
         joint = " · " if self.has_class("-narrow") else "\n"
-        if self.session_mark.is_attached:
-            self.session_mark.update(f"{first}{joint}[dim]{second}[/dim]", layout=False)
+        text = f"{first}{joint}[dim]{second}[/dim]"
+        if self.session_mark.is_attached and text != self._shown_mark:
+            self._shown_mark = text  # the app re-sends it every second: repaint only changes
+            self.session_mark.update(text, layout=False)
 
     def refresh_charts(self, force: bool = False) -> None:
+        """The refresh tick: status line, and the charts if the history changed (or `force`)."""
         self.refresh_status()
         if not self.is_current or self.has_class("-too-small"):
             return  # hidden charts cost nothing; they catch up when shown again
@@ -149,27 +157,20 @@ class DashboardScreen(Screen):
             return
         steps, loss, frob = self._metrics
         total = self.trainer.total_steps
-        self.loss_chart.show_history(steps, loss, total, self.selected, self.smooth)
-        self.frobenius_chart.show_history(steps, frob, total, self.selected, self.smooth)
+        self.loss_chart.show_history(steps, loss, total, self.smooth)
+        self.frobenius_chart.show_history(steps, frob, total, self.smooth)
         last_frob = frob[-1] if len(frob) else np.full(self.trainer.config.n_inst, np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
             dims_star = self.trainer.config.d_hidden / last_frob
-        self.geometry_chart.show_geometry(
-            1 / self._feature_probability, dims_star, self._dims, self.selected
-        )
+        self.geometry_chart.show_geometry(1 / self._feature_probability, dims_star, self._dims)
 
     # -- selection and view ------------------------------------------------------------------------
-    def watch_selected(self) -> None:
-        # The header and list answer the key in the very next frame; the charts (~25 ms of
-        # rendering) follow a frame later, once per burst of key repeats.
+    def watch_selected(self, selected: int) -> None:
+        # Before anything else: the header, the list's two rows and the charts' selected series,
+        # all in the next frame (the charts keep their other series drawn).
         self.refresh_status()
-        if not self._charts_pending:
-            self._charts_pending = True
-            self.set_timer(CHART_DELAY, self._draw_pending_charts)
-
-    def _draw_pending_charts(self) -> None:
-        self._charts_pending = False
-        self._draw_charts()
+        for chart in (self.loss_chart, self.frobenius_chart, self.geometry_chart):
+            chart.select(selected)
 
     def watch_smooth(self) -> None:
         self._draw_charts()

@@ -35,17 +35,24 @@ class GeometryChart(BrailleChart):
         self._x = np.zeros(0)  # log10(1/p) per instance
         self._dims_star = np.zeros(0)
         self._dims: np.ndarray | None = None
+        self._features_x: np.ndarray | None = None
         self.selected = 0
 
     def show_geometry(
-        self, inverse_p: np.ndarray, dims_star: np.ndarray, dims: np.ndarray | None, selected: int
+        self, inverse_p: np.ndarray, dims_star: np.ndarray, dims: np.ndarray | None
     ) -> None:
         """inverse_p (inst,) = 1/p, dims_star (inst,) = D*, dims (inst, feats) = D_i or None."""
         self._x = np.log10(np.clip(inverse_p, 1e-12, None))
         self._dims_star = np.where(np.isfinite(dims_star), np.minimum(dims_star, Y_TOP), np.nan)
         self._dims = dims
-        self.selected = selected
+        self._features_x = None
         self.data_changed()
+
+    def select(self, selected: int) -> None:
+        """Mark instance `selected`: its x, its features and its D*."""
+        if selected != self.selected:
+            self.selected = selected
+            self.selection_changed()
 
     def axes(self) -> Axes | None:
         if self._x.size == 0:
@@ -74,23 +81,34 @@ class GeometryChart(BrailleChart):
                 kept.append((fraction.value, fraction.label))
         return [v for v, _ in kept], [label for _, label in kept]
 
-    def draw(self, canvas: BrailleCanvas) -> None:
+    def draw_data(self, canvas: BrailleCanvas) -> None:
         for fraction in REFERENCE_FRACTIONS:
             canvas.hline(fraction.value, REFERENCE, every=3)
+        if self._dims is not None:
+            canvas.points(self._feature_x().ravel(), self._dims.ravel(), FEATURES)
+        order = np.argsort(self._x)
+        canvas.line(self._x[order], self._dims_star[order], DIMS_STAR)
+
+    def draw_selection(self, canvas: BrailleCanvas) -> None:
+        # Over the data layer, in the order that keeps the selected features under the D* line
+        # and the selection's x line only where nothing else is.
         selected = min(self.selected, self._x.size - 1)
         canvas.vline(float(self._x[selected]), REFERENCE, every=3)
         if self._dims is not None:
-            n_inst, n_feats = self._dims.shape
-            # Spread each instance's features over ±30% of the gap to its neighbour, the same
-            # offset for the same feature every frame (no flicker).
-            gap = float(np.min(np.diff(np.sort(self._x)))) if n_inst > 1 else 0.2
-            gap = gap if gap > 0 else 0.2
-            jitter = (np.arange(n_feats) / max(n_feats - 1, 1) - 0.5) * 0.6 * gap
-            x = self._x[:, None] + jitter[None, :]
-            canvas.points(x.ravel(), self._dims.ravel(), FEATURES)
-            canvas.points(x[selected], self._dims[selected], CHOSEN)
-        order = np.argsort(self._x)
-        canvas.line(self._x[order], self._dims_star[order], DIMS_STAR)
+            canvas.points(self._feature_x()[selected], self._dims[selected], CHOSEN)
+            order = np.argsort(self._x)
+            canvas.line(self._x[order], self._dims_star[order], DIMS_STAR)
         canvas.points(
             self._x[selected : selected + 1], self._dims_star[selected : selected + 1], CHOSEN
         )
+
+    def _feature_x(self) -> np.ndarray:
+        """(inst, feats) x of every feature's dot: each instance's features spread over ±30% of
+        the gap to its neighbour, the same offset for the same feature every frame (no flicker)."""
+        if self._features_x is None:
+            n_inst, n_feats = self._dims.shape
+            gap = float(np.min(np.diff(np.sort(self._x)))) if n_inst > 1 else 0.2
+            gap = gap if gap > 0 else 0.2
+            jitter = (np.arange(n_feats) / max(n_feats - 1, 1) - 0.5) * 0.6 * gap
+            self._features_x = self._x[:, None] + jitter[None, :]
+        return self._features_x

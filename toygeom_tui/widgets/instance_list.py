@@ -1,17 +1,22 @@
 """Every instance in one row (p, 1/(1−S), loss, ‖W‖²_F, D*), the selected one highlighted.
 
 Not focusable: the dashboard's keys move the selection, so j/k behave the same whichever
-widget has focus. The rows shown scroll to keep the selection in view.
+widget has focus. The rows shown scroll to keep the selection in view. Drawn line by line
+(Textual's line API), so an update repaints only the lines whose text or highlight changed.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual import events
+from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
 from textual.widget import Widget
 
+_PLAIN, _SELECTED = Style(bold=True), Style(reverse=True, bold=True)
 HEADER = f"{'#':>3} {'p':>7} {'1/p':>6} {'loss':>8} {'‖W‖²':>6} {'D*':>5}"
 
 
@@ -26,6 +31,9 @@ class InstanceList(Widget):
         self._rows: list[str] = []
         self.selected = 0
         self._first = 0  # index of the first instance shown
+        self._lines: list[tuple[str, bool]] = []  # what each screen line shows: text, selected
+        self._shown_for: object = None  # (size, theme) the screen's lines were drawn for
+        self._styles = (Style(), _PLAIN, _SELECTED)  # blank, row, selected row (with the theme's)
 
     def show_instances(
         self,
@@ -46,22 +54,45 @@ class InstanceList(Widget):
             f"{_num(loss[i], 8)} {_num(frob[i], 6)} {_num(dims_star[i], 5)}"
             for i, p in enumerate(feature_probability.tolist())
         ]
-        self.selected = selected
-        self.refresh()
+        self.select(selected)
 
-    def render(self) -> Text:
+    def select(self, selected: int) -> None:
+        """Highlight instance `selected` (scrolled into view); repaints only changed lines."""
+        self.selected = selected
+        if not self.is_attached:
+            return  # laid out when first rendered
+        old, self._lines = self._lines, self._visible_lines()
+        if self._shown_for != (self.size, self.app.theme) or len(old) != len(self._lines):
+            self.refresh()
+            return
+        width = self.size.width
+        changed = [y for y, (a, b) in enumerate(zip(old, self._lines, strict=True)) if a != b]
+        if changed:
+            self.refresh(*(Region(0, y, width, 1) for y in changed))
+
+    def _visible_lines(self) -> list[tuple[str, bool]]:
         visible = max(self.size.height - 1, 1)
         if self.selected < self._first:
             self._first = self.selected
         elif self.selected >= self._first + visible:
             self._first = self.selected - visible + 1
         self._first = max(0, min(self._first, max(len(self._rows) - visible, 0)))
-        text = Text(HEADER, style="bold", no_wrap=True, end="")
-        for i in range(self._first, min(self._first + visible, len(self._rows))):
-            style = "reverse bold" if i == self.selected else ""
-            text.append("\n")
-            text.append(self._rows[i], style=style)
-        return text
+        shown = range(self._first, min(self._first + visible, len(self._rows)))
+        return [(HEADER, False)] + [(self._rows[i], i == self.selected) for i in shown]
+
+    def render_line(self, y: int) -> Strip:
+        key = (self.size, self.app.theme)
+        if key != self._shown_for:  # resized (or a new theme): lay the lines out again
+            self._shown_for, self._lines = key, self._visible_lines()
+            base = self.rich_style
+            self._styles = (base, base + _PLAIN, base + _SELECTED)
+        base, plain, selected_style = self._styles
+        if y >= len(self._lines):
+            return Strip.blank(self.size.width, base)
+        text, selected = self._lines[y]
+        return Strip([Segment(text, selected_style if selected else plain)]).crop(
+            0, self.size.width
+        )
 
     def on_click(self, event: events.Click) -> None:
         row = event.y - 1 + self._first

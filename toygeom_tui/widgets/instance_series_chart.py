@@ -28,7 +28,7 @@ class InstanceSeriesChart(BrailleChart):
         self.smooth = False
 
     def show_history(
-        self, steps: np.ndarray, values: np.ndarray, last_step: int, selected: int, smooth: bool
+        self, steps: np.ndarray, values: np.ndarray, last_step: int, smooth: bool
     ) -> None:
         """steps (n,), values (n, inst) in the quantity's own units; the x axis runs to
         `last_step` (the run's total) so it stays put while training fills it."""
@@ -39,8 +39,14 @@ class InstanceSeriesChart(BrailleChart):
         # Two points per terminal column: as much detail as braille dots can show.
         self._steps, self._values = decimate(steps.astype(np.float64), y, max(8, self.size.width))
         self._last_step = max(last_step, int(steps[-1]) if len(steps) else 1, 1)
-        self.selected, self.smooth = selected, smooth
+        self.smooth = smooth
         self.data_changed()
+
+    def select(self, selected: int) -> None:
+        """Draw instance `selected` thick and coloured."""
+        if selected != self.selected:
+            self.selected = selected
+            self.selection_changed()
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         return values.astype(np.float64)
@@ -62,14 +68,15 @@ class InstanceSeriesChart(BrailleChart):
             y_ticks=self.y_ticks(*y_range),
         )
 
-    def draw(self, canvas: BrailleCanvas) -> None:
+    def draw_data(self, canvas: BrailleCanvas) -> None:
+        # Every series faint, in one call: columns stacked, a NaN row between them breaks the
+        # line. The selected one's dots are all painted over by its thick line.
         n_inst = self._values.shape[1]
-        selected = min(self.selected, n_inst - 1)
-        others = np.delete(self._values, selected, axis=1)
-        if others.size:
-            # All faint series in one call: columns stacked, a NaN row between them breaks the line.
-            gap = np.full((1, others.shape[1]), np.nan)
-            y = np.vstack([others, gap]).ravel(order="F")
-            x = np.tile(np.append(self._steps, np.nan), others.shape[1])
-            canvas.line(x, y, FAINT)
+        gap = np.full((1, n_inst), np.nan)
+        y = np.vstack([self._values, gap]).ravel(order="F")
+        x = np.tile(np.append(self._steps, np.nan), n_inst)
+        canvas.line(x, y, FAINT)
+
+    def draw_selection(self, canvas: BrailleCanvas) -> None:
+        selected = min(self.selected, self._values.shape[1] - 1)
         canvas.line(self._steps, self._values[:, selected], CHOSEN, thick=True)
