@@ -22,11 +22,12 @@ graph to `EagerStep` when the compiler is missing or fails.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -329,6 +330,23 @@ class FusedStep:
             self.threads,
         )
         return loss
+
+
+@contextlib.contextmanager
+def torch_threads_for(step_fn: StepFn) -> Iterator[None]:
+    """Within the block, this thread's torch intra-op threads are what `step_fn` wants around it
+    (its `torch_threads`; unchanged if it has none). OpenMP keeps the count per thread, so an app's
+    UI thread or a notebook's other work is unaffected, and the count is restored after."""
+    n = getattr(step_fn, "torch_threads", None)
+    previous = torch.get_num_threads()
+    if n is None or n == previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def compiler_available(device: torch.device) -> bool:

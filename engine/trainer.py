@@ -14,11 +14,10 @@ Control (thread-safe, callable from any thread while `run()` runs in another):
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from engine.config import RunConfig, resolve_feature_probability, resolve_import
 from engine.geometry import dimensionality
 from engine.history import History
 from engine.model import init_params, lr_factor
-from engine.step import make_step
+from engine.step import make_step, torch_threads_for
 
 READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
     "ready",
@@ -176,7 +175,7 @@ class Trainer:
         """
         if self.state == DIVERGED:
             return self.state
-        with _torch_threads(getattr(self._step_fn, "torch_threads", None)):
+        with torch_threads_for(self._step_fn):
             return self._run(self.total_steps if until is None else min(until, self.total_steps))
 
     def _run(self, target: int) -> str:
@@ -302,23 +301,6 @@ class Trainer:
                 if state:
                     self.optimizer.state[param] = state
             self.step = step
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to n in this thread for the block (None: left as they are).
-
-    OpenMP keeps the count per thread, so the app's UI thread and a notebook are unaffected.
-    """
-    previous = torch.get_num_threads()
-    if n is None or n == previous:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _make_optimizer(

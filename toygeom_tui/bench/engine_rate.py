@@ -31,7 +31,7 @@ import torch
 from engine.config import RunConfig, preset, resolve_feature_probability, resolve_importance
 from engine.model import init_params
 from engine.reference import CurriculumLoop
-from engine.step import make_step
+from engine.step import make_step, torch_threads_for
 from engine.trainer import Trainer
 
 CONFIGS = {
@@ -63,10 +63,11 @@ def step_runner(cfg: RunConfig) -> Callable[[int], None]:
     @torch.no_grad()
     def run(n: int) -> None:
         nonlocal step
-        for _ in range(n):
-            step_fn(W, b_final, step)
-            optimizer.step()
-            step += 1
+        with torch_threads_for(step_fn):
+            for _ in range(n):
+                step_fn(W, b_final, step)
+                optimizer.step()
+                step += 1
 
     return run
 

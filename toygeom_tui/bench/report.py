@@ -115,7 +115,13 @@ def run(sections: list[str], quick: bool, say: Callable[[str], None] = print) ->
     figures = []
     for section in sections:
         t0 = time.perf_counter()
-        figures += MEASURES[section](quick, say)
+        try:
+            figures += MEASURES[section](quick, say)
+        except Exception as error:  # one broken section must not cost the others' figures
+            figures.append(Figure(section, None, f"failed: {type(error).__name__}: {error}",
+                                  "—", False))  # fmt: skip
+            say(f"{section}: failed ({type(error).__name__}: {error})")
+            continue
         say(f"{section}: done in {time.perf_counter() - t0:.0f} s")
     return figures
 

@@ -9,6 +9,7 @@ pentagon` to the first capture of the pane that shows the loss chart. Needs tmux
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "toygeom_tui"]
+_servers = itertools.count()
 
 
 def help_seconds() -> float:
@@ -28,7 +30,7 @@ def help_seconds() -> float:
 
 
 def first_paint_seconds(workdir: Path) -> float:
-    socket = f"toygeom-bench-{os.getpid()}"
+    socket = f"toygeom-bench-{os.getpid()}-{next(_servers)}"  # a fresh server each run
     command = " ".join([*CLI, "--preset", "pentagon"])
     start = time.perf_counter()
     subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-x", "120", "-y", "40",
