@@ -356,6 +356,22 @@ async def test_enter_opens_the_instance_detail(small_config: RunConfig) -> None:
 
 
 @asynctest
+async def test_s_saves_from_the_instance_detail_too(
+    small_config: RunConfig, tmp_path: Path
+) -> None:
+    from toygeom_tui.screens.instance_detail import InstanceDetailScreen
+
+    app = ToygeomApp(make_trainer(small_config, 20), sessions_root=tmp_path, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("enter", "s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, InstanceDetailScreen), "saving leaves the view as it was"
+        assert app.saved_step == 20
+        assert [p.name.startswith("small-") for p in tmp_path.iterdir()] == [True]
+
+
+@asynctest
 async def test_new_run_replaces_the_trainer(
     small_config: RunConfig, eager_app_trainers: None
 ) -> None:

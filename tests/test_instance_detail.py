@@ -169,7 +169,7 @@ async def test_nan_in_W_is_survived_and_reported(pentagon_trainer) -> None:
         text = screen_text(app)
         assert "NaN/inf" in text
         assert "−1 " in text and " +1" in text and "▀" in text  # the heatmap and its legend
-        await pilot.press("d", "s", "s", "s")  # sorting and showing rows with NaN values
+        await pilot.press("d", "t", "t", "t")  # sorting and showing rows with NaN values
         assert len(rows(app)) == 5
 
 
@@ -180,7 +180,7 @@ async def test_sort_by_dimensionality_orders_rows(wide_trainer) -> None:
         await settle(pilot)
         await pilot.press("d")  # all 40, dead ones too
         assert rows(app) == [str(i) for i in range(40)]
-        await pilot.press("s")
+        await pilot.press("t")
         dims = [float(cell(app, row, "dimensionality")) for row in rows(app)]
         assert dims == sorted(dims, reverse=True) and len(dims) == 40
         table = app.screen.query_one(FeatureTable).table
@@ -258,7 +258,7 @@ async def test_cursor_stays_on_its_feature_while_training() -> None:
     app = Host(trainer, 0)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await pilot.press("d", "s", "j", "j", "j")
+        await pilot.press("d", "t", "j", "j", "j")
         table = app.screen.query_one(FeatureTable)
         chosen = table.selected
         assert chosen is not None

@@ -49,7 +49,7 @@ class InstanceDetailScreen(Screen):
                 id="instance_detail.prev_instance"),
         Binding("right_square_bracket", "instance(1)", "inst+", key_display="]",
                 id="instance_detail.next_instance"),
-        Binding("s", "sort", "Sort", id="instance_detail.sort"),
+        Binding("t", "sort", "Sort", id="instance_detail.sort"),  # s saves, as everywhere
         Binding("slash", "search", "Find", key_display="/", id="instance_detail.search"),
         Binding("d", "dead", "Dead", id="instance_detail.toggle_dead"),
         Binding("h", "pictures", "Pictures", id="instance_detail.toggle_pictures"),
