@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="measure every speed figure (engine vs the plain loop, app cost, memory, startup)",
-        description="Measure the speed figures in one run (~15 min; --quick ~3 min) and print "
+        description="Measure the speed figures in one run (~10 min; --quick ~3 min) and print "
         "them with their targets. Progress goes to stderr, the table to stdout.",
     )
     bench.add_argument("--quick", action="store_true", help="short rounds: a smoke test")
