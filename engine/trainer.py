@@ -85,6 +85,9 @@ class Trainer:
         self.history = History(config.n_inst, config.n_features)
         self.state = READY
         self.error: str | None = None  # why the run diverged, for the user
+        # True until this trainer's first step returns: that step builds the fused kernel or
+        # compiles the step (seconds, once per machine or process), so a view can say so.
+        self.preparing = True
         self.latest_loss: np.ndarray | None = None  # (inst,) mean loss over the last log interval
         self.latest_frobenius_sq: np.ndarray | None = None
         self.created_at: float | None = None  # set by the first save (engine.session)
@@ -237,6 +240,7 @@ class Trainer:
                 group["lr"] = lr
             self._lr = lr
         loss = self._step_fn(self.W, self.b_final, self.step)
+        self.preparing = False
         self.optimizer.step()
         self._loss_sum += loss
         self._loss_count += 1

@@ -424,3 +424,28 @@ async def test_no_color_draws_every_cell_in_grey(
     assert await dashboard_hues(trainer, tmp_path) - frame, "in colour, the dashboard has hues"
     monkeypatch.setenv("NO_COLOR", "1")
     assert not await dashboard_hues(trainer, tmp_path) - frame
+
+
+@asynctest
+async def test_status_says_preparing_while_the_first_step_builds(long_config: RunConfig) -> None:
+    """The first step compiles (seconds): the header says so instead of a blank speed."""
+    import threading
+
+    trainer = make_trainer(long_config)
+    release = threading.Event()
+    step_fn = trainer._step_fn
+
+    def slow_first_step(W: torch.Tensor, b_final: torch.Tensor, step: int) -> torch.Tensor:
+        release.wait(timeout=30)  # stands in for a compile: the real step runs after it
+        return step_fn(W, b_final, step)
+
+    trainer._step_fn = slow_first_step
+    app = ToygeomApp(trainer, autosave_seconds=0)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: "preparing the step" in status_text(app))
+        assert trainer.step == 0 and trainer.state == "training"
+        release.set()
+        await wait_for(pilot, lambda: "steps/s" in status_text(app) and trainer.step > 0)
+        assert "preparing" not in status_text(app)
+        assert not trainer.preparing
+        trainer.stop()

@@ -144,3 +144,10 @@ def test_run_sets_torch_threads_for_its_step_and_restores_them(small_config: Run
     trainer.run()
     assert torch.get_num_threads() == before
     assert set(seen) == {getattr(trainer._step_fn, "torch_threads", None) or before}
+
+
+def test_preparing_holds_until_the_first_step_returns(small_config: RunConfig) -> None:
+    trainer = Trainer(small_config.replace(steps=1))
+    assert trainer.preparing, "before any step, the first one still has to build the step"
+    trainer.run()
+    assert not trainer.preparing and trainer.step == 1

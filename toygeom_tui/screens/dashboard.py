@@ -107,6 +107,7 @@ class DashboardScreen(Screen):
             self.selected,
             id(t.latest_loss),
             int(t.steps_per_second),
+            t.preparing,
         )
         if (key == self._shown_status and not force) or not self.status_bar.is_attached:
             return  # unchanged, or a late message while the app shuts down

@@ -35,6 +35,8 @@ class StatusBar(Static):
         live = state == "training" and rate > 0
         eta = clock((trainer.total_steps - trainer.step) / rate) if live else "--:--"
         speed = f"{rate:,.1f} steps/s" if live else "– steps/s"
+        if state == "training" and trainer.preparing:
+            speed = "preparing the step… (the first run builds or compiles it)"
         run = (
             f"[b]{STATE_MARKS.get(state, '?')} {state}[/b]  {escape(cfg.name)} · "
             f"{trainer.device.type} · step {trainer.step:,}/{trainer.total_steps:,} · "
