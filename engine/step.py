@@ -284,13 +284,9 @@ class FusedStep:
         seed: int,
         model: str,
     ) -> None:
-        self.feature_probability = feature_probability.contiguous()
-        self.importance = importance.contiguous()
-        self.batch_size = batch_size
-        self.model = model
-        self.n_per_stream = feature_probability.numel() * batch_size
-        self._key = seed_key(seed)
+        # The compiled step is the fallback and holds the settings both share.
         self._compiled = CompiledStep(feature_probability, importance, batch_size, seed, model)
+        self._key = seed_key(seed)
         self._fallback = False
         self.threads = torch.get_num_threads()  # the kernel's own, whatever torch's are later
 
@@ -317,16 +313,16 @@ class FusedStep:
                           "the torch.compile step")  # fmt: skip
             self._fallback = True
             return self._compiled(W, b_final, step)
-        base = counter_base(step, PRESENCE, self.n_per_stream)
+        c = self._compiled
         loss, W.grad, b_final.grad = fused_cpu.fused_uniform_grads(
             W,
             b_final,
-            self.feature_probability,
-            self.importance,
-            base,
+            c.feature_probability,
+            c.importance,
+            counter_base(step, PRESENCE, c.n_per_stream),
             self._key,
-            self.batch_size,
-            self.model,
+            c.batch_size,
+            c.model,
             self.threads,
         )
         return loss

@@ -1,7 +1,10 @@
-"""Shared fixtures: small, fast configs that still show the model's behaviour."""
+"""Shared fixtures: small, fast configs that still show the model's behaviour; `async def` tests
+run under asyncio.run (the Textual Pilot tests), with no async plugin."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -14,6 +17,16 @@ import pytest
 from engine.config import RunConfig
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run an `async def` test to completion in a fresh event loop."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import asyncio
 import functools
 import json
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,16 +32,6 @@ from toygeom_tui.widgets.status_bar import StatusBar
 from toygeom_tui.widgets.too_small import TooSmall
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def asynctest(test: Callable[..., Coroutine]) -> Callable[..., None]:
-    """Run an async test with asyncio.run (no async pytest plugin is installed)."""
-
-    @functools.wraps(test)
-    def run(*args: object, **kwargs: object) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
 
 
 def make_trainer(config: RunConfig, trained_steps: int = 0) -> Trainer:
@@ -96,7 +86,6 @@ def long_config(small_config: RunConfig) -> RunConfig:
     return small_config.replace(steps=1_000_000)
 
 
-@asynctest
 async def test_keys_move_the_selected_instance(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config, 20), autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -119,7 +108,6 @@ async def test_keys_move_the_selected_instance(small_config: RunConfig) -> None:
         await wait_for(pilot, lambda: chart.selected == 0)  # charts follow a frame later
 
 
-@asynctest
 async def test_pause_stops_the_step_counter_and_resume_restarts_it(long_config: RunConfig) -> None:
     trainer = make_trainer(long_config)
     app = ToygeomApp(trainer)
@@ -136,7 +124,6 @@ async def test_pause_stops_the_step_counter_and_resume_restarts_it(long_config: 
         assert trainer.state == "training"
 
 
-@asynctest
 async def test_space_runs_exactly_one_step_while_paused(small_config: RunConfig) -> None:
     trainer = make_trainer(small_config, 20)
     app = ToygeomApp(trainer, autostart=False)
@@ -151,7 +138,6 @@ async def test_space_runs_exactly_one_step_while_paused(small_config: RunConfig)
         assert trainer.state == "paused"
 
 
-@asynctest
 async def test_space_while_training_asks_to_pause_first(long_config: RunConfig) -> None:
     trainer = make_trainer(long_config)
     app = ToygeomApp(trainer)
@@ -161,7 +147,6 @@ async def test_space_while_training_asks_to_pause_first(long_config: RunConfig) 
         assert any("pause first" in m for m in notifications(app))
 
 
-@asynctest
 async def test_layout_adapts_to_width_and_says_when_too_small(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config, 40), autostart=False)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -185,7 +170,6 @@ async def test_layout_adapts_to_width_and_says_when_too_small(small_config: RunC
         assert "step 40/200" in status_text(app)
 
 
-@asynctest
 async def test_charts_draw_the_history(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config, 60), autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -200,7 +184,6 @@ async def test_charts_draw_the_history(small_config: RunConfig) -> None:
         assert "e-" in loss_text  # decade labels such as 1e-1
 
 
-@asynctest
 async def test_save_writes_a_loadable_session(small_config: RunConfig, tmp_path: Path) -> None:
     trainer = make_trainer(small_config, 30)
     app = ToygeomApp(trainer, sessions_root=tmp_path, autostart=False)
@@ -220,7 +203,6 @@ async def test_save_writes_a_loadable_session(small_config: RunConfig, tmp_path:
     assert torch.equal(restored.W, trainer.W)
 
 
-@asynctest
 async def test_open_a_corrupt_session_notifies_and_keeps_running(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -242,7 +224,6 @@ async def test_open_a_corrupt_session_notifies_and_keeps_running(
         assert app.dashboard.selected == 1
 
 
-@asynctest
 async def test_open_a_saved_session_shows_it(
     small_config: RunConfig, tmp_path: Path, eager_app_trainers: None
 ) -> None:
@@ -263,7 +244,6 @@ async def test_open_a_saved_session_shows_it(
         assert app.dashboard.selected == 2
 
 
-@asynctest
 async def test_quit_asks_first_when_training_is_unsaved(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config, 30), autostart=False)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -277,7 +257,6 @@ async def test_quit_asks_first_when_training_is_unsaved(small_config: RunConfig)
         assert not app.is_running
 
 
-@asynctest
 async def test_save_and_quit_from_the_confirmation(small_config: RunConfig, tmp_path: Path) -> None:
     app = ToygeomApp(make_trainer(small_config, 30), sessions_root=tmp_path, autostart=False)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -287,7 +266,6 @@ async def test_save_and_quit_from_the_confirmation(small_config: RunConfig, tmp_
     assert json.loads((saved / "session.json").read_text())["step"] == 30
 
 
-@asynctest
 async def test_diverged_run_is_reported_and_charts_survive(small_config: RunConfig) -> None:
     trainer = make_trainer(small_config.replace(steps=100))
     with torch.no_grad():
@@ -305,7 +283,6 @@ async def test_diverged_run_is_reported_and_charts_survive(small_config: RunConf
         assert any("diverged; nothing to pause" in m for m in notifications(app))
 
 
-@asynctest
 async def test_plus_trains_more_after_done(small_config: RunConfig) -> None:
     trainer = make_trainer(small_config.replace(steps=30))
     app = ToygeomApp(trainer)
@@ -317,7 +294,6 @@ async def test_plus_trains_more_after_done(small_config: RunConfig) -> None:
         await wait_for(pilot, lambda: trainer.state == "done" and trainer.step == 60)
 
 
-@asynctest
 async def test_help_lists_every_binding(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config), autostart=False)
     async with app.run_test(size=(120, 50)) as pilot:
@@ -332,7 +308,6 @@ async def test_help_lists_every_binding(small_config: RunConfig) -> None:
         assert isinstance(app.screen, HelpScreen)
 
 
-@asynctest
 async def test_every_binding_has_an_id() -> None:
     from toygeom_tui.screens.dashboard import DashboardScreen
 
@@ -340,7 +315,6 @@ async def test_every_binding_has_an_id() -> None:
         assert binding.id, binding
 
 
-@asynctest
 async def test_enter_opens_the_instance_detail(small_config: RunConfig) -> None:
     pytest.importorskip("toygeom_tui.screens.instance_detail")
     from toygeom_tui.screens.instance_detail import InstanceDetailScreen
@@ -355,7 +329,6 @@ async def test_enter_opens_the_instance_detail(small_config: RunConfig) -> None:
         assert app.screen is app.dashboard
 
 
-@asynctest
 async def test_s_saves_from_the_instance_detail_too(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -371,7 +344,6 @@ async def test_s_saves_from_the_instance_detail_too(
         assert [p.name.startswith("small-") for p in tmp_path.iterdir()] == [True]
 
 
-@asynctest
 async def test_new_run_replaces_the_trainer(
     small_config: RunConfig, eager_app_trainers: None
 ) -> None:
@@ -393,7 +365,6 @@ async def test_new_run_replaces_the_trainer(
         assert "second · cpu" in status_text(app)
 
 
-@asynctest
 async def test_command_palette_offers_the_actions(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config), autostart=False)
     async with app.run_test(size=(100, 30)):
@@ -414,7 +385,6 @@ async def dashboard_hues(trainer: Trainer, tmp_path: Path) -> set[str]:
         return hues(app.export_screenshot())
 
 
-@asynctest
 async def test_no_color_draws_every_cell_in_grey(
     small_config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -426,7 +396,6 @@ async def test_no_color_draws_every_cell_in_grey(
     assert not await dashboard_hues(trainer, tmp_path) - frame
 
 
-@asynctest
 async def test_status_says_preparing_while_the_first_step_builds(long_config: RunConfig) -> None:
     """The first step compiles (seconds): the header says so instead of a blank speed."""
     import threading

@@ -4,10 +4,6 @@ These tests pin down that the shortcut draws exactly what a full redraw draws.""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable, Coroutine
-
 import numpy as np
 import pytest
 
@@ -27,14 +23,6 @@ from toygeom_tui.widgets.instance_series_chart import FAINT
 from toygeom_tui.widgets.loss_chart import LossChart
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def asynctest(test: Callable[..., Coroutine]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def run(*args: object, **kwargs: object) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
 
 
 def test_the_selected_series_hides_its_own_faint_line() -> None:
@@ -99,7 +87,6 @@ def chart_texts(app: ToygeomApp) -> list[tuple[str, list]]:
     return [(text.plain, text.spans) for text in (chart.render_text() for chart in charts)]
 
 
-@asynctest
 async def test_keys_and_new_records_draw_what_a_fresh_dashboard_draws(
     small_config: RunConfig,
 ) -> None:

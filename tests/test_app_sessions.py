@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_app import asynctest, make_trainer, notifications, status_text, wait_for
+from test_app import make_trainer, notifications, status_text, wait_for
 
 from engine.config import RunConfig
 from engine.follow import Follower
@@ -68,7 +68,6 @@ async def open_from_browser(pilot, name: str) -> None:
 
 
 # -- open ------------------------------------------------------------------------------------------
-@asynctest
 async def test_o_opens_a_saved_session_which_waits_for_p(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -84,7 +83,6 @@ async def test_o_opens_a_saved_session_which_waits_for_p(
         assert any("opened" in m and "p continues" in m for m in notifications(app))
 
 
-@asynctest
 async def test_opening_a_session_with_nan_weights_notifies_and_keeps_the_run(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -106,7 +104,6 @@ async def test_opening_a_session_with_nan_weights_notifies_and_keeps_the_run(
         assert app.dashboard.selected == 1
 
 
-@asynctest
 async def test_unsaved_training_is_confirmed_before_open_and_new(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -136,7 +133,6 @@ async def test_unsaved_training_is_confirmed_before_open_and_new(
 
 
 # -- autosave and resume -----------------------------------------------------------------------
-@asynctest
 async def test_autosave_writes_a_running_session_then_a_final_one(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -163,7 +159,6 @@ async def test_autosave_writes_a_running_session_then_a_final_one(
         assert not app.is_running
 
 
-@asynctest
 async def test_resume_continues_where_the_session_stopped(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -186,7 +181,6 @@ async def test_resume_continues_where_the_session_stopped(
 
 
 # -- follow a headless run -------------------------------------------------------------------------
-@asynctest
 async def test_follow_a_train_process_and_survive_its_death(tmp_path: Path, live_train) -> None:
     run = tmp_path / "sessions" / "live"
     proc = live_train(run, 0.5)
@@ -235,7 +229,6 @@ async def test_follow_a_train_process_and_survive_its_death(tmp_path: Path, live
 
 
 # -- export ----------------------------------------------------------------------------------------
-@asynctest
 async def test_export_writes_geometry_history_and_screenshot(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
@@ -262,7 +255,6 @@ async def test_export_writes_geometry_history_and_screenshot(
     assert text.startswith("<svg") and "toygeom-tui&#160;·&#160;small" in text
 
 
-@asynctest
 async def test_export_to_an_unwritable_place_says_why(
     small_config: RunConfig, tmp_path: Path
 ) -> None:

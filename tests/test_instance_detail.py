@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import html
 import io
 import math
@@ -27,16 +26,6 @@ PENTAGON = torch.tensor(
 ).T  # (hidden feats)
 # Two antipodal pairs on the axes and one dead feature.
 DIGONS = torch.tensor([[1.0, -1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0, 0.0]])
-
-
-def run_async(test):
-    """Run an async test with asyncio.run (no async pytest plugin is installed)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +96,6 @@ def screen_text(app: App) -> str:
     return html.unescape(app.export_screenshot()).replace("\xa0", " ")
 
 
-@run_async
 async def test_table_collapses_dead_features_and_d_shows_them(pentagon_trainer) -> None:
     app = Host(pentagon_trainer, 1)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -118,7 +106,6 @@ async def test_table_collapses_dead_features_and_d_shows_them(pentagon_trainer) 
         assert rows(app) == ["0", "1", "2", "3", "4"]
 
 
-@run_async
 async def test_antipodal_partner_has_cosine_minus_one(pentagon_trainer) -> None:
     app = Host(pentagon_trainer, 1)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -138,7 +125,6 @@ async def test_antipodal_partner_has_cosine_minus_one(pentagon_trainer) -> None:
         assert "with: 3" in text_of(app.screen.query_one(PartnersPanel).content)
 
 
-@run_async
 async def test_pentagon_is_named_and_drawn(pentagon_trainer) -> None:
     app = Host(pentagon_trainer, 0)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -152,7 +138,6 @@ async def test_pentagon_is_named_and_drawn(pentagon_trainer) -> None:
         assert "D* 0.4" in text  # 2 dims / ‖W‖²_F = 5
 
 
-@run_async
 async def test_vectors_hidden_when_not_two_dimensional(wide_trainer) -> None:
     app = Host(wide_trainer, 0)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -161,7 +146,6 @@ async def test_vectors_hidden_when_not_two_dimensional(wide_trainer) -> None:
         assert app.screen.query_one(GramHeatmap).region.area > 0
 
 
-@run_async
 async def test_nan_in_W_is_survived_and_reported(pentagon_trainer) -> None:
     app = Host(pentagon_trainer, 2)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -173,7 +157,6 @@ async def test_nan_in_W_is_survived_and_reported(pentagon_trainer) -> None:
         assert len(rows(app)) == 5
 
 
-@run_async
 async def test_sort_by_dimensionality_orders_rows(wide_trainer) -> None:
     app = Host(wide_trainer, 0)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -194,7 +177,6 @@ async def test_sort_by_dimensionality_orders_rows(wide_trainer) -> None:
         assert app.screen.query_one(FeatureTable).selected == int(rows(app)[0])
 
 
-@run_async
 async def test_search_filters_by_index_and_configuration(wide_trainer) -> None:
     app = Host(wide_trainer, 0)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -213,7 +195,6 @@ async def test_search_filters_by_index_and_configuration(wide_trainer) -> None:
         assert isinstance(app.screen, InstanceDetailScreen)
 
 
-@run_async
 async def test_brackets_step_through_instances(wide_trainer) -> None:
     app = Host(wide_trainer, 0)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -233,7 +214,6 @@ async def test_brackets_step_through_instances(wide_trainer) -> None:
         assert app.screen.instance == 1
 
 
-@run_async
 async def test_pictures_hide_behind_h_when_narrow(wide_trainer) -> None:
     app = Host(wide_trainer, 0)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -250,7 +230,6 @@ async def test_pictures_hide_behind_h_when_narrow(wide_trainer) -> None:
         assert not isinstance(app.screen, InstanceDetailScreen)
 
 
-@run_async
 async def test_cursor_stays_on_its_feature_while_training() -> None:
     trainer = Trainer(RunConfig(name="live", n_features=12, d_hidden=4, n_inst=2, batch_size=64,
                                 steps=20, device="cpu"), compiled=False)  # fmt: skip
@@ -274,7 +253,6 @@ async def test_cursor_stays_on_its_feature_while_training() -> None:
         assert rows(app)[table.table.cursor_row] == str(chosen)
 
 
-@run_async
 async def test_component_members_are_listed(wide_trainer) -> None:
     app = Host(wide_trainer, 2)
     async with app.run_test(size=(160, 48)) as pilot:

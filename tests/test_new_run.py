@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import pytest
 from textual.app import App
 from textual.widgets import Button, Input, Select, Static
@@ -14,16 +11,6 @@ from toygeom_tui.screens.new_run import NewRunScreen
 from toygeom_tui.widgets.config_form import FIELD_ORDER, PARSERS, format_spec, parse_spec
 
 UNSET = object()
-
-
-def run_async(test):
-    """Run an async test with asyncio.run (no async pytest plugin is installed)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 class Host(App):
@@ -72,7 +59,6 @@ def test_bad_spec_text_says_why(text: str) -> None:
         parse_spec(text)
 
 
-@run_async
 async def test_choosing_a_preset_fills_the_fields() -> None:
     app = Host(RunConfig())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -94,7 +80,6 @@ async def test_choosing_a_preset_fills_the_fields() -> None:
     assert app.result == preset("pentagon")
 
 
-@run_async
 async def test_negative_n_features_is_marked_and_start_stays_disabled() -> None:
     app = Host(RunConfig())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -111,7 +96,6 @@ async def test_negative_n_features_is_marked_and_start_stays_disabled() -> None:
         assert app.screen.query_one("#field-d_hidden", Input).has_class("-invalid") is False
 
 
-@run_async
 async def test_unparsable_number_is_shown_on_its_own_row() -> None:
     app = Host(RunConfig())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -127,7 +111,6 @@ async def test_unparsable_number_is_shown_on_its_own_row() -> None:
         assert not app.screen.query_one("#start", Button).disabled
 
 
-@run_async
 async def test_spec_errors_from_the_engine_map_to_their_field() -> None:
     app = Host(RunConfig())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -137,7 +120,6 @@ async def test_spec_errors_from_the_engine_map_to_their_field() -> None:
         assert "feature_probability.base" in str(app.screen.query_one("#form-status").render())
 
 
-@run_async
 async def test_a_valid_edit_returns_the_config_on_enter() -> None:
     app = Host(preset("pentagon"))
     async with app.run_test(size=(160, 48)) as pilot:
@@ -152,7 +134,6 @@ async def test_a_valid_edit_returns_the_config_on_enter() -> None:
     )
 
 
-@run_async
 async def test_escape_returns_none() -> None:
     app = Host(RunConfig())
     async with app.run_test(size=(80, 24)) as pilot:

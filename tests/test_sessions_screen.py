@@ -6,15 +6,12 @@ engine.session.save_session; the broken ones are real sessions damaged the way f
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import html
 import os
 import pickle
 import re
 import shutil
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import pytest
@@ -35,16 +32,6 @@ from toygeom_tui.widgets.session_table import SessionTable, relative_time, scan_
 
 pytestmark = pytest.mark.timeout(60)
 UNSET = object()
-
-
-def asynctest(test: Callable[..., Coroutine]) -> Callable[..., None]:
-    """Run an async test with asyncio.run (no async pytest plugin is installed)."""
-
-    @functools.wraps(test)
-    def run(*args: object, **kwargs: object) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
 
 
 class Host(App):
@@ -184,7 +171,6 @@ def test_scan_lists_sessions_and_extras_but_not_other_folders(
 
 
 # -- the browser --------------------------------------------------------------------------------
-@asynctest
 async def test_lists_sessions_newest_first_with_their_steps(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -198,7 +184,6 @@ async def test_lists_sessions_newest_first_with_their_steps(sessions: Path) -> N
         assert all(float(row[5]) > 0 for row in table)
 
 
-@asynctest
 async def test_the_list_follows_the_disk(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -216,7 +201,6 @@ async def test_the_list_follows_the_disk(sessions: Path) -> None:
         assert names(app) == ["beta", "alpha"]
 
 
-@asynctest
 async def test_broken_sessions_are_listed_with_their_problem(sessions: Path) -> None:
     break_sessions(sessions)
     app = Host(sessions)
@@ -235,7 +219,6 @@ async def test_broken_sessions_are_listed_with_their_problem(sessions: Path) -> 
         assert any("cannot open pickled" in m and "safetensors" in m for m in app.messages)
 
 
-@asynctest
 async def test_enter_opens_the_session_under_the_cursor(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -246,7 +229,6 @@ async def test_enter_opens_the_session_under_the_cursor(sessions: Path) -> None:
     assert app.result == sessions / "alpha"
 
 
-@asynctest
 async def test_escape_goes_back_with_nothing(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -256,7 +238,6 @@ async def test_escape_goes_back_with_nothing(sessions: Path) -> None:
     assert app.result is None
 
 
-@asynctest
 async def test_rename_renames_the_directory(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -280,7 +261,6 @@ async def test_rename_renames_the_directory(sessions: Path) -> None:
         assert names(app) == ["beta", "gamma"]
 
 
-@asynctest
 async def test_delete_asks_first_and_no_keeps_the_session(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -302,7 +282,6 @@ async def test_delete_asks_first_and_no_keeps_the_session(sessions: Path) -> Non
         assert names(app) == ["alpha"]
 
 
-@asynctest
 async def test_a_running_session_cannot_be_renamed_or_deleted(sessions: Path) -> None:
     # save_session(running=True) records this process as the writer, which is alive.
     config = RunConfig(name="live", n_features=6, d_hidden=2, n_inst=2, steps=10, device="cpu")
@@ -320,7 +299,6 @@ async def test_a_running_session_cannot_be_renamed_or_deleted(sessions: Path) ->
         assert (sessions / "live" / RECORD_FILE).is_file()
 
 
-@asynctest
 async def test_the_session_open_in_the_app_is_not_renamed_or_deleted(sessions: Path) -> None:
     app = Host(sessions, in_use=sessions / "alpha")
     async with app.run_test(size=(100, 30)) as pilot:
@@ -333,7 +311,6 @@ async def test_the_session_open_in_the_app_is_not_renamed_or_deleted(sessions: P
         assert (sessions / "alpha" / RECORD_FILE).is_file()
 
 
-@asynctest
 async def test_compare_needs_two_sessions_and_marks_at_most_two(sessions: Path) -> None:
     break_sessions(sessions)
     app = Host(sessions)
@@ -351,7 +328,6 @@ async def test_compare_needs_two_sessions_and_marks_at_most_two(sessions: Path) 
         assert [row[0] for row in rows(app)] == ["", "◆", "◆", ""]
 
 
-@asynctest
 async def test_compare_shows_both_sessions(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -371,7 +347,6 @@ async def test_compare_shows_both_sessions(sessions: Path) -> None:
         assert isinstance(app.screen, SessionBrowserScreen)
 
 
-@asynctest
 async def test_compare_survives_a_broken_session(sessions: Path) -> None:
     break_sessions(sessions)
     app = Host(sessions)
@@ -389,7 +364,6 @@ async def test_compare_survives_a_broken_session(sessions: Path) -> None:
         assert any("not a safetensors file" in m for m in app.messages)
 
 
-@asynctest
 async def test_browser_fits_80x24_and_says_when_there_is_nothing(tmp_path: Path) -> None:
     app = Host(tmp_path / "nothing-here")
     async with app.run_test(size=(80, 24)) as pilot:
