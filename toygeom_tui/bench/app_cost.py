@@ -176,7 +176,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
-    parser.add_argument("--rounds", type=int, default=2, help="headless/app pairs")
+    parser.add_argument("--rounds", type=int, default=2, help="headless/watching/keys rounds")
     parser.add_argument("--preset", default=None, help="a preset instead of the default run")
     parser.add_argument("--size", default="160x48", help="terminal size for the app")
     args = parser.parse_args()

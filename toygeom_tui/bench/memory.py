@@ -33,7 +33,7 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
-def _sampler(trainer: Trainer, steps: int, samples: list[tuple[int, float]]) -> Callable:
+def _sampler(steps: int, samples: list[tuple[int, float]]) -> Callable:
     """A "log" observer that records (step, RSS) at every tenth of the run."""
     marks = iter(range(steps // SAMPLES, steps + 1, max(1, steps // SAMPLES)))
     next_mark = [next(marks)]
@@ -52,7 +52,7 @@ def measure(
     """Train the small model `steps` steps; RSS at the first and last sample, and the growth."""
     trainer = Trainer(preset("pentagon").replace(steps=steps))
     samples: list[tuple[int, float]] = []
-    trainer.on("log", _sampler(trainer, steps, samples))
+    trainer.on("log", _sampler(steps, samples))
     if with_app:
         asyncio.run(_with_app(trainer, size))
     else:
