@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+from trajectories import pairs_then_pentagon, trajectory
 
-from engine.geometry import NAMED_FRACTIONS, dimensionality
+from engine.geometry import NAMED_FRACTIONS
 from engine.jumps import BETWEEN, HOLD_RECORDS, find_jumps, history_jumps, levels
 from engine.trainer import Trainer
 
 HALF = [f.label for f in NAMED_FRACTIONS].index("1/2")
-
-
-def polygon(k: int, d: int = 2) -> torch.Tensor:
-    """k unit vectors evenly round a circle, in the first two of d dims: (d, k)."""
-    angles = torch.arange(k, dtype=torch.float64) * 2 * math.pi / k
-    W = torch.zeros(d, k, dtype=torch.float64)
-    W[0], W[1] = angles.cos(), angles.sin()
-    return W
-
-
-def trajectory(frames: list[torch.Tensor], noise: float, seed: int = 0) -> np.ndarray:
-    """D_i of each frame (inst hidden feats) with gaussian noise on W: -> (m inst feats)."""
-    g = torch.Generator().manual_seed(seed)
-    W = torch.stack(frames)
-    W = W + noise * torch.randn(W.shape, generator=g, dtype=W.dtype)
-    return np.stack([dimensionality(w).numpy() for w in W])
-
-
-def pairs_then_pentagon(m: int, at: int) -> list[torch.Tensor]:
-    """Two antipodal pairs (features 0,1 on x; 2,3 on y) and an unlearned feature 4, until
-    record `at`, where all five snap into a pentagon: one instance, (1 2 5) per record."""
-    before = torch.zeros(2, 5, dtype=torch.float64)
-    before[0, 0], before[0, 1], before[1, 2], before[1, 3] = 1, -1, 1, -1
-    after = polygon(5)
-    return [(before if r < at else after)[None] for r in range(m)]
 
 
 def test_pairs_snapping_into_a_pentagon_are_five_jumps_at_the_known_step() -> None:

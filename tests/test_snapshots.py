@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save
+from sessions_v1 import make_format_1
 
 from engine.config import RunConfig
 from engine.history import SNAPSHOT_CAPACITY, SNAPSHOT_GROWTH, Snapshots
@@ -73,18 +73,6 @@ def test_snapshots_survive_save_load_and_resume(tmp_path, small_config) -> None:
         assert torch.equal(again.snapshots.at(step), straight.snapshots.at(step)), step
     record = json.loads((tmp_path / "full" / RECORD_FILE).read_text())
     assert record["format_version"] == 2
-
-
-def make_format_1(path: Path) -> None:
-    """Rewrite a saved session as format 1 wrote it: no snapshots, version 1."""
-    record = json.loads((path / RECORD_FILE).read_text())
-    record["format_version"] = 1
-    del record["snapshots"]
-    text = json.dumps(record, indent=2)
-    tensors = load_file(path / WEIGHTS_FILE)
-    kept = {k: v for k, v in tensors.items() if not k.startswith("snapshots.")}
-    (path / WEIGHTS_FILE).write_bytes(save(kept, metadata={"session": text}))
-    (path / RECORD_FILE).write_text(text + "\n")
 
 
 def test_a_format_1_session_loads_without_history_to_travel_through(tmp_path, small_config):
