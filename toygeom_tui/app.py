@@ -20,6 +20,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
@@ -40,6 +41,7 @@ from engine.session import (
 )
 from engine.trainer import DIVERGED, DONE, TRAINING, Trainer
 from toygeom_tui.export import document_csv, document_json, history_csv, trainer_geometry
+from toygeom_tui.keymap import config_path, read_keymap
 from toygeom_tui.messages import (
     FollowerPolled,
     InterruptedSessions,
@@ -165,11 +167,15 @@ class ToygeomApp(App):
         autosave_seconds: float = 30.0,
         follow: Follower | None = None,
         offer_resume: bool = False,
+        keymap_path: Path | None = None,
     ) -> None:
         """`follow`: show `follow.trainer` (pass it as `trainer` too) read-only, refreshed as
         the process writing `follow.directory` saves; `autostart` and autosave do not apply.
-        `offer_resume`: on start, name an interrupted session under `sessions_root` (once)."""
+        `offer_resume`: on start, name an interrupted session under `sessions_root` (once).
+        `keymap_path`: the config.toml whose [keymap] remaps keys (default: the user's)."""
         super().__init__()
+        self.keymap_path = keymap_path or config_path()
+        self.keymap: dict[str, str] = {}  # binding id -> keys, as applied from keymap_path
         if follow is not None and trainer is not follow.trainer:
             raise ValueError("ToygeomApp: with follow=, trainer must be follow.trainer")
         self.trainer = trainer
@@ -197,6 +203,7 @@ class ToygeomApp(App):
         # switch interval, each chart redraw on this thread stalls it for whole intervals.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        self._apply_keymap()
         self._watch.attach()
         self.set_interval(1.0, self._show_session_mark)
         self._show_session_mark()
@@ -211,6 +218,18 @@ class ToygeomApp(App):
         # Thread workers can't be killed: without this, exiting would wait for the whole run.
         self.trainer.stop()
         sys.setswitchinterval(self._switch_interval)
+
+    def _apply_keymap(self) -> None:
+        """The user's [keymap], through Textual's keymap; what cannot apply is one notice."""
+        self.keymap, problems = read_keymap(self.keymap_path, binding_ids())
+        self.set_keymap(self.keymap)
+        if problems:
+            self.notify(
+                f"{self.keymap_path}: {'; '.join(problems)}. Those keys keep their defaults.",
+                title="Keymap",
+                severity="warning",
+                timeout=20,
+            )
 
     @property
     def saved_step(self) -> int:
@@ -686,6 +705,18 @@ class ToygeomApp(App):
         yield SystemCommand("Toggle EMA smoothing", "e", self.dashboard.action_toggle_smoothing)
         yield SystemCommand("Instance detail", "enter", self.dashboard.action_open_detail)
         yield SystemCommand("Keys", "? or F1: every key", self.action_help)
+
+
+def binding_ids() -> set[str]:
+    """Every binding id of the app's screens and widgets (what a keymap may name)."""
+    ids: set[str] = set()
+    pending = [DOMNode]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("toygeom_tui"):
+            ids.update(b.id for b in cls.BINDINGS if isinstance(b, Binding) and b.id)
+    return ids
 
 
 def _saved_at(session_dir: Path | None) -> float | None:

@@ -28,10 +28,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from toygeom_tui.keymap import config_path
+
     parser = _Parser(
         prog="toygeom-tui",
         description="Train toy models of superposition and watch their feature geometry.",
-        epilog="With no command, opens the app on the default run (feature-geometry).",
+        epilog="With no command, opens the app on the default run (feature-geometry). "
+        f"Keys are remapped in {config_path()} (a [keymap] table of binding id = keys; "
+        "? in the app lists the ids).",
     )
     _add_run_options(parser)
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
