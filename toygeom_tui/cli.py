@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="toygeom-tui",
         description="Train toy models of superposition and watch their feature geometry.",
-        epilog="With no command, opens the app on the default run (feature-geometry). "
-        f"Keys are remapped in {config_path()} (a [keymap] table of binding id = keys; "
-        "? in the app lists the ids).",
+        epilog="With no command, opens the app on the default run (feature-geometry).\n"
+        "Keys are remapped in a [keymap] table of binding id = keys (? in the app lists the\n"
+        f"ids) in {config_path()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_options(parser)
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
