@@ -64,6 +64,7 @@ from toygeom_tui.screens.help import HelpScreen
 from toygeom_tui.screens.new_run import NewRunScreen
 from toygeom_tui.screens.quit_confirm import QUIT, SAVE_AND_QUIT, QuitConfirmScreen
 from toygeom_tui.screens.sessions import SessionBrowserScreen
+from toygeom_tui.time_travel import Moment, moment_at, no_history_reason, step_after_move
 
 DEFAULT_EXTRA_STEPS = 1_000  # `+` on a run configured with steps = 0
 FOLLOW_POLL_SECONDS = 1.0
@@ -176,6 +177,8 @@ class ToygeomApp(App):
         super().__init__()
         self.keymap_path = keymap_path or config_path()
         self.keymap: dict[str, str] = {}  # binding id -> keys, as applied from keymap_path
+        self.view_step: int | None = None  # the recorded step the geometry views show; None: live
+        self._moment: Moment | None = None
         if follow is not None and trainer is not follow.trainer:
             raise ValueError("ToygeomApp: with follow=, trainer must be follow.trainer")
         self.trainer = trainer
@@ -311,6 +314,7 @@ class ToygeomApp(App):
             self._follow_timer.stop()
             self._follow_timer = None
         self.trainer, self.session_dir, self.follower = trainer, session_dir, follower
+        self.view_step, self._moment = None, None
         self._watch = RunWatch(self, trainer, saved_at)
         self._watch.attach()
         self.dashboard.show_trainer(trainer)
@@ -371,6 +375,45 @@ class ToygeomApp(App):
             t.extend(n)
             self.notify(f"training {n:,} more steps, to {t.total_steps:,}")
             self.start_training()
+
+    # -- time travel (toygeom_tui.time_travel) --------------------------------------------------
+    def action_travel(self, delta: int) -> None:
+        """Show the geometry `delta` (±1) recorded steps from the one shown."""
+        t = self.trainer
+        target = step_after_move(t.snapshots.steps, self.view_step, t.step, delta)
+        if target is None and self.view_step is None:
+            if delta < 0:
+                self.notify(no_history_reason(t), severity="warning")
+            return
+        self.travel_to(target)
+
+    def action_back_to_live(self) -> None:
+        self.travel_to(None)
+
+    def travel_to(self, step: int | None) -> None:
+        """Show the latest snapshot at or before `step` on every geometry view (None: live)."""
+        if step is not None:
+            step = self.trainer.snapshots.at_or_before(step)
+        if step == self.view_step:
+            return
+        self.view_step, self._moment = step, None
+        for screen in self.screen_stack:
+            if hasattr(screen, "time_changed"):
+                screen.time_changed()
+
+    def moment(self) -> Moment | None:
+        """The run at `view_step` (None while live). A snapshot thinned away while training goes
+        on is replaced by the latest one before it."""
+        if self.view_step is None:
+            return None
+        t = self.trainer
+        if self._moment is None or self._moment.step not in t.snapshots.steps:
+            step = t.snapshots.at_or_before(self.view_step)
+            if step is None:
+                self.view_step = None
+                return None
+            self.view_step, self._moment = step, moment_at(t, step)
+        return self._moment
 
     # -- runs and sessions -------------------------------------------------------------------------
     def action_new_run(self) -> None:
@@ -704,6 +747,11 @@ class ToygeomApp(App):
             yield SystemCommand(title, f"to {self.export_dir()}/", lambda c=choice: self.export(c))
         yield SystemCommand("Toggle EMA smoothing", "e", self.dashboard.action_toggle_smoothing)
         yield SystemCommand("Instance detail", "enter", self.dashboard.action_open_detail)
+        yield SystemCommand("Earlier geometry", "<: the previous weight snapshot",
+                            lambda: self.action_travel(-1))  # fmt: skip
+        yield SystemCommand("Later geometry", ">: the next weight snapshot, then live",
+                            lambda: self.action_travel(1))  # fmt: skip
+        yield SystemCommand("Live geometry", "l: back from time travel", self.action_back_to_live)
         yield SystemCommand("Keys", "? or F1: every key", self.action_help)
 
 
