@@ -24,3 +24,19 @@ def pairs_then_pentagon(m: int, at: int) -> list[torch.Tensor]:
     before[0, 0], before[0, 1], before[1, 2], before[1, 3] = 1, -1, 1, -1
     after = torch.from_numpy(polygon(5))
     return [(before if r < at else after)[None] for r in range(m)]
+
+
+def trainer_with_a_known_jump():
+    """A trained 5-features-in-2-dims Trainer (2,000 steps, weight snapshots throughout) whose
+    D_i history is replaced by `pairs_then_pentagon`: five jumps at step 1,000."""
+    from engine.config import RunConfig
+    from engine.trainer import Trainer
+
+    config = RunConfig(name="known", n_features=5, d_hidden=2, n_inst=1, steps=2000, device="cpu")
+    trainer = Trainer(config, compiled=False)
+    trainer.run()
+    arrays, state = trainer.history.to_arrays()
+    arrays["history.dims.steps"] = np.arange(40, dtype=np.int64) * 50
+    arrays["history.dims.values"] = trajectory(pairs_then_pentagon(40, at=20), noise=0.002)
+    trainer.history.restore(arrays, state)
+    return trainer

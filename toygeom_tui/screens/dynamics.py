@@ -46,14 +46,16 @@ class DynamicsScreen(Screen):
     ]  # fmt: skip
 
     DEFAULT_CSS = """
-    DynamicsScreen #dynamics-header { height: 2; padding: 0 1; background: $panel; }
+    DynamicsScreen #dynamics-header {
+        height: 2; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     DynamicsScreen #dynamics-body { height: 1fr; }
     DynamicsScreen #dynamics-charts { width: 1fr; }
     DynamicsScreen DimsHistoryChart { height: 3fr; }
     DynamicsScreen MarkedLossChart { height: 2fr; }
     DynamicsScreen #jump-list { width: 52; border-left: vkey $panel-lighten-2; }
     DynamicsScreen.-narrow #dynamics-body { layout: vertical; }
-    DynamicsScreen.-narrow #jump-list { width: 1fr; height: 7; border-left: none; }
+    DynamicsScreen.-narrow #jump-list { width: 1fr; height: 6; border-left: none; }
     """
 
     def __init__(self, trainer: Trainer, instance: int, feature: int | None = None) -> None:
