@@ -11,13 +11,14 @@ what the selection changes at once, in the next frame.
 from __future__ import annotations
 
 import numpy as np
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
 
 from engine.jumps import Jump, history_jumps
 from engine.trainer import Trainer
@@ -167,10 +168,23 @@ class DashboardScreen(Screen):
             latest = self.trainer.history.latest_dims()
             self._dims = latest[1] if latest is not None else None
             if latest is not None and latest[0] != self._dims_step:
-                self._dims_step, self.jumps = latest[0], history_jumps(self.trainer.history)
+                self._dims_step = latest[0]
+                self._find_jumps(self.trainer)
         elif not force:
             return
         self._draw_charts()
+
+    @work(thread=True, exclusive=True, group="jumps", exit_on_error=False)
+    def _find_jumps(self, trainer: Trainer) -> None:
+        """All jumps so far, off the event loop (tens of ms for the default run's history)."""
+        found = history_jumps(trainer.history)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_jumps, trainer, found)
+
+    def _show_jumps(self, trainer: Trainer, found: list[Jump]) -> None:
+        if trainer is self.trainer:
+            self.jumps = found
+            self.refresh_status()
 
     def _draw_charts(self) -> None:
         if self._metrics is None or not self.loss_chart.is_attached:

@@ -95,7 +95,7 @@ class DynamicsScreen(Screen):
         t, inst = self.trainer, self.instance
         dims_steps, dims = t.history.dims_arrays()
         loss_steps, loss, _ = t.history.metrics_arrays()
-        self.jumps = [j for j in history_jumps(t.history) if j.instance == inst]
+        self.jumps = history_jumps(t.history, inst)
         W, _, _ = t.snapshot()
         learned = feature_norms(W[inst : inst + 1])[0].square() > REPRESENTED
         jumped = {j.feature for j in self.jumps}
