@@ -226,7 +226,11 @@ class Snapshots:
         return {"snapshots.steps": steps, "snapshots.W": weights}, state
 
     def restore(
-        self, steps: torch.Tensor, weights: torch.Tensor, state: dict[str, int], shape: tuple
+        self,
+        steps: torch.Tensor,
+        weights: torch.Tensor,
+        state: dict[str, int],
+        shape: tuple[int, ...],
     ) -> None:
         """Put back what `to_arrays` saved; `shape` is one W's (inst hidden feats). Raises
         ValueError when the arrays don't fit the run or aren't ascending and finite."""

@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file, save
 from sessions_v1 import make_format_1
 
-from engine.config import RunConfig
 from engine.history import SNAPSHOT_CAPACITY, SNAPSHOT_GROWTH, Snapshots
 from engine.session import RECORD_FILE, WEIGHTS_FILE, SessionError, load_session, save_session
 from engine.trainer import Trainer
@@ -88,6 +87,10 @@ def test_a_format_1_session_loads_without_history_to_travel_through(tmp_path, sm
     save_session(loaded, tmp_path / "old")
     again = load_session(tmp_path / "old", compiled=False)
     assert again.snapshots.unrecorded_until == 60, "the gap is remembered after an upgrade"
+    make_format_1(tmp_path / "old")
+    empty = load_session(tmp_path / "old", compiled=False)
+    save_session(empty, tmp_path / "none-yet")  # saved before any snapshot is due
+    assert load_session(tmp_path / "none-yet", compiled=False).snapshots.steps == []
 
 
 def test_snapshots_that_do_not_fit_are_one_line(tmp_path, small_config) -> None:
@@ -109,7 +112,3 @@ def test_memory_of_a_full_store_is_bounded() -> None:
         snapshots.offer(step, torch.full((1, 1, 1), float(step)))
     assert len(snapshots) == 4 and snapshots.steps[0] == 0
     assert [float(snapshots.at(s)) for s in snapshots.steps] == [float(s) for s in snapshots.steps]
-
-
-def test_config_fixture_is_small(small_config: RunConfig) -> None:
-    assert small_config.steps == 200
