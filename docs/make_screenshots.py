@@ -27,6 +27,9 @@ async def main(session: Path, instance: int = 10) -> None:
         await pilot.press("enter")
         await pilot.pause(2.0)
         app.save_screenshot(str(HERE / "instance-detail.svg"))
+        await pilot.press("D", "[", "[", "[")  # instance 7: features joining antipodal pairs
+        await pilot.pause(1.0)
+        app.save_screenshot(str(HERE / "dynamics.svg"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Sessions: a run saved as data in a directory, never as code.
 
     DIR/weights.safetensors   W (inst hidden feats), b_final (inst feats), float32; the optimizer
-                              moments and the history; its header metadata carries a copy of
-                              the session record below.
+                              moments, the history and the weight snapshots (snapshots.steps (n,),
+                              snapshots.W (n inst hidden feats)); its header metadata carries a
+                              copy of the session record below.
     DIR/session.json          the session record: format, version, config, step, timestamps,
-                              device, engine version, history thinning state.
+                              device, engine version, history thinning and snapshot schedule.
+
+Format 2 added the weight snapshots; a format 1 session loads without them (nothing to travel
+back through before its saved step, which `Snapshots.unrecorded_until` remembers).
 
 The random state is the seed plus the step (engine.rng is counter-based), so nothing else is
 needed to resume exactly. Each file is written atomically (temp, fsync, rename), weights first:
@@ -32,7 +36,8 @@ from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig
 
 FORMAT = "toygeom-session"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FIRST_SNAPSHOT_VERSION = 2  # sessions saved before this kept no weight snapshots
 RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
 SESSIONS_ROOT = Path("sessions")  # where runs are saved unless told otherwise
@@ -75,13 +80,15 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
     with trainer.consistent():
         tensors = trainer.state_tensors()
         arrays, history_state = trainer.history.to_arrays()
-        record = _record(trainer, history_state, running)
+        snapshots, snapshot_state = trainer.snapshots.to_arrays()
+        record = _record(trainer, history_state, snapshot_state, running)
     if not all(bool(torch.isfinite(t).all()) for k, t in tensors.items() if k in ("W", "b_final")):
         raise SessionError(
             f"{directory}: weights are not finite (the run diverged); not saved, previous save kept"
         )
     for name, array in arrays.items():
         tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
+    tensors.update(snapshots)
     text = json.dumps(record, indent=2, allow_nan=False)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -95,7 +102,9 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
     return directory
 
 
-def _record(trainer: Any, history_state: dict, running: bool) -> dict[str, Any]:
+def _record(
+    trainer: Any, history_state: dict, snapshot_state: dict, running: bool
+) -> dict[str, Any]:
     loss = trainer.latest_loss
     return {
         "format": FORMAT,
@@ -111,6 +120,7 @@ def _record(trainer: Any, history_state: dict, running: bool) -> dict[str, Any]:
         "rng": {"kind": "splitmix64-counter", "seed": trainer.config.seed},
         "final_loss": _finite_list(loss),
         "history": history_state,
+        "snapshots": snapshot_state,
         "writer": {"pid": os.getpid(), "host": socket.gethostname(), "running": running},
     }
 
@@ -321,6 +331,7 @@ def restore_into(
         history = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
         if history:
             trainer.history.restore(history, record.get("history") or {})
+        _restore_snapshots(trainer, record, tensors)
     except (KeyError, ValueError, RuntimeError) as err:
         raise SessionError(
             f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})"
@@ -329,6 +340,19 @@ def restore_into(
     if isinstance(loss, list) and len(loss) == trainer.config.n_inst:
         trainer.latest_loss = np.array([np.nan if v is None else v for v in loss], np.float32)
     trainer.latest_frobenius_sq = tensors["W"].square().sum(dim=(1, 2)).numpy()
+
+
+def _restore_snapshots(trainer: Any, record: dict[str, Any], tensors: dict) -> None:
+    """Format 2 on: the saved snapshots (none after the saved step). Format 1: none before it."""
+    if record["format_version"] < FIRST_SNAPSHOT_VERSION or "snapshots.steps" not in tensors:
+        trainer.snapshots.start_after(record["step"])
+        return
+    steps = tensors["snapshots.steps"]
+    if steps.dtype != torch.int64 or steps.ndim != 1 or bool((steps > record["step"]).any()):
+        raise ValueError("snapshot steps are not steps of this run")
+    trainer.snapshots.restore(
+        steps, tensors["snapshots.W"], record.get("snapshots") or {}, tuple(trainer.W.shape)
+    )
 
 
 def session_info(directory: str | Path) -> SessionInfo:

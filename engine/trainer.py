@@ -3,7 +3,7 @@
 Observers subscribe with `trainer.on(event, fn)`; `fn(trainer)` is called from the training
 thread. Events:
     "log"    every `log_every` steps and after each `step_once()`, after history got the
-             step's loss and ‖W‖²_F;
+             step's loss and ‖W‖²_F (the trainer's own first observer keeps weight snapshots);
     "dims"   every `dims_every` steps, after history got every feature's D_i;
     "state"  whenever `trainer.state` changes.
 A UI, an autosaver or a recorder is an observer; none of them is part of the loop.
@@ -25,7 +25,7 @@ import torch
 
 from engine.config import RunConfig, resolve_feature_probability, resolve_importance
 from engine.geometry import dimensionality
-from engine.history import History
+from engine.history import History, Snapshots
 from engine.model import init_params, lr_factor
 from engine.step import make_step, torch_threads_for
 
@@ -83,6 +83,8 @@ class Trainer:
         self.log_every = max(1, log_every)
         self.dims_every = dims_every or max(self.log_every, config.steps // 200 or 1)
         self.history = History(config.n_inst, config.n_features)
+        self.snapshots = Snapshots(self.log_every)  # W at chosen steps, for time travel
+        self.snapshots.offer(0, self.W)
         self.state = READY
         self.error: str | None = None  # why the run diverged, for the user
         # True until this trainer's first step returns: that step builds the fused kernel or
@@ -102,6 +104,7 @@ class Trainer:
         self._loss_count = 0
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
         self._lr = config.lr
+        self.on("log", lambda trainer: trainer.snapshots.offer(trainer.step, trainer.W))
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

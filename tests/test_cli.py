@@ -96,8 +96,9 @@ def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
         "component",
         "partners",
     } <= feature.keys()
-    cosines = [abs(p["cosine"]) for p in feature["partners"]]
-    assert cosines == sorted(cosines, reverse=True)
+    # Partners rank by |Ŵ_i·W_j| (D_i's denominator), as in the app, and carry it.
+    projections = [abs(p["projection"]) for p in feature["partners"]]
+    assert projections == sorted(projections, reverse=True) and len(projections) == 5
     total = sum(f["dimensionality"] for f in inst["features"])
     assert total <= 4 + 1e-6, "Σ D_i ≤ d_hidden"
 

@@ -49,7 +49,7 @@ def test_round_trip_restores_everything(saved) -> None:
     info = session_info(path)
     assert info.step == 60 and info.config.name == "small" and not info.running
     record = json.loads((path / RECORD_FILE).read_text())
-    assert record["format"] == "toygeom-session" and record["format_version"] == 1
+    assert record["format"] == "toygeom-session" and record["format_version"] == 2
 
 
 def test_resume_is_bit_exact(tmp_path, small_config: RunConfig) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
@@ -40,6 +41,7 @@ from engine.session import (
 )
 from engine.trainer import DIVERGED, DONE, TRAINING, Trainer
 from toygeom_tui.export import document_csv, document_json, history_csv, trainer_geometry
+from toygeom_tui.keymap import config_path, read_keymap
 from toygeom_tui.messages import (
     FollowerPolled,
     InterruptedSessions,
@@ -62,6 +64,7 @@ from toygeom_tui.screens.help import HelpScreen
 from toygeom_tui.screens.new_run import NewRunScreen
 from toygeom_tui.screens.quit_confirm import QUIT, SAVE_AND_QUIT, QuitConfirmScreen
 from toygeom_tui.screens.sessions import SessionBrowserScreen
+from toygeom_tui.time_travel import Moment, moment_at, no_history_reason, step_after_move
 
 DEFAULT_EXTRA_STEPS = 1_000  # `+` on a run configured with steps = 0
 FOLLOW_POLL_SECONDS = 1.0
@@ -165,11 +168,17 @@ class ToygeomApp(App):
         autosave_seconds: float = 30.0,
         follow: Follower | None = None,
         offer_resume: bool = False,
+        keymap_path: Path | None = None,
     ) -> None:
         """`follow`: show `follow.trainer` (pass it as `trainer` too) read-only, refreshed as
         the process writing `follow.directory` saves; `autostart` and autosave do not apply.
-        `offer_resume`: on start, name an interrupted session under `sessions_root` (once)."""
+        `offer_resume`: on start, name an interrupted session under `sessions_root` (once).
+        `keymap_path`: the config.toml whose [keymap] remaps keys (default: the user's)."""
         super().__init__()
+        self.keymap_path = keymap_path or config_path()
+        self.keymap: dict[str, str] = {}  # binding id -> keys, as applied from keymap_path
+        self.view_step: int | None = None  # the recorded step the geometry views show; None: live
+        self._moment: Moment | None = None
         if follow is not None and trainer is not follow.trainer:
             raise ValueError("ToygeomApp: with follow=, trainer must be follow.trainer")
         self.trainer = trainer
@@ -197,6 +206,7 @@ class ToygeomApp(App):
         # switch interval, each chart redraw on this thread stalls it for whole intervals.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        self._apply_keymap()
         self._watch.attach()
         self.set_interval(1.0, self._show_session_mark)
         self._show_session_mark()
@@ -211,6 +221,18 @@ class ToygeomApp(App):
         # Thread workers can't be killed: without this, exiting would wait for the whole run.
         self.trainer.stop()
         sys.setswitchinterval(self._switch_interval)
+
+    def _apply_keymap(self) -> None:
+        """The user's [keymap], through Textual's keymap; what cannot apply is one notice."""
+        self.keymap, problems = read_keymap(self.keymap_path, binding_ids())
+        self.set_keymap(self.keymap)
+        if problems:
+            self.notify(
+                f"{self.keymap_path}: {'; '.join(problems)}. Those keys keep their defaults.",
+                title="Keymap",
+                severity="warning",
+                timeout=20,
+            )
 
     @property
     def saved_step(self) -> int:
@@ -292,6 +314,7 @@ class ToygeomApp(App):
             self._follow_timer.stop()
             self._follow_timer = None
         self.trainer, self.session_dir, self.follower = trainer, session_dir, follower
+        self.view_step, self._moment = None, None
         self._watch = RunWatch(self, trainer, saved_at)
         self._watch.attach()
         self.dashboard.show_trainer(trainer)
@@ -352,6 +375,45 @@ class ToygeomApp(App):
             t.extend(n)
             self.notify(f"training {n:,} more steps, to {t.total_steps:,}")
             self.start_training()
+
+    # -- time travel (toygeom_tui.time_travel) --------------------------------------------------
+    def action_travel(self, delta: int) -> None:
+        """Show the geometry `delta` (±1) recorded steps from the one shown."""
+        t = self.trainer
+        target = step_after_move(t.snapshots.steps, self.view_step, t.step, delta)
+        if target is None and self.view_step is None:
+            if delta < 0:
+                self.notify(no_history_reason(t), severity="warning")
+            return
+        self.travel_to(target)
+
+    def action_back_to_live(self) -> None:
+        self.travel_to(None)
+
+    def travel_to(self, step: int | None) -> None:
+        """Show the latest snapshot at or before `step` on every geometry view (None: live)."""
+        if step is not None:
+            step = self.trainer.snapshots.at_or_before(step)
+        if step == self.view_step:
+            return
+        self.view_step, self._moment = step, None
+        for screen in self.screen_stack:
+            if hasattr(screen, "time_changed"):
+                screen.time_changed()
+
+    def moment(self) -> Moment | None:
+        """The run at `view_step` (None while live). A snapshot thinned away while training goes
+        on is replaced by the latest one before it."""
+        if self.view_step is None:
+            return None
+        t = self.trainer
+        if self._moment is None or self._moment.step not in t.snapshots.steps:
+            step = t.snapshots.at_or_before(self.view_step)
+            if step is None:
+                self.view_step = None
+                return None
+            self.view_step, self._moment = step, moment_at(t, step)
+        return self._moment
 
     # -- runs and sessions -------------------------------------------------------------------------
     def action_new_run(self) -> None:
@@ -685,7 +747,24 @@ class ToygeomApp(App):
             yield SystemCommand(title, f"to {self.export_dir()}/", lambda c=choice: self.export(c))
         yield SystemCommand("Toggle EMA smoothing", "e", self.dashboard.action_toggle_smoothing)
         yield SystemCommand("Instance detail", "enter", self.dashboard.action_open_detail)
+        yield SystemCommand("Earlier geometry", "<: the previous weight snapshot",
+                            lambda: self.action_travel(-1))  # fmt: skip
+        yield SystemCommand("Later geometry", ">: the next weight snapshot, then live",
+                            lambda: self.action_travel(1))  # fmt: skip
+        yield SystemCommand("Live geometry", "l: back from time travel", self.action_back_to_live)
         yield SystemCommand("Keys", "? or F1: every key", self.action_help)
+
+
+def binding_ids() -> set[str]:
+    """Every binding id of the app's screens and widgets (what a keymap may name)."""
+    ids: set[str] = set()
+    pending = [DOMNode]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("toygeom_tui"):
+            ids.update(b.id for b in cls.BINDINGS if isinstance(b, Binding) and b.id)
+    return ids
 
 
 def _saved_at(session_dir: Path | None) -> float | None:

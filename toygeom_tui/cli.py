@@ -28,10 +28,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from toygeom_tui.keymap import config_path
+
     parser = _Parser(
         prog="toygeom-tui",
         description="Train toy models of superposition and watch their feature geometry.",
-        epilog="With no command, opens the app on the default run (feature-geometry).",
+        epilog="With no command, opens the app on the default run (feature-geometry).\n"
+        "Keys are remapped in a [keymap] table of binding id = keys (? in the app lists the\n"
+        f"ids) in {config_path()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_options(parser)
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
@@ -57,8 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     export.add_argument("--partners", type=int, default=5, metavar="K", help="partners per feature")
-    export.add_argument(
+    what = export.add_mutually_exclusive_group()
+    what.add_argument(
         "--history", action="store_true", help="the loss and ‖W‖²_F history (CSV) instead"
+    )
+    what.add_argument(
+        "--at",
+        type=int,
+        metavar="STEP",
+        help="the geometry of the latest weight snapshot at or before STEP (its `step` says which)",
+    )
+    what.add_argument(
+        "--jumps", action="store_true", help="the jump list: features changing level (see README)"
     )
 
     sub.add_parser("presets", help="list the presets")
@@ -244,15 +259,27 @@ class ProgressLine:
 # -- export ---------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.session import SessionError
-    from toygeom_tui.export import geometry_csv, geometry_json, session_history_csv
+    from toygeom_tui.export import (
+        document_json,
+        geometry_csv,
+        geometry_json,
+        jumps_csv,
+        session_history_csv,
+        session_jumps,
+    )
 
+    if args.at is not None and args.at < 0:
+        raise UserError(f"--at {args.at}: a step is >= 0")
     try:
         if args.history:
             text = session_history_csv(args.session)
+        elif args.jumps:
+            doc = session_jumps(args.session)
+            text = document_json(doc) if args.format == "json" else jumps_csv(doc)
         elif args.format == "json":
-            text = geometry_json(args.session, args.partners)
+            text = geometry_json(args.session, args.partners, args.at)
         else:
-            text = geometry_csv(args.session, args.partners)
+            text = geometry_csv(args.session, args.partners, args.at)
     except SessionError as err:
         raise UserError(str(err)) from None
     if args.output:

@@ -1,5 +1,8 @@
-"""Geometry as JSON or CSV, and history as CSV: of a saved session (the `export` command) or of a
-live Trainer (the app's export)."""
+"""Geometry as JSON or CSV, history as CSV, and the jump list as JSON or CSV: of a saved session
+(the `export` command) or of a live Trainer (the app's export).
+
+A feature's partners are the other features j with the largest |Ŵ_i·W_j| (the terms of D_i's
+denominator), in that order, as everywhere in the app."""
 
 from __future__ import annotations
 
@@ -10,11 +13,20 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from engine import jumps
 from engine.config import RunConfig, resolve_feature_probability
 from engine.geometry import InstanceGeometry, analyze
-from engine.session import RECORD_FILE, config_from_record, load_tensors, read_record
+from engine.session import (
+    FIRST_SNAPSHOT_VERSION,
+    RECORD_FILE,
+    SessionError,
+    config_from_record,
+    load_tensors,
+    read_record,
+)
 
 CSV_COLUMNS = (
     "instance",
@@ -37,17 +49,100 @@ def _num(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def session_geometry(directory: str | Path, k_partners: int = 5) -> dict[str, Any]:
-    """The export document: run facts plus per-instance, per-feature geometry.
+JUMP_COLUMNS = tuple(field for field in jumps.Jump.__slots__)
 
-    Raises engine.session.SessionError for a missing or invalid session.
+
+def session_geometry(
+    directory: str | Path, k_partners: int = 5, at: int | None = None
+) -> dict[str, Any]:
+    """The export document: run facts plus per-instance, per-feature geometry; `at`: of the
+    latest weight snapshot at or before that step (the saved weights count as one), its `step`
+    saying which.
+
+    Raises engine.session.SessionError for a missing or invalid session, or no such snapshot.
     """
     directory = Path(directory)
     record = read_record(directory)
     config = config_from_record(record, directory / RECORD_FILE)
     tensors = load_tensors(directory, config)
     losses = record.get("final_loss") or [None] * config.n_inst
-    return _document(str(directory), config, record["step"], tensors["W"], losses, k_partners)
+    if at is None or at >= record["step"]:
+        return _document(str(directory), config, record["step"], tensors["W"], losses, k_partners)
+    step, W = _snapshot_at_or_before(directory, record, tensors, at)
+    return _document(str(directory), config, step, W, _logged_loss(tensors, step), k_partners)
+
+
+def _snapshot_at_or_before(
+    directory: Path, record: dict[str, Any], tensors: dict[str, torch.Tensor], at: int
+) -> tuple[int, torch.Tensor]:
+    steps = tensors.get("snapshots.steps", torch.zeros(0, dtype=torch.int64)).tolist()
+    earlier = [i for i, s in enumerate(steps) if s <= at]
+    if record["format_version"] < FIRST_SNAPSHOT_VERSION:
+        raise SessionError(
+            f"{directory}: saved in session format {record['format_version']}, which kept no "
+            f"weight snapshots; only its saved step {record['step']} can be exported"
+        )
+    if not earlier:
+        first = f"the first is at step {steps[0]}" if steps else "it has none"
+        raise SessionError(f"{directory}: no weight snapshot at or before step {at} ({first})")
+    W = tensors["snapshots.W"][earlier[-1]]
+    if W.shape != tensors["W"].shape or not bool(torch.isfinite(W).all()):
+        raise SessionError(f"{directory}: weight snapshot at step {steps[earlier[-1]]} is broken")
+    return steps[earlier[-1]], W
+
+
+def _logged_loss(tensors: dict[str, torch.Tensor], step: int) -> list[float | None]:
+    """Each instance's logged loss at `step` (None where the history has no record there)."""
+    steps = tensors.get("history.metrics.steps")
+    values = tensors.get("history.metrics.values")
+    n_inst = tensors["W"].shape[0]
+    if steps is None or values is None:
+        return [None] * n_inst
+    found = np.flatnonzero(steps.numpy() == step)
+    if not len(found):
+        return [None] * n_inst
+    return [_num(v) for v in values[found[0], 0].tolist()]
+
+
+def session_jumps(directory: str | Path) -> dict[str, Any]:
+    """The jump list of a saved session (engine.jumps): run facts, the criteria, every jump."""
+    directory = Path(directory)
+    record = read_record(directory)
+    config = config_from_record(record, directory / RECORD_FILE)
+    tensors = load_tensors(directory, config)
+    arrays = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
+    found = []
+    if "history.dims.steps" in arrays:
+        metrics = arrays["history.metrics.values"]
+        found = jumps.find_jumps(
+            arrays["history.dims.steps"],
+            arrays["history.dims.values"],
+            arrays["history.metrics.steps"],
+            metrics[:, 0] if len(metrics) else None,
+        )
+    return {
+        "session": str(directory),
+        "name": config.name,
+        "step": record["step"],
+        "criteria": {
+            "level_tol": jumps.LEVEL_TOL,
+            "level_margin": jumps.LEVEL_MARGIN,
+            "hold_records": jumps.HOLD_RECORDS,
+            "max_transition_records": jumps.MAX_TRANSITION_RECORDS,
+            "suddenness": jumps.SUDDENNESS,
+        },
+        "jumps": [jump.as_dict() for jump in found],
+    }
+
+
+def jumps_csv(doc: dict[str, Any]) -> str:
+    """A jump document (session_jumps) as CSV: one row per jump, columns JUMP_COLUMNS."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(JUMP_COLUMNS)
+    for jump in doc["jumps"]:
+        writer.writerow(["" if jump[c] is None else jump[c] for c in JUMP_COLUMNS])
+    return out.getvalue()
 
 
 def trainer_geometry(trainer: Any, k_partners: int = 5) -> dict[str, Any]:
@@ -104,8 +199,13 @@ def _instance(g: InstanceGeometry, p: float, loss: float | None) -> dict[str, An
                 "component_size": f.component_size,
                 "component_rank": f.component_rank,
                 "partners": [
-                    {"index": q.index, "cosine": _num(q.cosine), "dot": _num(q.dot)}
-                    for q in sorted(f.partners, key=lambda q: -abs(q.cosine))
+                    {
+                        "index": q.index,
+                        "projection": _num(q.projection),
+                        "cosine": _num(q.cosine),
+                        "dot": _num(q.dot),
+                    }
+                    for q in f.partners  # by |Ŵ_i·W_j|, descending (engine.geometry)
                 ],
             }
             for f in g.features
@@ -113,8 +213,8 @@ def _instance(g: InstanceGeometry, p: float, loss: float | None) -> dict[str, An
     }
 
 
-def geometry_json(directory: str | Path, k_partners: int = 5) -> str:
-    return document_json(session_geometry(directory, k_partners))
+def geometry_json(directory: str | Path, k_partners: int = 5, at: int | None = None) -> str:
+    return document_json(session_geometry(directory, k_partners, at))
 
 
 def document_json(doc: dict[str, Any]) -> str:
@@ -141,8 +241,8 @@ def session_history_csv(directory: str | Path) -> str:
     return history_csv(load_session(directory, compiled=False).history)
 
 
-def geometry_csv(directory: str | Path, k_partners: int = 5) -> str:
-    return document_csv(session_geometry(directory, k_partners))
+def geometry_csv(directory: str | Path, k_partners: int = 5, at: int | None = None) -> str:
+    return document_csv(session_geometry(directory, k_partners, at))
 
 
 def document_csv(doc: dict[str, Any]) -> str:
@@ -152,7 +252,7 @@ def document_csv(doc: dict[str, Any]) -> str:
     writer.writerow(CSV_COLUMNS)
     for inst in doc["instances"]:
         for f in inst["features"]:
-            partners = " ".join(f"{q['index']}:{q['cosine']:+.3f}" for q in f["partners"])
+            partners = " ".join(f"{q['index']}:{q['projection']:+.3f}" for q in f["partners"])
             # CSV_COLUMNS[3:-1] are the feature's own fields, under the same names.
             fields = [f[name] for name in CSV_COLUMNS[3:-1]]
             writer.writerow(

@@ -11,16 +11,20 @@ what the selection changes at once, in the next frame.
 from __future__ import annotations
 
 import numpy as np
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
 
+from engine.jumps import Jump, history_jumps
 from engine.trainer import Trainer
+from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
+from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
 from toygeom_tui.widgets.geometry_chart import GeometryChart
 from toygeom_tui.widgets.instance_list import InstanceList
@@ -40,6 +44,14 @@ class DashboardScreen(Screen):
         Binding("G,end", "select_last", "Last", id="dashboard.last_instance", show=False),
         Binding("enter", "open_detail", "Detail", id="dashboard.instance_detail"),
         Binding("e", "toggle_smoothing", "EMA", id="dashboard.toggle_smoothing", show=False),
+        Binding(
+            "D",
+            "open_dynamics",
+            "Dynamics",
+            id="dashboard.dynamics",
+            tooltip="D_i of every feature against step, and the jumps",
+        ),  # fmt: skip
+        *TIME_BINDINGS,
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
@@ -57,6 +69,8 @@ class DashboardScreen(Screen):
         self._shown_mark = ""
         self._metrics: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._dims: np.ndarray | None = None
+        self._dims_step = -1  # the step of the newest D_i record the jumps were found in
+        self.jumps: list[Jump] = []  # every jump so far (engine.jumps)
         self._feature_probability = _instance_probability(trainer)
 
         self.status_bar = StatusBar(id="status")
@@ -93,6 +107,7 @@ class DashboardScreen(Screen):
         self._feature_probability = _instance_probability(trainer)
         self._drawn_version = -1
         self._metrics, self._dims = None, None
+        self._dims_step, self.jumps = -1, []
         self.selected = min(self.selected, trainer.config.n_inst - 1)
         self.refresh_status(force=True)
         self.refresh_charts()
@@ -100,6 +115,7 @@ class DashboardScreen(Screen):
     def refresh_status(self, force: bool = False) -> None:
         """Redraw the header and instance list if anything they show changed (cheap check)."""
         t = self.trainer
+        moment = self.app.moment()
         key = (
             t.step,
             t.total_steps,
@@ -108,16 +124,18 @@ class DashboardScreen(Screen):
             id(t.latest_loss),
             int(t.steps_per_second),
             t.preparing,
+            len(self.jumps),
+            None if moment is None else moment.step,
         )
         if (key == self._shown_status and not force) or not self.status_bar.is_attached:
             return  # unchanged, or a late message while the app shuts down
         self._shown_status = key
-        self.status_bar.show(t, self.selected, self._feature_probability)
+        self.status_bar.show(t, self.selected, self._feature_probability, len(self.jumps), moment)
         if self.instance_list.display:
             self.instance_list.show_instances(
                 self._feature_probability,
-                t.latest_loss,
-                t.latest_frobenius_sq,
+                t.latest_loss if moment is None else moment.loss,
+                t.latest_frobenius_sq if moment is None else moment.frobenius_sq,
                 t.config.d_hidden,
                 self.selected,
             )
@@ -149,21 +167,41 @@ class DashboardScreen(Screen):
             self._metrics = self.trainer.history.metrics_arrays()
             latest = self.trainer.history.latest_dims()
             self._dims = latest[1] if latest is not None else None
+            if latest is not None and latest[0] != self._dims_step:
+                self._dims_step = latest[0]
+                self._find_jumps(self.trainer)
         elif not force:
             return
         self._draw_charts()
+
+    @work(thread=True, exclusive=True, group="jumps", exit_on_error=False)
+    def _find_jumps(self, trainer: Trainer) -> None:
+        """All jumps so far, off the event loop (tens of ms for the default run's history)."""
+        found = history_jumps(trainer.history)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_jumps, trainer, found)
+
+    def _show_jumps(self, trainer: Trainer, found: list[Jump]) -> None:
+        if trainer is self.trainer:
+            self.jumps = found
+            self.refresh_status()
 
     def _draw_charts(self) -> None:
         if self._metrics is None or not self.loss_chart.is_attached:
             return
         steps, loss, frob = self._metrics
         total = self.trainer.total_steps
-        self.loss_chart.show_history(steps, loss, total, self.smooth)
-        self.frobenius_chart.show_history(steps, frob, total, self.smooth)
+        moment = self.app.moment()
+        at = None if moment is None else moment.step
+        self.loss_chart.show_history(steps, loss, total, self.smooth, at)
+        self.frobenius_chart.show_history(steps, frob, total, self.smooth, at)
         last_frob = frob[-1] if len(frob) else np.full(self.trainer.config.n_inst, np.nan)
+        dims = self._dims
+        if moment is not None:
+            last_frob, dims = moment.frobenius_sq, moment.dims
         with np.errstate(divide="ignore", invalid="ignore"):
             dims_star = self.trainer.config.d_hidden / last_frob
-        self.geometry_chart.show_geometry(1 / self._feature_probability, dims_star, self._dims)
+        self.geometry_chart.show_geometry(1 / self._feature_probability, dims_star, dims)
 
     # -- selection and view ------------------------------------------------------------------------
     def watch_selected(self, selected: int) -> None:
@@ -194,6 +232,14 @@ class DashboardScreen(Screen):
 
     def action_open_detail(self) -> None:
         self.app.push_screen(InstanceDetailScreen(self.trainer, self.selected))
+
+    def action_open_dynamics(self) -> None:
+        self.app.push_screen(DynamicsScreen(self.trainer, self.selected))
+
+    def time_changed(self) -> None:
+        """The app's view_step moved: every view of geometry shows the new moment."""
+        self.refresh_status(force=True)
+        self._draw_charts()
 
     # -- terminal size ---------------------------------------------------------------------------
     def on_resize(self, event: events.Resize) -> None:

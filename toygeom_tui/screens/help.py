@@ -11,16 +11,22 @@ from textual.widgets import Static
 
 
 def _key_display(keys: str) -> str:
-    names = {"question_mark": "?", "plus": "+", "space": "space", "down": "↓", "up": "↑"}
+    names = {"question_mark": "?", "plus": "+", "space": "space", "down": "↓", "up": "↑",
+             "less_than_sign": "<", "greater_than_sign": ">", "left_square_bracket": "[",
+             "right_square_bracket": "]", "slash": "/", "comma": ","}  # fmt: skip
     return " ".join(names.get(k.strip(), k.strip()) for k in keys.split(","))
 
 
-def binding_rows(bindings: list[BindingType]) -> list[tuple[str, str, str]]:
-    """(keys, description, id) for each Binding."""
+def binding_rows(
+    bindings: list[BindingType], keymap: dict[str, str] | None = None
+) -> list[tuple[str, str, str]]:
+    """(keys, description, id) for each Binding; `keymap` (id -> keys) overrides its keys."""
+    keymap = keymap or {}
     rows = []
     for binding in bindings:
         if isinstance(binding, Binding) and binding.description:
-            rows.append((_key_display(binding.key), binding.description, binding.id or ""))
+            keys = keymap.get(binding.id or "", binding.key)
+            rows.append((_key_display(keys), binding.description, binding.id or ""))
     return rows
 
 
@@ -49,7 +55,7 @@ class HelpScreen(ModalScreen[None]):
         ]
         for title, bindings in sections:
             table.add_row(f"[u]{title}[/u]", "", "")
-            for row in binding_rows(bindings):
+            for row in binding_rows(bindings, getattr(self.app, "keymap", None)):
                 table.add_row(*row)
             table.add_row("", "", "")
         table.add_row("ctrl+p", "command palette: every action by name", "")

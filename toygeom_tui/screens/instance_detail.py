@@ -2,7 +2,8 @@
 
 It polls the trainer once a second; only when the step moved (or the instance changed) does it
 take a snapshot and run `engine.geometry.analyze` on that one instance, in a thread worker, so
-neither the trainer's lock nor the analysis ever blocks a key press.
+neither the trainer's lock nor the analysis ever blocks a key press. While the app travels back
+in time (toygeom_tui.time_travel), everything shows the weights of that recorded step instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from textual.worker import get_current_worker
 
 from engine.geometry import NAMED_FRACTIONS, InstanceGeometry, analyze
 from engine.trainer import Trainer
+from toygeom_tui.screens.dynamics import DynamicsScreen
+from toygeom_tui.screens.time_keys import TIME_BINDINGS
+from toygeom_tui.time_travel import Moment
 from toygeom_tui.widgets.dims_histogram import DimsHistogram
 from toygeom_tui.widgets.feature_table import FeatureTable, is_dead
 from toygeom_tui.widgets.feature_vectors import FeatureVectors
@@ -53,6 +57,8 @@ class InstanceDetailScreen(Screen):
         Binding("slash", "search", "Find", key_display="/", id="instance_detail.search"),
         Binding("d", "dead", "Dead", id="instance_detail.toggle_dead"),
         Binding("h", "pictures", "Pictures", id="instance_detail.toggle_pictures"),
+        Binding("D", "dynamics", "Dynamics", id="instance_detail.dynamics"),
+        *TIME_BINDINGS,
         Binding("escape,q", "back", "Back", id="instance_detail.back"),
     ]  # fmt: skip
 
@@ -114,16 +120,20 @@ class InstanceDetailScreen(Screen):
     def poll(self) -> None:
         """Analyse again if the trainer moved on or another instance was asked for."""
         moved_on = self.shown is None or self.shown[0] != self.instance
-        if moved_on or (
-            self.shown[1] != self.trainer.step and time.monotonic() >= self._next_analysis
-        ):
-            self.analyze_instance(self.instance)
+        moment = self.app.moment()
+        step = self.trainer.step if moment is None else moment.step
+        if moved_on or (self.shown[1] != step and time.monotonic() >= self._next_analysis):
+            self.analyze_instance(self.instance, moment)
         else:
             self._update_header()  # the state (training/paused/done) may have changed
 
     @work(thread=True, exclusive=True, group="instance-analysis", exit_on_error=False)
-    def analyze_instance(self, instance: int) -> None:
-        W, _, step = self.trainer.snapshot()
+    def analyze_instance(self, instance: int, moment: Moment | None) -> None:
+        """Analyse `instance` live, or at `moment` (time travel)."""
+        if moment is None:
+            W, _, step = self.trainer.snapshot()
+        else:
+            W, step = moment.W, moment.step
         started = time.monotonic()  # after the snapshot: waiting for the lock costs no CPU
         W_inst = W[instance : instance + 1].double()
         finite = bool(W_inst.isfinite().all())
@@ -176,12 +186,15 @@ class InstanceDetailScreen(Screen):
             else f"p {_num(p.min())}–{_num(p.max())}"
         )
         parts = [f"inst {inst}/{cfg.n_inst - 1}", p_text]
+        moment = self.app.moment()
         if self.geometry is not None and self.shown is not None:
             parts += [
                 f"‖W‖²_F {_num(self.geometry.frobenius_sq)}",
                 f"D* {_num(self.geometry.dims_per_feature)}",
                 f"step {self.shown[1]:,}/{self.trainer.total_steps:,}",
             ]
+            if moment is not None and moment.step == self.shown[1]:
+                parts[-1] = f"[reverse b] {moment.marker(self.trainer.step)} [/]"
         else:
             parts.append("analysing…")
         parts.append(self.trainer.state)
@@ -226,6 +239,16 @@ class InstanceDetailScreen(Screen):
 
     def action_pictures(self) -> None:
         self.toggle_class("-toggled")
+
+    def action_dynamics(self) -> None:
+        feature = self.query_one(FeatureTable).selected
+        self.app.push_screen(DynamicsScreen(self.trainer, self.instance, feature))
+
+    def time_changed(self) -> None:
+        """The app's view_step moved: show the geometry of the new moment."""
+        self.geometry = None
+        self._update_header()
+        self.analyze_instance(self.instance, self.app.moment())
 
     def action_back(self) -> None:
         table = self.query_one(FeatureTable)

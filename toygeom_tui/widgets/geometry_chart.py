@@ -9,7 +9,7 @@ import math
 import numpy as np
 from rich.style import Style
 
-from engine.geometry import NAMED_FRACTIONS
+from engine.geometry import NAMED_FRACTIONS, NamedFraction
 from toygeom_tui.braille import BrailleCanvas
 from toygeom_tui.series import BLUISH_GREEN, GREY, SELECTED, SKY_BLUE, log_axis_ticks, rgb
 from toygeom_tui.widgets.braille_chart import Axes, BrailleChart
@@ -19,6 +19,20 @@ REFERENCE_FRACTIONS = [
     f for f in NAMED_FRACTIONS if f.label in ("1", "3/4", "2/3", "1/2", "2/5", "3/8")
 ]
 Y_TOP = 1.1  # D_i ≤ 1; D* above the top (early training, tiny ‖W‖²_F) is pinned to the edge
+
+
+def fraction_ticks(
+    height: int, fractions: list[NamedFraction], width: int = 0
+) -> tuple[list[float], list[str]]:
+    """Ticks on a 0..Y_TOP axis at the named fractions that fit a chart `height` rows tall:
+    each label needs its own text row. Labels are right-aligned to `width` characters."""
+    rows = max(height - 4, 2)  # title, frame, x labels
+    kept: list[tuple[float, str]] = [(0.0, "0")]
+    for fraction in sorted(fractions, key=lambda f: f.value):
+        row = math.floor(fraction.value / Y_TOP * (rows - 1) + 0.5)
+        if row > math.floor(kept[-1][0] / Y_TOP * (rows - 1) + 0.5):
+            kept.append((fraction.value, fraction.label))
+    return [v for v, _ in kept], [label.rjust(width) for _, label in kept]
 
 
 class GeometryChart(BrailleChart):
@@ -72,14 +86,7 @@ class GeometryChart(BrailleChart):
         )
 
     def _fraction_ticks(self) -> tuple[list[float], list[str]]:
-        """The named fractions that fit: each label needs its own text row."""
-        rows = max(self.size.height - 4, 2)  # title, frame, x labels
-        kept: list[tuple[float, str]] = [(0.0, "0")]
-        for fraction in sorted(REFERENCE_FRACTIONS, key=lambda f: f.value):
-            row = math.floor(fraction.value / Y_TOP * (rows - 1) + 0.5)
-            if row > math.floor(kept[-1][0] / Y_TOP * (rows - 1) + 0.5):
-                kept.append((fraction.value, fraction.label))
-        return [v for v, _ in kept], [label for _, label in kept]
+        return fraction_ticks(self.size.height, REFERENCE_FRACTIONS)
 
     def draw_data(self, canvas: BrailleCanvas) -> None:
         for fraction in REFERENCE_FRACTIONS:

@@ -26,12 +26,20 @@ class InstanceSeriesChart(BrailleChart):
         self._last_step = 1
         self.selected = 0
         self.smooth = False
+        self.marked_step: int | None = None  # a dotted line at this step (time travel)
 
     def show_history(
-        self, steps: np.ndarray, values: np.ndarray, last_step: int, smooth: bool
+        self,
+        steps: np.ndarray,
+        values: np.ndarray,
+        last_step: int,
+        smooth: bool,
+        marked_step: int | None = None,
     ) -> None:
         """steps (n,), values (n, inst) in the quantity's own units; the x axis runs to
-        `last_step` (the run's total) so it stays put while training fills it."""
+        `last_step` (the run's total) so it stays put while training fills it; `marked_step`
+        gets a dotted vertical line."""
+        self.marked_step = marked_step
         y = self.transform(values)
         smooth = smooth and len(steps) > 4
         if smooth:
@@ -80,3 +88,5 @@ class InstanceSeriesChart(BrailleChart):
     def draw_selection(self, canvas: BrailleCanvas) -> None:
         selected = min(self.selected, self._values.shape[1] - 1)
         canvas.line(self._steps, self._values[:, selected], CHOSEN, thick=True)
+        if self.marked_step is not None:
+            canvas.vline(float(self.marked_step), CHOSEN, every=2)

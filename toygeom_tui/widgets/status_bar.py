@@ -1,5 +1,6 @@
-"""The dashboard's two header lines: the run (name, device, step, speed, ETA, state) and the
-selected instance (p, 1/(1−S), loss, ‖W‖²_F, D*)."""
+"""The dashboard's two header lines: the run (name, device, step, jumps so far, speed, ETA,
+state) and the selected instance (p, 1/(1−S), loss, ‖W‖²_F, D*), the latter at the step the
+geometry views show while travelling back in time, marked as such."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.widgets import Static
 
 from engine.trainer import Trainer
 from toygeom_tui.clock import clock
+from toygeom_tui.time_travel import Moment
 
 STATE_MARKS = {
     "ready": "·",
@@ -28,8 +30,16 @@ def _value(array: np.ndarray | None, index: int, fmt: str) -> str:
 
 
 class StatusBar(Static):
-    def show(self, trainer: Trainer, selected: int, feature_probability: np.ndarray) -> None:
-        """feature_probability (inst,): each instance's p (mean over its features)."""
+    def show(
+        self,
+        trainer: Trainer,
+        selected: int,
+        feature_probability: np.ndarray,
+        jumps: int = 0,
+        moment: Moment | None = None,
+    ) -> None:
+        """feature_probability (inst,): each instance's p (mean over its features); `jumps`: how
+        many so far; `moment`: the recorded step the geometry views show (None: live)."""
         cfg, state = trainer.config, trainer.state
         rate = trainer.steps_per_second
         live = state == "training" and rate > 0
@@ -40,17 +50,22 @@ class StatusBar(Static):
         run = (
             f"[b]{STATE_MARKS.get(state, '?')} {state}[/b]  {escape(cfg.name)} · "
             f"{trainer.device.type} · step {trainer.step:,}/{trainer.total_steps:,} · "
-            f"{speed} · ETA {eta}"
+            f"{jumps} jump{'s' * (jumps != 1)} · {speed} · ETA {eta}"
         )
         p = float(feature_probability[selected])
         frob = trainer.latest_frobenius_sq
+        loss = trainer.latest_loss
+        if moment is not None:
+            frob, loss = moment.frobenius_sq, moment.loss
         with np.errstate(divide="ignore", invalid="ignore"):
             dims_star = cfg.d_hidden / frob if frob is not None else None
         instance = (
             f"instance [b]{selected}[/b] of 0–{cfg.n_inst - 1} · p {p:.3g} · 1/(1−S) {1 / p:.3g}"
-            f" · loss {_value(trainer.latest_loss, selected, '.3g')}"
+            f" · loss {_value(loss, selected, '.3g')}"
             f" · ‖W‖²_F {_value(frob, selected, '.3g')}"
             f" · D* {_value(dims_star, selected, '.3g')}"
         )
+        if moment is not None:
+            instance = f"[reverse b] {moment.marker(trainer.step)} [/] {instance}"
         # Fixed height: no layout pass, which would re-render every widget on the screen.
         self.update(f"{run}\n{instance}", layout=False)
