@@ -18,6 +18,7 @@ in `engine.sweep_local` and `engine.sweep_ray`; `Sweep` drives either of them.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -39,7 +40,8 @@ MAX_RUNS = 10_000  # a grid larger than this is far likelier a typo than a plan
 PENDING, DONE, FAILED, DIVERGED = "pending", "done", "failed", "diverged"
 STATUSES = (PENDING, DONE, FAILED, DIVERGED)
 FIGURES = ("loss", "frobenius_sq", "dims_star", "on_fractions")  # per-run scalars, see figures()
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+\-=]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+\-=~]")  # replaced by _ in a value's label
+_RUN_NAME = re.compile(r"[A-Za-z0-9_+\-=~][A-Za-z0-9._+\-=~,]*")  # labels joined by commas
 
 
 class SweepError(Exception):
@@ -68,14 +70,21 @@ class SweepSpec:
 
 
 def value_label(value: Any) -> str:
-    """A grid value as it appears in a run's name: 0.001, 1e-05, true, uniform, {kind…}."""
+    """A grid value as it appears in a run's name: 0.001, 1e-05, true, uniform; a table or list
+    by its values joined with '-' (geometric-0.5), cut to 48 characters plus a short hash."""
     if isinstance(value, bool):
         text = "true" if value else "false"
-    elif isinstance(value, int | float | str):
-        text = str(value)
+    elif isinstance(value, Mapping):
+        text = "-".join(value_label(v) for v in value.values())
+    elif isinstance(value, list | tuple):
+        text = "-".join(value_label(v) for v in value)
     else:
-        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
-    return _UNSAFE.sub("_", text)
+        text = str(value)
+    text = _UNSAFE.sub("_", text)
+    if len(text) > 48:
+        digest = hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+        text = f"{text[:39]}~{digest}"
+    return text
 
 
 def spec_from_dict(data: Mapping[str, Any], *, where: str = "spec") -> SweepSpec:
@@ -110,8 +119,11 @@ def spec_from_dict(data: Mapping[str, Any], *, where: str = "spec") -> SweepSpec
         n_runs *= len(values)
     if n_runs > MAX_RUNS:
         raise ConfigError(f"{where}: grid: {n_runs:,} runs is more than {MAX_RUNS:,}; shrink it")
-    if "preset" in base:
-        preset(base["preset"])  # a bad base preset names itself once, not once per run
+    if "preset" in base:  # a bad base preset is named once, not once per run
+        try:
+            preset(base["preset"])
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
     runs = tuple(_expand(base, dict(grid), where))
     return SweepSpec(dict(base), {k: list(v) for k, v in grid.items()}, runs)
 
@@ -121,8 +133,8 @@ def _expand(base: dict[str, Any], grid: dict[str, list], where: str) -> Iterator
         values = dict(zip(grid, combo, strict=True))
         name = ",".join(f"{k}={value_label(v)}" for k, v in values.items())
         settings = base | values
-        start = preset(settings.pop("preset")) if "preset" in settings else RunConfig()
         try:
+            start = preset(settings.pop("preset")) if "preset" in settings else RunConfig()
             config = RunConfig.from_dict(start.to_dict() | settings, where=where)
         except ConfigError as err:
             raise ConfigError(f"{where}: run {name}: {err}") from None
@@ -266,7 +278,7 @@ def read_record(directory: str | Path) -> dict[str, Any]:
             raise SweepError(f"{path}: a run entry has no name")
         if run.get("status") not in STATUSES or not isinstance(run.get("values"), dict):
             raise SweepError(f"{path}: run {run['name']!r} has no valid status or values")
-        if _UNSAFE.search(run["name"]):
+        if not _RUN_NAME.fullmatch(run["name"]):
             raise SweepError(f"{path}: run name {run['name']!r} is not a safe directory name")
     return record
 

@@ -242,13 +242,14 @@ def _train_seeds(args: argparse.Namespace) -> int:
     if args.eager:
         raise UserError("--eager is for one run; --seeds trains with the fastest step")
     config = _config_from(args)
+    executor = _executor(args)
     try:
         spec = seed_spec(config, args.seeds)
         out = Path(args.out) if args.out else new_session_dir(f"{config.name}-seeds")
         sweep = Sweep.create(out, spec)
     except (ConfigError, SweepError) as err:
         raise UserError(str(err)) from None
-    return _run_sweep(sweep, args)
+    return _run_sweep(sweep, executor)
 
 
 # -- sweep ----------------------------------------------------------------------------------------
@@ -257,6 +258,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from engine.session import new_session_dir
     from engine.sweep import Sweep, SweepError, load_spec
 
+    executor = _executor(args)
     try:
         if args.resume:
             if args.spec or args.out:
@@ -270,7 +272,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UserError("sweep needs SPEC.toml (with --out DIR) or --resume DIR")
     except (ConfigError, SweepError) as err:
         raise UserError(str(err)) from None
-    return _run_sweep(sweep, args)
+    return _run_sweep(sweep, executor)
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -293,14 +295,13 @@ def _executor(args: argparse.Namespace) -> Any:
     return RayExecutor(args.ray, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
 
 
-def _run_sweep(sweep: Any, args: argparse.Namespace) -> int:
+def _run_sweep(sweep: Any, executor: Any) -> int:
     """Run what `sweep` misses with progress on stderr; 1 if a run failed, 130 on Ctrl-C."""
     import signal
 
     from engine.sweep import DONE, SweepError
     from engine.sweep_ray import RayUnavailable
 
-    executor = _executor(args)
     missing = sweep.missing()
     total = len(sweep.spec.runs)
     progress = SweepProgress(total, total - len(missing))
