@@ -75,8 +75,10 @@ def test_a_grid_may_vary_the_preset_and_tables() -> None:
         ({"grid": {"preset": ["pentagon", "hexagon"]}}, "preset: 'hexagon' is not known"),
         ({"preset": "hexagon", "grid": {"seed": [0]}}, "preset: 'hexagon' is not known"),
         ({"stepz": 5, "grid": {"seed": [0]}}, "stepz: unknown setting"),
-        ({"grid": {"seed": list(range(101)), "lr": [0.1] + [i / 1e4 for i in range(1, 100)]}},
-         "grid: 10,100 runs is more than 10,000"),  # fmt: skip
+        (
+            {"grid": {"seed": list(range(101)), "lr": [0.1] + [i / 1e4 for i in range(1, 100)]}},
+            "grid: 10,100 runs is more than 10,000",
+        ),  # fmt: skip
     ],
 )
 def test_a_bad_spec_is_one_line_naming_the_key(spec: dict, message: str) -> None:
@@ -292,4 +294,3 @@ def test_ray_without_ray_installed_says_how_to_get_it(tmp_path: Path) -> None:
     assert 'pip install -e ".[ray]"' in result.stderr
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
-
