@@ -25,7 +25,7 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -391,3 +391,88 @@ class Sweep:
             self.finish(result)
             if on_finished is not None:
                 on_finished(result)
+
+
+# -- reading a sweep back (views, notebooks) ------------------------------------------------------
+FIGURE_LABELS = {
+    "loss": "final loss",
+    "frobenius_sq": "‖W‖²_F",
+    "dims_star": "D*",
+    "on_fractions": "on fractions",
+}
+
+
+@dataclass(frozen=True)
+class SweepRunInfo:
+    """One run as the record has it; `figures` only when it is done."""
+
+    name: str
+    values: dict[str, Any]
+    status: str
+    figures: dict[str, Any] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    """What a sweep holds, read from its record alone (cheap)."""
+
+    path: Path
+    base: dict[str, Any]
+    grid: dict[str, list]
+    runs: tuple[SweepRunInfo, ...]
+    saved_at: float
+
+    @property
+    def done(self) -> int:
+        return sum(run.status == DONE for run in self.runs)
+
+    @property
+    def best(self) -> SweepRunInfo | None:
+        """The done run with the lowest final loss."""
+        scored = [r for r in self.runs if r.figures and r.figures.get("loss") is not None]
+        return min(scored, key=lambda r: r.figures["loss"], default=None)
+
+
+def sweep_info(directory: str | Path) -> SweepInfo:
+    """Summary of the sweep in `directory`; SweepError if its record is missing or broken."""
+    record = read_record(directory)
+    spec = record["spec"]
+    grid = spec.get("grid") if isinstance(spec.get("grid"), dict) else {}
+    runs = tuple(
+        SweepRunInfo(
+            r["name"],
+            r["values"],
+            r["status"],
+            r.get("figures") if isinstance(r.get("figures"), dict) else None,
+            r.get("error"),
+        )
+        for r in record["runs"]
+    )
+    base = {k: v for k, v in spec.items() if k != "grid"}
+    return SweepInfo(Path(directory), base, grid, runs, float(record.get("saved_at") or 0.0))
+
+
+def figure_lines(
+    runs: Iterable[SweepRunInfo], figure: str, x_key: str, line_key: str | None
+) -> dict[Any, list[tuple[Any, float]]]:
+    """`figure` against grid key `x_key`, one line per value of `line_key` (None: one line):
+    {line value: [(x value, y), …] in the order the values first appear}. Where other grid keys
+    vary too (seeds, say), y is the mean over those runs; runs not done are left out."""
+    sums: dict[Any, dict[Any, list[float]]] = {}
+    for run in runs:
+        y = (run.figures or {}).get(figure)
+        if run.status != DONE or y is None:
+            continue
+        line = _hashable(run.values.get(line_key)) if line_key is not None else None
+        x = _hashable(run.values.get(x_key))
+        sums.setdefault(line, {}).setdefault(x, []).append(float(y))
+    return {
+        line: [(x, math.fsum(ys) / len(ys)) for x, ys in points.items()]
+        for line, points in sums.items()
+    }
+
+
+def _hashable(value: Any) -> Any:
+    """Grid values may be tables or lists; those group by their label."""
+    return value if isinstance(value, int | float | str | bool | None) else value_label(value)

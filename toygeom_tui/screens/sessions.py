@@ -1,5 +1,6 @@
 """The session browser: every saved session with its sizes, steps, loss and age; open, rename,
-delete and compare them. A thread rescans every couple of seconds so running sessions move.
+delete and compare them; a sweep is one entry, and opening it shows the sweep screen. A thread
+rescans every couple of seconds so running sessions move.
 
 Dismisses with the path of the session to open, or None.
 """
@@ -23,6 +24,7 @@ from textual.worker import get_current_worker
 
 from engine.session import RECORD_FILE, SessionError, session_info
 from toygeom_tui.screens.compare import CompareScreen
+from toygeom_tui.screens.sweep import SweepScreen
 from toygeom_tui.widgets.session_table import SessionRow, SessionTable, scan_sessions
 
 RESCAN_SECONDS = 2.0
@@ -138,7 +140,7 @@ class SessionBrowserScreen(Screen[Path | None]):
             header = f"No sessions {where} yet"
         else:
             # Counts first: a long folder path is what gets cut off at the right edge.
-            broken = sum(row.info is None for row in self.rows.values())
+            broken = sum(not row.readable for row in self.rows.values())
             count = len(self.rows)
             parts = [f"{count} session" + ("s" if count != 1 else "")]
             if broken:
@@ -194,8 +196,14 @@ class SessionBrowserScreen(Screen[Path | None]):
             self._refuse("there is no session to open here")
         elif row.problem is not None:
             self._refuse(f"cannot open {row.path.name}: {row.short_problem}")
+        elif row.sweep is not None:
+            self.app.push_screen(SweepScreen(row.path), self._opened_from_sweep)
         else:
             self.dismiss(row.path)
+
+    def _opened_from_sweep(self, run: Path | None) -> None:
+        if run is not None:
+            self.dismiss(run)
 
     def action_mark(self) -> None:
         row = self._cursor_row()
