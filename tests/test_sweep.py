@@ -294,3 +294,11 @@ def test_ray_without_ray_installed_says_how_to_get_it(tmp_path: Path) -> None:
     assert 'pip install -e ".[ray]"' in result.stderr
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_sweep_rate_bench_times_both_ways() -> None:
+    from toygeom_tui.bench import sweep_rate
+
+    rates = sweep_rate.measure(runs=2, steps=50, jobs=1, rounds=1)
+    assert sorted(rates) == ["separate", "sweep"]
+    assert all(rate > 0 for rate in rates.values())

@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure every speed figure (engine vs the plain loop, app cost, memory, startup)",
         description="Measure the speed figures in one run (~10 min; --quick ~3 min) and print "
-        "them with their targets. Progress goes to stderr, the table to stdout.",
+        "them with their targets. Progress goes to stderr, the table to stdout. A sweep's "
+        "throughput (24 pentagon runs as one sweep vs 24 train processes) is measured by "
+        "python -m toygeom_tui.bench.sweep_rate.",
     )
     bench.add_argument("--quick", action="store_true", help="short rounds: a smoke test")
     bench.add_argument(
