@@ -476,3 +476,38 @@ def figure_lines(
 def _hashable(value: Any) -> Any:
     """Grid values may be tables or lists; those group by their label."""
     return value if isinstance(value, int | float | str | bool | None) else value_label(value)
+
+
+@dataclass(frozen=True)
+class InstanceSeeds:
+    """One instance over the seeds of one configuration: which seed did best, and the spread."""
+
+    instance: int
+    best_seed: int
+    best_loss: float
+    worst_loss: float
+    seeds: int
+
+
+def seed_spread(runs: Iterable[SweepRunInfo], values: Mapping[str, Any]) -> list[InstanceSeeds]:
+    """Per instance, the best (lowest final loss) seed and the spread over the done runs that
+    share `values` except the seed: what a run's seeds agree on and where one got stuck."""
+    others = {k: _hashable(v) for k, v in values.items() if k != "seed"}
+    group = [
+        run
+        for run in runs
+        if run.status == DONE
+        and run.figures
+        and "seed" in run.values
+        and {k: _hashable(v) for k, v in run.values.items() if k != "seed"} == others
+    ]
+    if not group:
+        return []
+    per_seed = {run.values["seed"]: run.figures["per_instance"]["loss"] for run in group}
+    n_inst = min(len(losses) for losses in per_seed.values())
+    spread = []
+    for i in range(n_inst):
+        best = min(per_seed, key=lambda seed: per_seed[seed][i])
+        worst = max(per_seed[seed][i] for seed in per_seed)
+        spread.append(InstanceSeeds(i, best, per_seed[best][i], worst, len(per_seed)))
+    return spread

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from test_sessions_screen import Host, names, rows, screen_text, settle
 
-from engine.sweep import DONE, Sweep, figure_lines, spec_from_dict, sweep_info, train_run
+from engine.sweep import (
+    DONE,
+    Sweep,
+    figure_lines,
+    seed_spread,
+    spec_from_dict,
+    sweep_info,
+    train_run,
+)
 from toygeom_tui.screens.compare import CompareScreen
 from toygeom_tui.screens.sweep import SweepScreen
 from toygeom_tui.widgets.sweep_table import BEST, MARK, SweepTable
@@ -162,3 +170,38 @@ async def test_compare_two_runs_of_a_sweep(sessions: Path) -> None:
         await pilot.press("q")
         await pilot.pause()
         assert names(app) == ["lr-sweep"]  # back in the browser
+
+
+def test_seed_spread_finds_each_instances_best_seed(made: Path) -> None:
+    info = sweep_info(made / "lr-sweep")
+    per_seed = {
+        run.values["seed"]: run.figures["per_instance"]["loss"]
+        for run in info.runs
+        if run.values["lr"] == 1e-3
+    }
+    spread = seed_spread(info.runs, {"lr": 1e-3, "seed": 0})
+    assert [one.instance for one in spread] == list(range(8))
+    for one in spread:
+        losses = {seed: per_seed[seed][one.instance] for seed in per_seed}
+        assert one.best_loss == min(losses.values()) == losses[one.best_seed]
+        assert one.worst_loss == max(losses.values()) and one.seeds == 2
+    assert [one.seeds for one in seed_spread(info.runs, {"lr": 1e-2})] == [1] * 8  # one pending
+
+
+async def test_the_seeds_panel_follows_the_cursor(sessions: Path) -> None:
+    app = Host(sessions)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_sweep(app, pilot)
+        await pilot.press(*"tttt", "g")  # lr=0.001, seed=0
+        await pilot.pause()
+        text = screen_text(app)
+        assert "seeds of lr=0.001" in text and "best seed" in text, text
+        info = sweep_info(sessions / "lr-sweep")
+        best = [one.best_seed for one in seed_spread(info.runs, {"lr": 1e-3})]
+        after_star = [
+            line.rsplit("★ ", 1)[1].split()[0] for line in text.splitlines() if "★ " in line
+        ]
+        assert [int(seed) for seed in after_star if seed.isdigit()] == best
+        await pilot.press("G")  # lr=0.01, seed=1: pending, its one finished seed shown
+        await pilot.pause()
+        assert "seeds of lr=0.01" in screen_text(app)

@@ -1,5 +1,7 @@
 """The sweep screen: a sweep's runs in a sortable table (grid values → final figures) above a
-chart of one figure against one grid key, a line per value of another key. Enter opens a run;
+chart of one figure against one grid key, a line per value of another key, and, when the grid
+has seeds, each instance's best seed and spread for the configuration under the cursor (the
+seeds of `train --seeds` are such a sweep). Enter opens a run (any seed can be inspected);
 space marks two runs for compare. The record is reread every couple of seconds, so a sweep that
 is still running fills in.
 
@@ -14,6 +16,7 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -25,9 +28,12 @@ from engine.sweep import (
     SweepInfo,
     SweepRunInfo,
     figure_lines,
+    seed_spread,
     sweep_info,
+    value_label,
 )
 from toygeom_tui.screens.compare import CompareScreen
+from toygeom_tui.widgets.seed_spread import SeedSpread
 from toygeom_tui.widgets.sweep_chart import SweepChart
 from toygeom_tui.widgets.sweep_table import SweepTable, sort_columns, sort_value
 
@@ -57,7 +63,9 @@ class SweepScreen(Screen[Path | None]):
         height: 1; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis;
     }
     SweepScreen SweepTable { height: 1fr; }
-    SweepScreen SweepChart { height: 1fr; border: round $border-blurred; }
+    SweepScreen #sweep-bottom { height: 1fr; }
+    SweepScreen SweepChart { width: 2fr; border: round $border-blurred; }
+    SweepScreen SeedSpread { width: 1fr; min-width: 46; border: round $border-blurred; }
     SweepScreen #sweep-detail {
         height: auto; max-height: 2; padding: 0 1; background: $panel; color: $text-muted;
     }
@@ -77,7 +85,9 @@ class SweepScreen(Screen[Path | None]):
     def compose(self) -> ComposeResult:
         yield Static(f"reading {escape(str(self.path))}…", id="sweep-header")
         yield SweepTable(id="sweep-table")
-        yield SweepChart(id="sweep-chart")
+        with Horizontal(id="sweep-bottom"):
+            yield SweepChart(id="sweep-chart")
+            yield SeedSpread(id="sweep-seeds")
         yield Static("", id="sweep-detail")
         yield Footer()
 
@@ -114,6 +124,7 @@ class SweepScreen(Screen[Path | None]):
             keys = list(info.grid)
             self.x_key = keys[0] if keys else None
             self.line_key = keys[1] if len(keys) > 1 else None
+            self.query_one(SeedSpread).display = "seed" in info.grid
         self._redraw()
 
     # -- drawing -------------------------------------------------------------------------------
@@ -152,6 +163,11 @@ class SweepScreen(Screen[Path | None]):
             if run.error:
                 detail += f"\n[b]{run.status}:[/b] {escape(run.error)}"
         self.query_one("#sweep-detail", Static).update(detail)
+        if run is not None and "seed" in info.grid:
+            others = ",".join(f"{k}={value_label(v)}" for k, v in run.values.items() if k != "seed")
+            self.query_one(SeedSpread).show(
+                seed_spread(info.runs, run.values), f"seeds of {others or 'the config'}"
+            )
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
         self._describe()
