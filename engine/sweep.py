@@ -18,12 +18,14 @@ in `engine.sweep_local` and `engine.sweep_ray`; `Sweep` drives either of them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import math
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from engine.config import ConfigError, RunConfig, preset
 FORMAT = "toygeom-sweep"
 FORMAT_VERSION = 1
 SWEEP_FILE = "sweep.json"
+POLL_SECONDS = 0.2  # how soon an executor notices it was asked to stop
 MAX_RUNS = 10_000  # a grid larger than this is far likelier a typo than a plan
 PENDING, DONE, FAILED, DIVERGED = "pending", "done", "failed", "diverged"
 STATUSES = (PENDING, DONE, FAILED, DIVERGED)
@@ -292,9 +295,10 @@ def load_sweep_spec(directory: str | Path) -> SweepSpec:
 
 
 class Executor(Protocol):
-    """Runs SweepRuns somewhere and yields their results as they finish (any order)."""
+    """Runs SweepRuns somewhere and yields their results as they finish (any order). Once `stop`
+    is set it yields nothing more and ends what is still running before it returns."""
 
-    def run(self, runs: list[SweepRun]) -> Iterator[RunResult]: ...
+    def run(self, runs: list[SweepRun], stop: threading.Event) -> Iterator[RunResult]: ...
 
 
 class Sweep:
@@ -384,13 +388,19 @@ class Sweep:
         return {s: sum(e["status"] == s for e in self.record["runs"]) for s in STATUSES}
 
     def run(
-        self, executor: Executor, on_finished: Callable[[RunResult], None] | None = None
+        self,
+        executor: Executor,
+        on_finished: Callable[[RunResult], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        """Run every missing run on `executor`, storing each as it finishes."""
-        for result in executor.run(self.missing()):
-            self.finish(result)
-            if on_finished is not None:
-                on_finished(result)
+        """Run every missing run on `executor`, storing each as it finishes, until all are done
+        or `stop` is set (a signal handler may set it: each store completes first)."""
+        results = executor.run(self.missing(), stop or threading.Event())
+        with contextlib.closing(results):  # if a store fails, the executor still ends its runs
+            for result in results:
+                self.finish(result)
+                if on_finished is not None:
+                    on_finished(result)
 
 
 # -- reading a sweep back (views, notebooks) ------------------------------------------------------

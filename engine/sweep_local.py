@@ -11,10 +11,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-from engine.sweep import FAILED, RunResult, SweepRun, train_run
+from engine.sweep import FAILED, POLL_SECONDS, RunResult, SweepRun, train_run
 
 
 def available_cores() -> int:
@@ -36,7 +37,7 @@ class LocalExecutor:
         self.jobs = max(1, jobs or available_cores())
         self.threads = max(1, available_cores() // self.jobs)
 
-    def run(self, runs: list[SweepRun]) -> Iterator[RunResult]:
+    def run(self, runs: list[SweepRun], stop: threading.Event) -> Iterator[RunResult]:
         if not runs:
             return
         pool = ProcessPoolExecutor(
@@ -48,8 +49,8 @@ class LocalExecutor:
             pool.submit(train_run, r.name, r.config.to_dict(), self.threads): r for r in runs
         }
         try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            while pending and not stop.is_set():
+                done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     run = pending.pop(future)
                     error = future.exception()
@@ -58,7 +59,7 @@ class LocalExecutor:
                     else:  # the worker process died (killed, out of memory)
                         yield RunResult(run.name, FAILED, {}, None, 0.0, f"worker lost: {error}")
         finally:
-            if pending:  # interrupted, or the consumer stopped early: end the workers now
+            if pending:  # stopped, or the consumer gave up: end the workers now
                 _terminate(pool)
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -5,15 +5,16 @@ GPU nodes); it trains with `engine.sweep.train_run` on whichever node Ray picks 
 session as bytes, so the driver writes every session itself and no shared filesystem is needed.
 Every node needs toygeom-tui installed (the tasks import `engine`). A task lost with its worker
 process or node is retried by Ray (`max_retries`); one that still fails comes back FAILED, for
-`sweep --resume` to run again. Interrupting the driver cancels the tasks still out.
+`sweep --resume` to run again. Once told to stop, the driver cancels the tasks still out.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-from engine.sweep import FAILED, RunResult, SweepRun, train_run
+from engine.sweep import FAILED, POLL_SECONDS, RunResult, SweepRun, train_run
 
 INSTALL_HINT = (
     'Ray is not installed; install the optional extra with pip install -e ".[ray]" '
@@ -49,7 +50,7 @@ class RayExecutor:
         self.gpus_per_run = gpus_per_run
         self.max_retries = max_retries
 
-    def run(self, runs: list[SweepRun]) -> Iterator[RunResult]:
+    def run(self, runs: list[SweepRun], stop: threading.Event) -> Iterator[RunResult]:
         if not runs:
             return
         ray = import_ray()
@@ -68,8 +69,8 @@ class RayExecutor:
         threads = max(1, int(self.cpus_per_run))
         pending = {task.remote(r.name, r.config.to_dict(), threads): r for r in runs}
         try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+            while pending and not stop.is_set():
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
                 for ref in ready:
                     run = pending.pop(ref)
                     try:

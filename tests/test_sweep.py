@@ -196,6 +196,15 @@ def test_resume_runs_only_what_is_missing(
     assert again.returncode == 0 and "(0 run now" in again.stdout
 
 
+def test_open_on_a_sweep_says_how_to_open_its_runs(
+    local_sweep: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    out, _ = local_sweep
+    result = cli("open", str(out))
+    assert result.returncode == 2
+    assert f"{out}: a sweep, not one session; open one of its runs" in result.stderr
+
+
 def test_resume_of_something_that_is_not_a_sweep(tmp_path: Path) -> None:
     result = cli("sweep", "--resume", str(tmp_path))
     assert result.returncode == 2

@@ -300,6 +300,7 @@ def _executor(args: argparse.Namespace) -> Any:
 def _run_sweep(sweep: Any, executor: Any) -> int:
     """Run what `sweep` misses with progress on stderr; 1 if a run failed, 130 on Ctrl-C."""
     import signal
+    import threading
 
     from engine.sweep import DONE, SweepError
     from engine.sweep_ray import RayUnavailable
@@ -307,23 +308,25 @@ def _run_sweep(sweep: Any, executor: Any) -> int:
     missing = sweep.missing()
     total = len(sweep.spec.runs)
     progress = SweepProgress(total, total - len(missing))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill ends it like Ctrl-C
+    # A signal only asks to stop: the executor notices within a moment, ends its runs, and no
+    # write is cut short (an exception raised mid-loop could leave the workers running).
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        sweep.run(executor, progress)
-    except KeyboardInterrupt:
+        sweep.run(executor, progress, stop)
+    except (SweepError, RayUnavailable) as err:
         progress.finish()
-        counts = sweep.counts()
+        raise UserError(str(err)) from None
+    progress.finish()
+    counts = sweep.counts()
+    if stop.is_set():
         print(
             f"toygeom-tui: interrupted: {counts[DONE]}/{total} runs done in {sweep.directory}; "
             f"run the rest with: toygeom-tui sweep --resume {sweep.directory}",
             file=sys.stderr,
         )
         return 130
-    except (SweepError, RayUnavailable) as err:
-        progress.finish()
-        raise UserError(str(err)) from None
-    progress.finish()
-    counts = sweep.counts()
     bad = total - counts[DONE]
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(f"sweep {sweep.directory}: {summary} ({len(missing)} run now, {progress.elapsed()})")
@@ -493,8 +496,14 @@ def cmd_app(args: argparse.Namespace) -> int:
 def cmd_open(args: argparse.Namespace) -> int:
     """Open a session; one that a live `train` process is still writing is followed read-only."""
     from engine.session import SessionError, session_info
+    from engine.sweep import is_sweep
 
     directory = Path(args.session)
+    if is_sweep(directory):
+        raise UserError(
+            f"{directory}: a sweep, not one session; open one of its runs ({directory}/NAME), "
+            "or browse it in the app's session browser (o)"
+        )
     try:
         running = session_info(directory).running
     except SessionError as err:
