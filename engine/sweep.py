@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.atomic import write_bytes_atomic, write_text_atomic
-from engine.config import ConfigError, RunConfig, preset
+from engine.config import ConfigError, RunConfig, from_settings, preset, read_toml
 
 FORMAT = "toygeom-sweep"
 FORMAT_VERSION = 1
@@ -135,10 +135,8 @@ def _expand(base: dict[str, Any], grid: dict[str, list], where: str) -> Iterator
     for combo in itertools.product(*grid.values()):
         values = dict(zip(grid, combo, strict=True))
         name = ",".join(f"{k}={value_label(v)}" for k, v in values.items())
-        settings = base | values
         try:
-            start = preset(settings.pop("preset")) if "preset" in settings else RunConfig()
-            config = RunConfig.from_dict(start.to_dict() | settings, where=where)
+            config = from_settings(base | values, where=where)
         except ConfigError as err:
             raise ConfigError(f"{where}: run {name}: {err}") from None
         except TypeError as err:
@@ -148,18 +146,7 @@ def _expand(base: dict[str, Any], grid: dict[str, list], where: str) -> Iterator
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a spec from TOML."""
-    import tomllib
-
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such sweep spec") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
-    return spec_from_dict(data, where=str(path))
+    return spec_from_dict(read_toml(path, "sweep spec"), where=str(path))
 
 
 def seed_spec(config: RunConfig, n_seeds: int) -> SweepSpec:

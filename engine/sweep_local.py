@@ -8,12 +8,15 @@ gets cores // jobs intra-op threads; the results do not depend on that count.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import resource_tracker
 
 from engine.sweep import FAILED, POLL_SECONDS, RunResult, SweepRun, train_run
 
@@ -36,6 +39,7 @@ class LocalExecutor:
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = max(1, jobs or available_cores())
         self.threads = max(1, available_cores() // self.jobs)
+        _start_resource_tracker()
 
     def run(self, runs: list[SweepRun], stop: threading.Event) -> Iterator[RunResult]:
         if not runs:
@@ -73,3 +77,14 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
         return
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.terminate()
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with this process's real stderr. It passes
+    sys.stderr's descriptor to its child, and a host that replaced sys.stderr (a Textual app
+    captures it) hands over one that fails the start ("bad value(s) in fds_to_keep").
+    Call from the main thread: sys.stderr is swapped for the moment it takes."""
+    if sys.__stderr__ is None:
+        return
+    with contextlib.redirect_stderr(sys.__stderr__):
+        resource_tracker.ensure_running()

@@ -205,3 +205,40 @@ async def test_the_seeds_panel_follows_the_cursor(sessions: Path) -> None:
         await pilot.press("G")  # lr=0.01, seed=1: pending, its one finished seed shown
         await pilot.pause()
         assert "seeds of lr=0.01" in screen_text(app)
+
+
+@pytest.mark.timeout(600)  # two worker processes start torch: slow on a busy 2-core machine
+async def test_seeds_from_the_new_run_form_train_as_a_sweep(tmp_path: Path) -> None:
+    from test_app import wait_for
+
+    from engine.config import preset
+    from engine.trainer import Trainer
+    from toygeom_tui.app import ToygeomApp
+    from toygeom_tui.screens.new_run import NewRunScreen
+
+    config = preset("pentagon").replace(steps=100, device="cpu", seed=3)
+    app = ToygeomApp(Trainer(config, compiled=False), autostart=False, sessions_root=tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("n")
+        assert isinstance(app.screen, NewRunScreen)
+        seeds = app.screen.query_one("#seeds")
+        seeds.value = "0"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, NewRunScreen)  # refused, and says why
+        status = str(app.screen.query_one("#form-status").render())
+        assert "seeds: '0' is not a count of seeds" in status
+        seeds.value = "2"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen))
+        [directory] = tmp_path.iterdir()
+        assert directory.name.startswith("pentagon-seeds-")
+        await wait_for(
+            pilot, lambda: app.screen.info is not None and app.screen.info.done == 2, timeout=500
+        )
+        assert [run.name for run in app.screen.info.runs] == ["seed=3", "seed=4"]
+        await pilot.press("g", "enter")  # the best seed, first by final loss
+        await wait_for(pilot, lambda: app.session_dir is not None and app.trainer.step == 100)
+        assert app.trainer.step == 100 and app.trainer.config.seed in (3, 4)
+        best = sweep_info(directory).best
+        assert app.session_dir == directory / best.name

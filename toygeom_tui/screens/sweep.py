@@ -33,12 +33,12 @@ from engine.sweep import (
     value_label,
 )
 from toygeom_tui.screens.compare import CompareScreen
+from toygeom_tui.screens.marks import compare_pair, move_cursor, toggle_mark
 from toygeom_tui.widgets.seed_spread import SeedSpread
 from toygeom_tui.widgets.sweep_chart import SweepChart
 from toygeom_tui.widgets.sweep_table import SweepTable, sort_columns, sort_value
 
 RESCAN_SECONDS = 2.0
-MAX_MARKED = 2
 
 
 class SweepScreen(Screen[Path | None]):
@@ -195,9 +195,7 @@ class SweepScreen(Screen[Path | None]):
 
     # -- actions -------------------------------------------------------------------------------
     def action_move(self, delta: int) -> None:
-        table = self.table
-        if table.row_count:
-            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + delta)))
+        move_cursor(self.table, delta)
 
     def action_sort(self) -> None:
         if self.info is None:
@@ -246,25 +244,19 @@ class SweepScreen(Screen[Path | None]):
         run = self._cursor_run()
         if run is None:
             return
-        if run.name in self.marked:
-            self.marked.remove(run.name)
-        else:
-            self.marked.append(run.name)
-            if len(self.marked) > MAX_MARKED:
-                self.notify(f"unmarked {self.marked.pop(0)}: compare takes two runs")
+        dropped = toggle_mark(self.marked, run.name)
+        if dropped is not None:
+            self.notify(f"unmarked {dropped}: compare takes two runs")
         self._redraw()
         self.action_move(1)
 
     def action_compare(self) -> None:
         run = self._cursor_run()
-        if len(self.marked) == MAX_MARKED:
-            a, b = self.marked
-        elif len(self.marked) == 1 and run is not None and run.name != self.marked[0]:
-            a, b = self.marked[0], run.name
-        else:
+        pair = compare_pair(self.marked, run.name if run is not None else None)
+        if pair is None:
             self._refuse("compare needs two runs: mark one with space, then press c on another")
             return
-        self.app.push_screen(CompareScreen(self.path / a, self.path / b))
+        self.app.push_screen(CompareScreen(self.path / pair[0], self.path / pair[1]))
 
     def action_back(self) -> None:
         self.dismiss(None)
