@@ -353,28 +353,37 @@ def preset(name: str) -> RunConfig:
         ) from None
 
 
+def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The table in a TOML file; ConfigError (one line naming the file) if it cannot be read."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read {what} ({err})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+
+
+def from_settings(settings: Mapping[str, Any], *, where: str = "config") -> RunConfig:
+    """A config from settings as written: a `preset = "name"` key starts from that preset, the
+    other keys override it, and the rest keep the defaults."""
+    settings = dict(settings)
+    base = preset(settings.pop("preset")) if "preset" in settings else RunConfig()
+    return RunConfig.from_dict(base.to_dict() | settings, where=where)
+
+
 def load_toml(path: str | Path) -> RunConfig:
     """Read a config from TOML. Keys may sit at the top level or under a [run] table.
 
     A `preset = "name"` key starts from that preset; the other keys override it.
     """
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read config ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    data = read_toml(path)
     if "run" in data and isinstance(data["run"], dict) and len(data) == 1:
         data = data["run"]
-    base = RunConfig()
-    if "preset" in data:
-        base = preset(data.pop("preset"))
-    merged = base.to_dict() | data
     try:
-        return RunConfig.from_dict(merged, where=str(path))
+        return from_settings(data, where=str(path))
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,6 +40,8 @@ from engine.session import (
     save_session,
     session_info,
 )
+from engine.sweep import Sweep, SweepError, seed_spec
+from engine.sweep_local import LocalExecutor
 from engine.trainer import DIVERGED, DONE, TRAINING, Trainer
 from toygeom_tui.export import document_csv, document_json, history_csv, trainer_geometry
 from toygeom_tui.keymap import config_path, read_keymap
@@ -61,9 +64,10 @@ from toygeom_tui.screens.export_menu import (
     ExportMenuScreen,
 )
 from toygeom_tui.screens.help import HelpScreen
-from toygeom_tui.screens.new_run import NewRunScreen
+from toygeom_tui.screens.new_run import NewRunScreen, SeedsRun
 from toygeom_tui.screens.quit_confirm import QUIT, SAVE_AND_QUIT, QuitConfirmScreen
 from toygeom_tui.screens.sessions import SessionBrowserScreen
+from toygeom_tui.screens.sweep import SweepScreen
 from toygeom_tui.time_travel import Moment, moment_at, no_history_reason, step_after_move
 
 DEFAULT_EXTRA_STEPS = 1_000  # `+` on a run configured with steps = 0
@@ -197,6 +201,7 @@ class ToygeomApp(App):
         self._writer_alive = True
         self._followed_at = time.time()
         self._follow_error: str | None = None
+        self._sweep_stop = threading.Event()  # set on exit: seeds being trained stop
 
     def get_default_screen(self) -> Screen:
         return self.dashboard
@@ -220,6 +225,7 @@ class ToygeomApp(App):
     def on_unmount(self) -> None:
         # Thread workers can't be killed: without this, exiting would wait for the whole run.
         self.trainer.stop()
+        self._sweep_stop.set()  # and a sweep of seeds ends its worker processes
         sys.setswitchinterval(self._switch_interval)
 
     def _apply_keymap(self) -> None:
@@ -417,11 +423,43 @@ class ToygeomApp(App):
 
     # -- runs and sessions -------------------------------------------------------------------------
     def action_new_run(self) -> None:
-        def start(config: RunConfig | None) -> None:
-            if config is not None:
-                self._build_run(config)
+        def start(chosen: RunConfig | SeedsRun | None) -> None:
+            if isinstance(chosen, SeedsRun):
+                self._start_seeds(chosen)
+            elif chosen is not None:
+                self._build_run(chosen)
 
         self.push_screen(NewRunScreen(self.trainer.config), start)
+
+    def _start_seeds(self, request: SeedsRun) -> None:
+        """Train the seeds as a local sweep in worker processes, and show the sweep screen,
+        which fills in as they finish; Enter there opens a seed on the dashboard."""
+        config = request.config
+        directory = new_session_dir(f"{config.name}-seeds", self.sessions_root)
+        try:
+            sweep = Sweep.create(directory, seed_spec(config, request.seeds))
+        except (ConfigError, SweepError) as err:
+            self.notify(str(err), title="Cannot start the seeds", severity="error")
+            return
+        self._run_sweep(sweep, LocalExecutor())  # made here: its start needs the main thread
+
+        def open_(path: Path | None) -> None:
+            if path is not None:
+                self.open_session(path)
+
+        self.push_screen(SweepScreen(directory), open_)
+
+    @work(thread=True, exit_on_error=False, group="sweep")
+    def _run_sweep(self, sweep: Sweep, executor: LocalExecutor) -> None:
+        try:
+            sweep.run(executor, stop=self._sweep_stop)
+        except SweepError as err:
+            self.call_from_thread(self.notify, str(err), severity="error")
+            return
+        if not self._sweep_stop.is_set():
+            done = sweep.counts()["done"]
+            message = f"{sweep.directory.name}: {done}/{len(sweep.spec.runs)} seeds done"
+            self.call_from_thread(self.notify, message)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _build_run(self, config: RunConfig) -> None:

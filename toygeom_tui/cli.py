@@ -1,4 +1,5 @@
-"""`toygeom-tui`: the app with no subcommand; else `train`, `export`, `presets`, `open`, `bench`.
+"""`toygeom-tui`: the app with no subcommand; else `train`, `sweep`, `export`, `presets`, `open`,
+`bench`.
 
 Heavy imports (torch, textual) happen inside the commands so `--help` stays instant.
 Every user error is one line on stderr and exit status 2.
@@ -56,6 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="save every SECONDS while training (0: only at the end); default 30",
     )
     train.add_argument("--eager", action="store_true", help="skip torch.compile (slower)")
+    train.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="train seeds S..S+N-1 of the config (S = --seed, default 0) as a sweep in --out",
+    )
+    _add_executor_options(train)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run every combination of a spec's [grid], each a session under --out",
+        description="Run a sweep: SPEC.toml is a run's config (preset included) plus a [grid] "
+        "table of key = [values]; every combination is a run, saved as a session under --out "
+        "with a sweep.json record. Runs locally (--jobs) or as Ray tasks (--ray).",
+    )
+    sweep.add_argument("spec", nargs="?", metavar="SPEC.toml", help="the sweep spec")
+    sweep.add_argument("--out", metavar="DIR", help="sweep directory (default sessions/SPEC-TIME)")
+    sweep.add_argument("--resume", metavar="DIR", help="run what a sweep directory still misses")
+    _add_executor_options(sweep)
 
     export = sub.add_parser("export", help="write the geometry of a saved session")
     export.add_argument("session", metavar="DIR")
@@ -87,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure every speed figure (engine vs the plain loop, app cost, memory, startup)",
         description="Measure the speed figures in one run (~10 min; --quick ~3 min) and print "
-        "them with their targets. Progress goes to stderr, the table to stdout.",
+        "them with their targets. Progress goes to stderr, the table to stdout. A sweep's "
+        "throughput (24 pentagon runs as one sweep vs 24 train processes) is measured by "
+        "python -m toygeom_tui.bench.sweep_rate.",
     )
     bench.add_argument("--quick", action="store_true", help="short rounds: a smoke test")
     bench.add_argument(
@@ -98,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="some of: engine app memory startup (default all)",
     )
     return parser
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs", type=int, metavar="N", help="runs at once on this machine (default: one per core)"
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run as Ray tasks on the cluster at ADDRESS (host:port, or auto); needs the ray extra",
+    )
+    parser.add_argument(
+        "--cpus-per-run", type=float, default=1.0, metavar="N", help="CPUs a Ray task asks for"
+    )
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="GPUs a Ray task asks for (a fraction such as 0.25 shares one GPU; default 0)",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -161,6 +204,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.session import new_session_dir
     from engine.trainer import DIVERGED, Trainer
 
+    if args.seeds is not None:
+        return _train_seeds(args)
+    if args.jobs is not None or args.ray is not None:
+        raise UserError("--jobs and --ray run several seeds: add --seeds N")
     compiled = False if args.eager else None
     if args.resume:
         if args.preset or args.config:
@@ -200,6 +247,160 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"step {trainer.step}/{trainer.total_steps}, saved {out}"
     )
     return 1 if state == DIVERGED else 0
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError
+    from engine.session import new_session_dir
+    from engine.sweep import Sweep, SweepError, seed_spec
+
+    if args.resume:
+        raise UserError(f"--seeds and --resume: continue seeds with sweep --resume {args.resume}")
+    if args.eager:
+        raise UserError("--eager is for one run; --seeds trains with the fastest step")
+    config = _config_from(args)
+    executor = _executor(args)
+    try:
+        spec = seed_spec(config, args.seeds)
+        out = Path(args.out) if args.out else new_session_dir(f"{config.name}-seeds")
+        sweep = Sweep.create(out, spec)
+    except (ConfigError, SweepError) as err:
+        raise UserError(str(err)) from None
+    return _run_sweep(sweep, executor)
+
+
+# -- sweep ----------------------------------------------------------------------------------------
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError
+    from engine.session import new_session_dir
+    from engine.sweep import Sweep, SweepError, load_spec
+
+    executor = _executor(args)
+    try:
+        if args.resume:
+            if args.spec or args.out:
+                raise UserError("--resume DIR continues that sweep's own spec; drop SPEC and --out")
+            sweep = Sweep.resume(args.resume)
+        elif args.spec:
+            spec = load_spec(args.spec)
+            out = Path(args.out) if args.out else new_session_dir(Path(args.spec).stem)
+            sweep = Sweep.create(out, spec)
+        else:
+            raise UserError("sweep needs SPEC.toml (with --out DIR) or --resume DIR")
+    except (ConfigError, SweepError) as err:
+        raise UserError(str(err)) from None
+    return _run_sweep(sweep, executor)
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: give at least 1")
+    if args.ray is None:
+        from engine.sweep_local import LocalExecutor
+
+        return LocalExecutor(args.jobs)
+    if args.jobs is not None:
+        raise UserError("--jobs is for this machine; on Ray each run asks for --cpus-per-run")
+    if args.cpus_per_run <= 0 or args.gpus_per_run < 0:
+        raise UserError("--cpus-per-run must be above 0 and --gpus-per-run at least 0")
+    from engine.sweep_ray import RayExecutor, RayUnavailable, import_ray
+
+    try:
+        import_ray()
+    except RayUnavailable as err:
+        raise UserError(str(err)) from None
+    return RayExecutor(args.ray, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+
+
+def _run_sweep(sweep: Any, executor: Any) -> int:
+    """Run what `sweep` misses with progress on stderr; 1 if a run failed, 130 on Ctrl-C."""
+    import signal
+    import threading
+
+    from engine.sweep import DONE, SweepError
+    from engine.sweep_ray import RayUnavailable
+
+    missing = sweep.missing()
+    total = len(sweep.spec.runs)
+    progress = SweepProgress(total, total - len(missing))
+    # A signal only asks to stop: the executor notices within a moment, ends its runs, and no
+    # write is cut short (an exception raised mid-loop could leave the workers running).
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        sweep.run(executor, progress, stop)
+    except (SweepError, RayUnavailable) as err:
+        progress.finish()
+        raise UserError(str(err)) from None
+    progress.finish()
+    counts = sweep.counts()
+    if stop.is_set():
+        print(
+            f"toygeom-tui: interrupted: {counts[DONE]}/{total} runs done in {sweep.directory}; "
+            f"run the rest with: toygeom-tui sweep --resume {sweep.directory}",
+            file=sys.stderr,
+        )
+        return 130
+    bad = total - counts[DONE]
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    print(f"sweep {sweep.directory}: {summary} ({len(missing)} run now, {progress.elapsed()})")
+    if bad:
+        print(
+            f"toygeom-tui: {bad} runs not done (see {sweep.directory}/sweep.json); "
+            f"retry failed ones with: toygeom-tui sweep --resume {sweep.directory}",
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
+
+
+class SweepProgress:
+    """Called with each finished run: one line for it, then the overall bar with ETA (redrawn
+    in place under the lines on a terminal)."""
+
+    def __init__(self, total: int, already: int, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.total, self.already, self.finished = total, already, 0
+        self.start = time.perf_counter()
+        if self.tty:
+            self.stream.write(self.bar())
+            self.stream.flush()
+
+    def __call__(self, result: Any) -> None:
+        self.finished += 1
+        figures = result.figures or {}
+        loss = figures.get("loss")
+        detail = f"loss {loss:.4g}" if loss is not None else (result.error or "")
+        line = (
+            f"[{self.already + self.finished}/{self.total}] {result.name}  {result.status}  "
+            f"{detail}  {result.seconds:.1f} s"
+        )
+        if self.tty:
+            self.stream.write(f"\r\033[K{line}\n{self.bar()}")
+        else:
+            self.stream.write(f"{line}\n{self.bar()}\n")
+        self.stream.flush()
+
+    def bar(self) -> str:
+        done, width = self.already + self.finished, 24
+        filled = int(width * done / max(self.total, 1))
+        seconds = time.perf_counter() - self.start
+        per_run = seconds / self.finished if self.finished else float("inf")
+        rate = 60.0 / per_run if self.finished else 0.0
+        eta = per_run * (self.total - done)
+        return (
+            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} runs  "
+            f"{rate:.1f} runs/min  ETA {clock(eta)}"
+        )
+
+    def elapsed(self) -> str:
+        return clock(time.perf_counter() - self.start)
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _check_writable(out: Path, *, resuming: bool) -> None:
@@ -322,8 +523,14 @@ def cmd_app(args: argparse.Namespace) -> int:
 def cmd_open(args: argparse.Namespace) -> int:
     """Open a session; one that a live `train` process is still writing is followed read-only."""
     from engine.session import SessionError, session_info
+    from engine.sweep import is_sweep
 
     directory = Path(args.session)
+    if is_sweep(directory):
+        raise UserError(
+            f"{directory}: a sweep, not one session; open one of its runs ({directory}/NAME), "
+            "or browse it in the app's session browser (o)"
+        )
     try:
         running = session_info(directory).running
     except SessionError as err:
@@ -360,6 +567,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {
     "app": cmd_app,
     "train": cmd_train,
+    "sweep": cmd_sweep,
     "export": cmd_export,
     "presets": cmd_presets,
     "open": cmd_open,

@@ -1,6 +1,9 @@
-"""NewRunScreen: a modal form over RunConfig; dismisses with the config to start, or None."""
+"""NewRunScreen: a modal form over RunConfig and a number of seeds; dismisses with the config
+to start, a SeedsRun for several seeds of it, or None."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,7 +15,15 @@ from engine.config import PRESET_ABOUT, PRESETS, RunConfig
 from toygeom_tui.widgets.config_form import ConfigForm
 
 
-class NewRunScreen(ModalScreen[RunConfig | None]):
+@dataclass(frozen=True)
+class SeedsRun:
+    """Train seeds config.seed … config.seed + seeds − 1 of `config` (a sweep over the seed)."""
+
+    config: RunConfig
+    seeds: int
+
+
+class NewRunScreen(ModalScreen[RunConfig | SeedsRun | None]):
     """Pick a preset, edit any field; Start stays disabled until RunConfig accepts the values."""
 
     BINDINGS = [
@@ -30,6 +41,10 @@ class NewRunScreen(ModalScreen[RunConfig | None]):
     NewRunScreen #preset-row Label { width: 21; text-style: bold; }
     NewRunScreen #preset { width: 1fr; }
     NewRunScreen #preset-about { color: $text-muted; padding-left: 21; margin-bottom: 1; }
+    NewRunScreen #seeds-row { height: 1; }
+    NewRunScreen #seeds-row Label { width: 21; text-style: bold; }
+    NewRunScreen #seeds { width: 12; }
+    NewRunScreen #seeds-about { color: $text-muted; padding-left: 1; }
     NewRunScreen #form-status { height: auto; max-height: 3; }
     NewRunScreen #form-status.-invalid { color: $text-error; }
     NewRunScreen #buttons { height: 1; align-horizontal: right; }
@@ -41,6 +56,7 @@ class NewRunScreen(ModalScreen[RunConfig | None]):
         self.initial = initial
         # A preset is only applied when the choice changes, so opening the form keeps `initial`.
         self._applied_preset = initial.name if initial.name in PRESETS else None
+        self._form_result: tuple[RunConfig | None, dict[str, str]] = (None, {})
 
     def compose(self) -> ComposeResult:
         with Vertical(id="new-run-dialog") as dialog:
@@ -54,6 +70,11 @@ class NewRunScreen(ModalScreen[RunConfig | None]):
                 )  # fmt: skip
             yield Static(PRESET_ABOUT.get(self.initial.name, ""), id="preset-about")
             yield ConfigForm(self.initial, id="config-form")
+            with Horizontal(id="seeds-row"):
+                yield Label("seeds")
+                yield Input("1", id="seeds", compact=True)
+                yield Static("N > 1: seeds seed…seed+N−1 as a sweep, one session each",
+                             id="seeds-about")  # fmt: skip
             yield Static("", id="form-status")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
@@ -72,16 +93,30 @@ class NewRunScreen(ModalScreen[RunConfig | None]):
             self.query_one(ConfigForm).fill(PRESETS[name])
 
     def on_config_form_validated(self, event: ConfigForm.Validated) -> None:
+        self._form_result = (event.config, event.errors)
+        self._show_status()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "seeds":
+            self._show_status()
+
+    def _show_status(self) -> None:
+        config, errors = self._form_result
+        problems = [f"✗ {reason}" for reason in errors.values()]
+        if self._seeds() is None:
+            text = self.query_one("#seeds", Input).value.strip()
+            problems.append(f"✗ seeds: {text!r} is not a count of seeds; write 1 to 10000")
         status = self.query_one("#form-status", Static)
-        if event.config is None:
-            status.update("\n".join(f"✗ {reason}" for reason in event.errors.values()))
+        if problems or config is None:
+            status.update("\n".join(problems))
         else:
             status.update(
-                f"✓ valid: {event.config.n_inst} instances × {event.config.n_features} "
-                f"features in {event.config.d_hidden} dims, {event.config.steps} steps"
+                f"✓ valid: {config.n_inst} instances × {config.n_features} "
+                f"features in {config.d_hidden} dims, {config.steps} steps"
             )
-        status.set_class(event.config is None, "-invalid")
-        self.query_one("#start", Button).disabled = event.config is None
+        invalid = bool(problems) or config is None
+        status.set_class(invalid, "-invalid")
+        self.query_one("#start", Button).disabled = invalid
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -96,10 +131,18 @@ class NewRunScreen(ModalScreen[RunConfig | None]):
     def action_start(self) -> None:
         form = self.query_one(ConfigForm)
         form.validate_fields()  # the latest keystroke may not have been validated yet
-        if form.config is not None:
+        seeds = self._seeds()
+        if form.config is None or seeds is None:
+            self.app.bell()
+        elif seeds == 1:
             self.dismiss(form.config)
         else:
-            self.app.bell()
+            self.dismiss(SeedsRun(form.config, seeds))
+
+    def _seeds(self) -> int | None:
+        """The seeds field as a count from 1 to 10000, or None if it is not one."""
+        text = self.query_one("#seeds", Input).value.strip()
+        return int(text) if text.isdigit() and 1 <= int(text) <= 10_000 else None
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,5 +1,6 @@
 """The session browser: every saved session with its sizes, steps, loss and age; open, rename,
-delete and compare them. A thread rescans every couple of seconds so running sessions move.
+delete and compare them; a sweep is one entry, and opening it shows the sweep screen. A thread
+rescans every couple of seconds so running sessions move.
 
 Dismisses with the path of the session to open, or None.
 """
@@ -23,10 +24,11 @@ from textual.worker import get_current_worker
 
 from engine.session import RECORD_FILE, SessionError, session_info
 from toygeom_tui.screens.compare import CompareScreen
+from toygeom_tui.screens.marks import compare_pair, move_cursor, toggle_mark
+from toygeom_tui.screens.sweep import SweepScreen
 from toygeom_tui.widgets.session_table import SessionRow, SessionTable, scan_sessions
 
 RESCAN_SECONDS = 2.0
-MAX_MARKED = 2
 
 
 def rename_problem(path: Path, name: str) -> str | None:
@@ -138,7 +140,7 @@ class SessionBrowserScreen(Screen[Path | None]):
             header = f"No sessions {where} yet"
         else:
             # Counts first: a long folder path is what gets cut off at the right edge.
-            broken = sum(row.info is None for row in self.rows.values())
+            broken = sum(not row.readable for row in self.rows.values())
             count = len(self.rows)
             parts = [f"{count} session" + ("s" if count != 1 else "")]
             if broken:
@@ -178,9 +180,7 @@ class SessionBrowserScreen(Screen[Path | None]):
 
     # -- actions -------------------------------------------------------------------------------
     def action_move(self, delta: int) -> None:
-        table = self.table
-        if table.row_count:
-            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + delta)))
+        move_cursor(self.table, delta)
 
     def action_rescan(self) -> None:
         self.scan()
@@ -194,35 +194,34 @@ class SessionBrowserScreen(Screen[Path | None]):
             self._refuse("there is no session to open here")
         elif row.problem is not None:
             self._refuse(f"cannot open {row.path.name}: {row.short_problem}")
+        elif row.sweep is not None:
+            self.app.push_screen(SweepScreen(row.path), self._opened_from_sweep)
         else:
             self.dismiss(row.path)
+
+    def _opened_from_sweep(self, run: Path | None) -> None:
+        if run is not None:
+            self.dismiss(run)
 
     def action_mark(self) -> None:
         row = self._cursor_row()
         if row is None:
             self._refuse("there is no session to mark here")
             return
-        if row.path in self.marked:
-            self.marked.remove(row.path)
-        else:
-            self.marked.append(row.path)
-            if len(self.marked) > MAX_MARKED:
-                dropped = self.marked.pop(0)
-                self.notify(f"unmarked {dropped.name}: compare takes two sessions")
+        dropped = toggle_mark(self.marked, row.path)
+        if dropped is not None:
+            self.notify(f"unmarked {dropped.name}: compare takes two sessions")
         self.table.show(list(self.rows.values()), self.marked, time.time())
         self.action_move(1)
         self._describe()
 
     def action_compare(self) -> None:
         cursor = self._cursor_row()
-        if len(self.marked) == MAX_MARKED:
-            a, b = self.marked
-        elif len(self.marked) == 1 and cursor is not None and cursor.path != self.marked[0]:
-            a, b = self.marked[0], cursor.path
-        else:
+        pair = compare_pair(self.marked, cursor.path if cursor is not None else None)
+        if pair is None:
             self._refuse("compare needs two sessions: mark one with space, then press c on another")
             return
-        self.app.push_screen(CompareScreen(a, b))
+        self.app.push_screen(CompareScreen(*pair))
 
     def action_rename(self) -> None:
         row = self._cursor_row()

@@ -1,7 +1,8 @@
 """SessionTable: the saved sessions, one row each, newest first; broken ones greyed with why.
+A sweep (a folder with a sweep.json) is one row for all its runs.
 
-`scan_sessions` reads only each session.json (and the weights' header), so a rescan every few
-seconds stays cheap; it never raises, whatever is on disk.
+`scan_sessions` reads only each session.json (and the weights' header) or sweep.json, so a rescan
+every few seconds stays cheap; it never raises, whatever is on disk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import DataTable
 
+from engine.config import PRESETS, RunConfig
 from engine.session import RECORD_FILE, WEIGHTS_FILE, SessionError, SessionInfo, session_info
+from engine.sweep import SWEEP_FILE, SweepError, SweepInfo, is_sweep, sweep_info
 from toygeom_tui.series import BLUISH_GREEN, rgb
 
 COLUMNS = (
@@ -34,12 +37,18 @@ RUNNING = "● running"
 
 @dataclass(frozen=True)
 class SessionRow:
-    """One listed directory: its summary, or the one-line reason it cannot be read."""
+    """One listed directory: its summary (a session's or a sweep's), or the one-line reason it
+    cannot be read."""
 
     path: Path
     info: SessionInfo | None
     problem: str | None
     modified: float  # newest mtime of its files, seconds since the epoch
+    sweep: SweepInfo | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.info is not None or self.sweep is not None
 
     @property
     def running(self) -> bool:
@@ -54,7 +63,8 @@ class SessionRow:
 
 
 def scan_sessions(root: Path, extra: Sequence[Path] = ()) -> list[SessionRow]:
-    """Every subdirectory of `root` holding a session.json, plus `extra`, newest first."""
+    """Every subdirectory of `root` holding a session.json or a sweep.json, plus `extra`, newest
+    first."""
     candidates: list[Path] = []
     try:
         children = sorted(root.iterdir())
@@ -62,7 +72,7 @@ def scan_sessions(root: Path, extra: Sequence[Path] = ()) -> list[SessionRow]:
         children = []  # no sessions folder yet, or unreadable: nothing to list
     for child in children:
         try:
-            if child.is_dir() and (child / RECORD_FILE).exists():
+            if child.is_dir() and any((child / f).exists() for f in (RECORD_FILE, SWEEP_FILE)):
                 candidates.append(child)
         except OSError:
             continue
@@ -77,19 +87,23 @@ def scan_sessions(root: Path, extra: Sequence[Path] = ()) -> list[SessionRow]:
 
 
 def read_row(path: Path) -> SessionRow:
-    info, problem = None, None
+    info, sweep, problem = None, None, None
     try:
-        info = session_info(path)
-    except SessionError as err:
+        if is_sweep(path):
+            sweep = sweep_info(path)
+        else:
+            info = session_info(path)
+    except (SessionError, SweepError) as err:
         problem = str(err)
     except Exception as err:  # a file from anywhere must never take the browser down
         problem = f"{path}: unreadable ({type(err).__name__}: {err})"
-    return SessionRow(path, info, " ".join((problem or "").split()) or None, _modified(path))
+    problem = " ".join((problem or "").split()) or None
+    return SessionRow(path, info, problem, _modified(path), sweep)
 
 
 def _modified(path: Path) -> float:
     times = []
-    for candidate in (path / RECORD_FILE, path / WEIGHTS_FILE, path):
+    for candidate in (path / RECORD_FILE, path / WEIGHTS_FILE, path / SWEEP_FILE, path):
         try:
             times.append(candidate.stat().st_mtime)
         except OSError:
@@ -150,6 +164,8 @@ def _cells(row: SessionRow, marked: bool, now: float) -> tuple[Text, ...]:
     mark = Text(MARK if marked else "", style="bold")
     name = Text(row.path.name)
     modified = Text(relative_time(row.modified, now))
+    if row.sweep is not None:
+        return (mark, name, *_sweep_cells(row.sweep), modified, Text("sweep"), Text(""))
     if row.info is None:
         blank = Text("—", style="dim")
         name.stylize("dim")
@@ -169,4 +185,24 @@ def _cells(row: SessionRow, marked: bool, now: float) -> tuple[Text, ...]:
         modified,
         state,
         Text(""),
+    )
+
+
+def _sweep_cells(sweep: SweepInfo) -> tuple[Text, ...]:
+    """config, sizes, steps and loss cells of a sweep: its grid, its first run's sizes, how many
+    runs are done, and the best final loss."""
+    grid = " × ".join(f"{key}×{len(values)}" for key, values in sweep.grid.items())
+    base = sweep.base.get("preset") or sweep.base.get("name") or "sweep"
+    start = PRESETS.get(sweep.base.get("preset", ""), RunConfig()).to_dict() | sweep.base
+    sizes = "/".join(
+        "·" if key in sweep.grid else str(start.get(key))  # "·": the grid varies it
+        for key in ("n_features", "d_hidden", "n_inst")
+    )
+    best = sweep.best
+    loss = f"{best.figures['loss']:.4g} best" if best is not None and best.figures else "—"
+    return (
+        Text(f"{base}: {grid}"),
+        Text(sizes, justify="right"),
+        Text(f"{sweep.done}/{len(sweep.runs)} runs", justify="right"),
+        Text(loss, justify="right"),
     )
