@@ -1,4 +1,5 @@
-"""`toygeom-tui`: the app with no subcommand; else `train`, `export`, `presets`, `open`, `bench`.
+"""`toygeom-tui`: the app with no subcommand; else `train`, `ps`, `export`, `presets`, `open`,
+`bench`.
 
 Heavy imports (torch, textual) happen inside the commands so `--help` stays instant.
 Every user error is one line on stderr and exit status 2.
@@ -51,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="save every SECONDS while training (0: only at the end); default 30",
     )
     train.add_argument("--eager", action="store_true", help="skip torch.compile (slower)")
+    train.add_argument(
+        "--detach",
+        action="store_true",
+        help="train in the background (log in DIR/train.log); print the session path and return",
+    )
+
+    ps = sub.add_parser("ps", help="list the runs training now under sessions/ (or ROOT)")
+    ps.add_argument("root", nargs="?", metavar="ROOT", help="where to look (default sessions/)")
+    ps.add_argument("--json", action="store_true", help="one JSON list, for scripts")
 
     export = sub.add_parser("export", help="write the geometry of a saved session")
     export.add_argument("session", metavar="DIR")
@@ -96,6 +106,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.raw_argv = argv
     try:
         command = args.command or "app"
         return COMMANDS[command](args)
@@ -143,24 +154,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from engine.autosave import Autosaver
+    from engine.remote.lock import SessionBusy, WriterLock
+    from engine.remote.server import RunServer
     from engine.session import new_session_dir
     from engine.trainer import DIVERGED, Trainer
 
     compiled = False if args.eager else None
+    if args.resume and (args.preset or args.config):
+        raise UserError("--resume continues a session's own config; drop --preset/--config")
+    config = None if args.resume else _config_from(args)
+    out = Path(args.out or args.resume or new_session_dir(config.name))
+    _refuse_if_trained(out)
+    _check_writable(out, resuming=bool(args.resume))
+    if args.detach:
+        return _detach(args, out)
+    try:
+        lock = WriterLock(out).acquire()
+    except SessionBusy as err:
+        raise UserError(str(err)) from None
+    except OSError as err:
+        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
     if args.resume:
-        if args.preset or args.config:
-            raise UserError("--resume continues a session's own config; drop --preset/--config")
         trainer = _load(args.resume, device=args.device, compiled=compiled)
         if args.steps is not None:
             if args.steps < trainer.step:
                 raise UserError(f"--steps {args.steps} is below the session's step {trainer.step}")
             trainer.total_steps = args.steps
-        out = Path(args.out) if args.out else Path(args.resume)
     else:
-        config = _config_from(args)
         trainer = Trainer(config, compiled=compiled)
-        out = Path(args.out) if args.out else new_session_dir(config.name)
-    _check_writable(out, resuming=bool(args.resume))
 
     autosaver = Autosaver(
         out, args.autosave, on_error=lambda e: print(f"\ntoygeom-tui: {e}", file=sys.stderr)
@@ -169,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer.on("log", progress)
     if args.autosave > 0:
         trainer.on("log", autosaver)
+    server = RunServer(trainer, out, save=lambda: autosaver.save(trainer, running=True)).start()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: trainer.stop())
     start_step, t0 = trainer.step, time.perf_counter()
@@ -176,6 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     progress.finish()
     autosaver.save(trainer, running=False)
+    server.close()
+    lock.release()
     done = trainer.step - start_step
     rate = done / elapsed if elapsed > 0 else 0.0
     if state == DIVERGED:
@@ -187,11 +211,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1 if state == DIVERGED else 0
 
 
+def _refuse_if_trained(out: Path) -> None:
+    """One writer per session: name the live one (engine.remote.lock)."""
+    from engine.remote.lock import SessionBusy, holder
+
+    pid = holder(out)
+    if pid is not None:
+        raise UserError(str(SessionBusy(out, pid or None)))
+
+
+DETACH_LOG = "train.log"
+
+
+def _detach(args: argparse.Namespace, out: Path) -> int:
+    """Run this same `train` in a new session of its own, its output in DIR/train.log; return
+    once it serves the session (print the path) or has failed (its last line, exit 2).
+
+    A fresh interpreter, not a fork: forking after torch started its thread pools can hang."""
+    import subprocess
+
+    from engine.remote.client import probe
+
+    argv = [a for a in (args.raw_argv or sys.argv[1:]) if a != "--detach"]
+    if not args.out:
+        argv += ["--out", str(out)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        log = open(out / DETACH_LOG, "ab")  # noqa: SIM115 (handed to the child)
+    except OSError as err:
+        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
+    with log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "toygeom_tui", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # not the terminal's: logging out does not stop it
+        )
+    while child.poll() is None:
+        hello = probe(out)
+        if hello is not None and hello["pid"] == child.pid:
+            print(out)
+            return 0
+        time.sleep(0.05)
+    lines = (out / DETACH_LOG).read_text(errors="replace").strip().splitlines()
+    raise UserError(lines[-1].removeprefix("toygeom-tui: ") if lines else "training failed")
+
+
 def _check_writable(out: Path, *, resuming: bool) -> None:
     """Refuse an --out that would overwrite anything but the session being resumed."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
-    if not out.is_dir() or not any(out.iterdir()):
+    ours = {DETACH_LOG, ".writer.lock", "run.sock"}  # left by a run that never saved
+    if not out.is_dir() or all(p.name in ours for p in out.iterdir()):
         return
     if not (out / "session.json").exists():
         raise UserError(f"{out}: a non-empty directory that is not a session; choose another --out")
@@ -239,6 +311,42 @@ class ProgressLine:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+# -- ps -------------------------------------------------------------------------------------------
+def cmd_ps(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.remote.client import running
+    from engine.session import SESSIONS_ROOT
+
+    runs = running(args.root or SESSIONS_ROOT)
+    rows = [
+        {
+            "directory": str(directory),
+            "pid": hello["pid"],
+            "step": hello["step"],
+            "total": hello["total"],
+            "steps_per_second": round(hello["rate"], 1),
+            "state": hello["state"],
+        }
+        for directory, hello in runs
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs training under {args.root or SESSIONS_ROOT}", file=sys.stderr)
+        return 0
+    width = max(len("directory"), *(len(r["directory"]) for r in rows))
+    print(f"{'directory':<{width}}  {'pid':>7}  {'step/total':>17}  {'steps/s':>8}  state")
+    for r in rows:
+        steps = f"{r['step']}/{r['total']}"
+        print(
+            f"{r['directory']:<{width}}  {r['pid']:>7}  {steps:>17}  "
+            f"{r['steps_per_second']:>8.1f}  {r['state']}"
+        )
+    return 0
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -333,6 +441,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {
     "app": cmd_app,
     "train": cmd_train,
+    "ps": cmd_ps,
     "export": cmd_export,
     "presets": cmd_presets,
     "open": cmd_open,
