@@ -325,9 +325,9 @@ def cmd_ps(args: argparse.Namespace) -> int:
         {
             "directory": str(directory),
             "pid": hello["pid"],
-            "step": hello["step"],
-            "total": hello["total"],
-            "steps_per_second": round(hello["rate"], 1),
+            "step": hello.get("step"),
+            "total": hello.get("total"),
+            "steps_per_second": round(hello.get("rate", 0.0), 1),
             "state": hello["state"],
         }
         for directory, hello in runs
@@ -341,7 +341,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     width = max(len("directory"), *(len(r["directory"]) for r in rows))
     print(f"{'directory':<{width}}  {'pid':>7}  {'step/total':>17}  {'steps/s':>8}  state")
     for r in rows:
-        steps = f"{r['step']}/{r['total']}"
+        steps = f"{r['step']}/{r['total']}" if r["step"] is not None else "?"
         print(
             f"{r['directory']:<{width}}  {r['pid']:>7}  {steps:>17}  "
             f"{r['steps_per_second']:>8.1f}  {r['state']}"

@@ -84,7 +84,7 @@ class RemoteRun:
 
     # -- connecting ----------------------------------------------------------------------------
     @classmethod
-    def connect(cls, directory: str | Path, timeout: float = 10.0) -> RemoteRun:
+    def connect(cls, directory: str | Path, timeout: float = 30.0) -> RemoteRun:
         """Attach to the run serving `directory`: its history so far, then live updates."""
         directory = Path(directory)
         path = directory / SOCKET_FILE
@@ -317,16 +317,19 @@ def _check(array: np.ndarray, shape: tuple[int, ...]) -> None:
         raise ProtocolError(f"array of shape {array.shape}, expected {shape}")
 
 
-def probe(directory: str | Path, timeout: float = 2.0) -> dict[str, Any] | None:
+def probe(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None:
     """The hello of the run serving `directory` (pid, step, total, rate, state, ...), or None
-    when nobody serves it. A socket left by a killed run (its writer lock free) is removed."""
+    when nobody serves it. A socket left by a killed run (its writer lock free) is removed;
+    a writer that holds the lock but does not answer in `timeout` is {"pid": PID, "state":
+    "not answering"}."""
     directory = Path(directory)
     path = directory / SOCKET_FILE
     try:
         seen = os.lstat(path)
     except OSError:
         return None
-    if holder(directory) is None:
+    pid = holder(directory)
+    if pid is None:
         with contextlib.suppress(OSError):
             if os.lstat(path).st_ino == seen.st_ino:  # not one a new writer just bound
                 os.unlink(path)  # stale: the process that bound it is gone
@@ -338,7 +341,7 @@ def probe(directory: str | Path, timeout: float = 2.0) -> dict[str, Any] | None:
         sock.connect(address)
         return _Lines(sock).read("hello")
     except (OSError, ProtocolError, EOFError):
-        return None
+        return {"pid": pid, "state": "not answering"}
     finally:
         sock.close()
         if dir_fd is not None:

@@ -68,9 +68,11 @@ class RunServer:
         save: Callable[[], None],
         *,
         uid: int | None = None,
+        partial_line_timeout: float = PARTIAL_LINE_TIMEOUT,
     ) -> None:
         """`save()` saves the session now (the train command's autosaver); `uid`: who may
         connect (default: the user running this process)."""
+        self.partial_line_timeout = partial_line_timeout
         self.trainer = trainer
         self.directory = Path(directory)
         self.path = self.directory / SOCKET_FILE
@@ -282,7 +284,7 @@ class RunServer:
                 message = protocol.decode(
                     bytes(line), protocol.CLIENT_TYPES, protocol.CLIENT_LINE_LIMIT
                 )
-                client.out += self._control(message)
+                client.out += self._control(client, message)
             if len(client.inbuf) > protocol.CLIENT_LINE_LIMIT:
                 raise ProtocolError("line over the limit")
         except ProtocolError:
@@ -291,7 +293,7 @@ class RunServer:
         client.partial_since = (client.partial_since or time.monotonic()) if client.inbuf else None
         self._flush(client)
 
-    def _control(self, message: dict[str, Any]) -> bytes:
+    def _control(self, client: _Client, message: dict[str, Any]) -> bytes:
         t, op = self.trainer, message["op"]
         verdict = policy.decide(op, t.state, t.step, t.total_steps, t.error)
         error = verdict.reason or None
@@ -312,6 +314,12 @@ class RunServer:
                     self.save()
             except Exception as err:  # a failed save is an answer, not the server's end
                 error = str(err).splitlines()[0] if str(err) else type(err).__name__
+            else:  # every viewer hears what changed (a paused run logs nothing), before the ack
+                state = self._state()
+                for other in list(self._clients.values()):
+                    other.out += state
+                    if other is not client:
+                        self._flush(other)
         return protocol.encode("ack", id=message["id"], ok=error is None, error=error)
 
     def _broadcast(self) -> bool:
@@ -355,7 +363,7 @@ class RunServer:
         now = time.monotonic()
         for client in list(self._clients.values()):
             since = client.partial_since
-            if since is not None and now - since > PARTIAL_LINE_TIMEOUT:
+            if since is not None and now - since > self.partial_line_timeout:
                 self._drop(client)
 
     def _drop(self, client: _Client, *, counted: bool = True) -> None:
