@@ -152,7 +152,7 @@ def read_record(directory: str | Path) -> dict[str, Any]:
     weights_path = directory / WEIGHTS_FILE
     if weights_path.exists():
         embedded = _embedded_record(weights_path)
-        if embedded is not None and embedded.get("saved_at", 0) > record.get("saved_at", 0):
+        if embedded is not None and (embedded.get("saved_at") or 0) > (record.get("saved_at") or 0):
             record = embedded  # a crash fell between the two renames; the weights are newer
     return record
 
