@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         nargs="+",
-        choices=("engine", "app", "memory", "startup"),
+        choices=("engine", "app", "memory", "startup", "attach"),
         metavar="SECTION",
-        help="some of: engine app memory startup (default all)",
+        help="some of: engine app memory startup attach (default all)",
     )
     return parser
 
