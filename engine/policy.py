@@ -62,4 +62,4 @@ def decide(action: str, state: str, step: int, total: int, error: str | None = N
 
 def toggle(state: str) -> str:
     """The action a pause/resume key means in `state`."""
-    return "pause" if state in (TRAINING,) else "resume"
+    return "pause" if state == TRAINING else "resume"

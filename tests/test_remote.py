@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from engine.remote import protocol
-from engine.remote.client import RemoteError, RemoteRun, probe, running
+from engine.remote.address import SOCKET_FILE
+from engine.remote.client import RemoteError, RemoteRun
+from engine.remote.listing import probe, running
 from engine.remote.lock import holder
-from engine.remote.server import SOCKET_FILE, RunServer, peer_allowed
+from engine.remote.server import RunServer, peer_allowed
 from engine.run import RunRefused
 from toygeom_tui.cli import main
 

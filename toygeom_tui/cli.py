@@ -168,13 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_writable(out, resuming=bool(args.resume))
     if args.detach:
         return _detach(args, out)
-    try:
-        lock = WriterLock(out).acquire()
-    except SessionBusy as err:
-        raise UserError(str(err)) from None
-    except OSError as err:
-        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
-    if args.resume:
+    if args.resume:  # loading only reads; the lock below decides who writes
         trainer = _load(args.resume, device=args.device, compiled=compiled)
         if args.steps is not None:
             if args.steps < trainer.step:
@@ -182,6 +176,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             trainer.total_steps = args.steps
     else:
         trainer = Trainer(config, compiled=compiled)
+    try:
+        lock = WriterLock(out).acquire()
+    except SessionBusy as err:
+        raise UserError(str(err)) from None
+    except OSError as err:
+        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
 
     autosaver = Autosaver(
         out, args.autosave, on_error=lambda e: print(f"\ntoygeom-tui: {e}", file=sys.stderr)
@@ -221,6 +221,7 @@ def _refuse_if_trained(out: Path) -> None:
 
 
 DETACH_LOG = "train.log"
+DETACH_WAIT = 300.0  # seconds to wait for the background run to serve before returning anyway
 
 
 def _detach(args: argparse.Namespace, out: Path) -> int:
@@ -230,7 +231,7 @@ def _detach(args: argparse.Namespace, out: Path) -> int:
     A fresh interpreter, not a fork: forking after torch started its thread pools can hang."""
     import subprocess
 
-    from engine.remote.client import probe
+    from engine.remote.listing import probe
 
     argv = [a for a in (args.raw_argv or sys.argv[1:]) if a != "--detach"]
     if not args.out:
@@ -248,10 +249,11 @@ def _detach(args: argparse.Namespace, out: Path) -> int:
             stderr=log,
             start_new_session=True,  # not the terminal's: logging out does not stop it
         )
+    deadline = time.monotonic() + DETACH_WAIT
     while child.poll() is None:
         hello = probe(out)
-        if hello is not None and hello["pid"] == child.pid:
-            print(out)
+        if (hello is not None and hello["pid"] == child.pid) or time.monotonic() > deadline:
+            print(out)  # serving (or still starting: its log says how far it got)
             return 0
         time.sleep(0.05)
     lines = (out / DETACH_LOG).read_text(errors="replace").strip().splitlines()
@@ -262,7 +264,10 @@ def _check_writable(out: Path, *, resuming: bool) -> None:
     """Refuse an --out that would overwrite anything but the session being resumed."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
-    ours = {DETACH_LOG, ".writer.lock", "run.sock"}  # left by a run that never saved
+    from engine.remote.address import SOCKET_FILE
+    from engine.remote.lock import LOCK_FILE
+
+    ours = {DETACH_LOG, LOCK_FILE, SOCKET_FILE}  # left by a run that never saved
     if not out.is_dir() or all(p.name in ours for p in out.iterdir()):
         return
     if not (out / "session.json").exists():
@@ -317,7 +322,7 @@ class ProgressLine:
 def cmd_ps(args: argparse.Namespace) -> int:
     import json
 
-    from engine.remote.client import running
+    from engine.remote.listing import running
     from engine.session import SESSIONS_ROOT
 
     runs = running(args.root or SESSIONS_ROOT)

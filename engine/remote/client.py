@@ -8,7 +8,8 @@
 A reader thread applies each message to the mirror (history, latest loss and ‖W‖²_F, weights,
 state) under `consistent()` and then calls the observers, as a Trainer does from its thread.
 If the connection ends without the run saying it finished, `state` becomes policy.LOST.
-Controls wait for the server's answer and raise RunRefused with its reason.
+Controls wait for the server's answer and raise RunRefused with its reason (so call them from
+any thread but an observer: observers run on the reader thread, which reads that answer).
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ from engine.config import ConfigError, RunConfig
 from engine.history import History
 from engine.policy import LOST
 from engine.remote import protocol
-from engine.remote.lock import holder
-from engine.remote.protocol import ProtocolError
-from engine.remote.server import SOCKET_FILE, socket_address
+from engine.remote.address import SOCKET_FILE, socket_address
+from engine.remote.protocol import LineReader, ProtocolError
 from engine.run import EVENTS, RunRefused
 from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED
 
@@ -78,7 +78,7 @@ class RemoteRun:
         self._acked = threading.Condition()
         self._send_lock = threading.Lock()
         self._reader: threading.Thread | None = None
-        self._lines = _Lines(sock)
+        self._lines = LineReader(sock)
         self._history_step = -1  # metrics up to here came in the history message
         self._closed = False
 
@@ -103,7 +103,7 @@ class RemoteRun:
             if dir_fd is not None:
                 os.close(dir_fd)
         try:
-            lines = _Lines(sock)
+            lines = LineReader(sock)
             run = cls(sock, directory, lines.read("hello"))
             run._lines = lines
             run._apply(lines.read("history"))
@@ -284,30 +284,6 @@ class RemoteRun:
             self.latest_loss, self.latest_frobenius_sq = loss[-1], frob[-1]
 
 
-class _Lines:
-    """Server lines from a socket, one checked message at a time."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-
-    def read(self, kind: str | None = None) -> dict[str, Any]:
-        """The next message (of type `kind` if given); EOFError when the server has gone."""
-        while (end := self.buffer.find(b"\n")) < 0:
-            if len(self.buffer) > protocol.SERVER_LINE_LIMIT:
-                raise ProtocolError("line over the limit")
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError
-            self.buffer += chunk
-        line = bytes(self.buffer[:end])
-        del self.buffer[: end + 1]
-        message = protocol.decode(line, protocol.SERVER_TYPES, protocol.SERVER_LINE_LIMIT)
-        if kind is not None and message["type"] != kind:
-            raise ProtocolError(f"expected {kind}, got {message['type']}")
-        return message
-
-
 def _vector(values: list[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float32)
 
@@ -315,49 +291,3 @@ def _vector(values: list[float | None]) -> np.ndarray:
 def _check(array: np.ndarray, shape: tuple[int, ...]) -> None:
     if array.shape != shape:
         raise ProtocolError(f"array of shape {array.shape}, expected {shape}")
-
-
-def probe(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None:
-    """The hello of the run serving `directory` (pid, step, total, rate, state, ...), or None
-    when nobody serves it. A socket left by a killed run (its writer lock free) is removed;
-    a writer that holds the lock but does not answer in `timeout` is {"pid": PID, "state":
-    "not answering"}."""
-    directory = Path(directory)
-    path = directory / SOCKET_FILE
-    try:
-        seen = os.lstat(path)
-    except OSError:
-        return None
-    pid = holder(directory)
-    if pid is None:
-        with contextlib.suppress(OSError):
-            if os.lstat(path).st_ino == seen.st_ino:  # not one a new writer just bound
-                os.unlink(path)  # stale: the process that bound it is gone
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    address, dir_fd = socket_address(path)
-    try:
-        sock.connect(address)
-        return _Lines(sock).read("hello")
-    except (OSError, ProtocolError, EOFError):
-        return {"pid": pid, "state": "not answering"}
-    finally:
-        sock.close()
-        if dir_fd is not None:
-            os.close(dir_fd)
-
-
-def running(root: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """(directory, hello) of every served run in `root` or its immediate subdirectories."""
-    root = Path(root)
-    try:
-        candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
-    except OSError:
-        return []
-    found = []
-    for directory in candidates:
-        hello = probe(directory)
-        if hello is not None:
-            found.append((directory, hello))
-    return found

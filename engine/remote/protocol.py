@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import socket
 from typing import Any
 
 import numpy as np
@@ -184,3 +185,27 @@ def floats(values: np.ndarray | None) -> list[float | None]:
     if values is None:
         return []
     return [v if math.isfinite(v) else None for v in np.asarray(values, np.float64).tolist()]
+
+
+class LineReader:
+    """Server lines from a socket, one checked message at a time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def read(self, kind: str | None = None) -> dict[str, Any]:
+        """The next message (of type `kind` if given); EOFError when the server has gone."""
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > SERVER_LINE_LIMIT:
+                raise ProtocolError("line over the limit")
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 1]
+        message = decode(line, SERVER_TYPES, SERVER_LINE_LIMIT)
+        if kind is not None and message["type"] != kind:
+            raise ProtocolError(f"expected {kind}, got {message['type']}")
+        return message

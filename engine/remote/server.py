@@ -27,9 +27,9 @@ from typing import Any
 
 from engine import policy
 from engine.remote import protocol
+from engine.remote.address import SOCKET_FILE, socket_address
 from engine.remote.protocol import ProtocolError
 
-SOCKET_FILE = "run.sock"
 MAX_CLIENTS = 64
 PARTIAL_LINE_TIMEOUT = 5.0  # seconds half a line may hang before the connection is dropped
 OUT_LIMIT = 64 << 20  # bytes queued for one client before it counts as too slow and is dropped
@@ -41,15 +41,6 @@ def peer_allowed(sock: socket.socket, uid: int) -> bool:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, peer_uid, _gid = struct.unpack("3i", creds)
     return peer_uid == uid
-
-
-def socket_address(path: Path) -> tuple[str, int | None]:
-    """An address for `path` that fits sun_path (108 bytes): the path itself, or, for a long
-    one, the same file through /proc/self/fd of its folder (the folder's fd, to close after)."""
-    if len(os.fsencode(path)) < 100:
-        return str(path), None
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{fd}/{path.name}", fd
 
 
 class _Client:
