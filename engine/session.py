@@ -34,6 +34,7 @@ import torch
 from engine import __version__
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig
+from engine.safe_read import UnsafeFile, open_regular, read_regular
 
 FORMAT = "toygeom-session"
 FORMAT_VERSION = 2
@@ -43,6 +44,7 @@ WEIGHTS_FILE = "weights.safetensors"
 SESSIONS_ROOT = Path("sessions")  # where runs are saved unless told otherwise
 _MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
 _MAX_HEADER_BYTES = 1 << 24
+_MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: far beyond any model this tool trains
 
 
 class SessionError(Exception):
@@ -160,19 +162,16 @@ def read_record(directory: str | Path) -> dict[str, Any]:
     weights_path = directory / WEIGHTS_FILE
     if weights_path.exists():
         embedded = _embedded_record(weights_path)
-        if embedded is not None and embedded.get("saved_at", 0) > record.get("saved_at", 0):
+        if embedded is not None and (embedded.get("saved_at") or 0) > (record.get("saved_at") or 0):
             record = embedded  # a crash fell between the two renames; the weights are newer
     return record
 
 
 def _read_small(path: Path) -> bytes:
     try:
-        size = path.stat().st_size
-        if size > _MAX_RECORD_BYTES:
-            raise SessionError(f"{path}: {size} bytes is far too large for a session record")
-        return path.read_bytes()
-    except OSError as err:
-        raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
+        return read_regular(path, _MAX_RECORD_BYTES)
+    except UnsafeFile as err:
+        raise SessionError(str(err)) from None
 
 
 def _parse_record(raw: bytes, where: Path) -> dict[str, Any]:
@@ -180,6 +179,8 @@ def _parse_record(raw: bytes, where: Path) -> dict[str, Any]:
         record = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SessionError(f"{where}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise SessionError(f"{where}: JSON nested too deeply for a session record") from None
     if not isinstance(record, dict):
         raise SessionError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if record.get("format") != FORMAT:
@@ -202,13 +203,31 @@ def _parse_record(raw: bytes, where: Path) -> dict[str, Any]:
         raise SessionError(
             f"{where}: step {record['step']} / total_steps {record['total_steps']} are inconsistent"
         )
+    _check_optional_fields(record, where)
     return record
+
+
+def _check_optional_fields(record: dict[str, Any], where: Path) -> None:
+    """Fields a load reads beyond the required ones: absent, null, or of their own type."""
+    for key in ("saved_at", "created_at"):
+        value = record.get(key)
+        if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
+            raise SessionError(f"{where}: field {key!r} is not a number")
+    for key in ("history", "writer", "snapshots"):
+        if not isinstance(record.get(key) or {}, dict):
+            raise SessionError(f"{where}: field {key!r} is not an object")
+    for series in (record.get("history") or {}).values():
+        if not isinstance(series, dict) or not all(type(v) is int for v in series.values()):
+            raise SessionError(f"{where}: field 'history' holds a malformed thinning state")
+    if not isinstance(record.get("final_loss") or [], list):
+        raise SessionError(f"{where}: field 'final_loss' is not a list")
 
 
 def _embedded_record(path: Path) -> dict[str, Any] | None:
     header = _safetensors_header(path)
-    text = header.get("__metadata__", {}).get("session")
-    if text is None:
+    metadata = header.get("__metadata__")
+    text = metadata.get("session") if isinstance(metadata, dict) else None
+    if not isinstance(text, str):
         return None
     return _parse_record(text.encode("utf-8"), path)
 
@@ -216,8 +235,8 @@ def _embedded_record(path: Path) -> dict[str, Any] | None:
 def _safetensors_header(path: Path) -> dict[str, Any]:
     """Parse a safetensors header ourselves first, so foreign or huge files fail cleanly."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
+        with open_regular(path, _MAX_WEIGHTS_BYTES) as f:
+            size = os.fstat(f.fileno()).st_size
             prefix = f.read(8)
             if len(prefix) < 8:
                 raise SessionError(f"{path}: truncated ({size} bytes); not a safetensors file")
@@ -227,22 +246,25 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
                     f"{path}: not a safetensors file (corrupt, truncated or foreign)"
                 )
             header = json.loads(f.read(n).decode("utf-8"))
+    except UnsafeFile as err:
+        raise SessionError(str(err)) from None
     except OSError as err:
         raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise SessionError(
             f"{path}: not a safetensors file (corrupt, truncated or foreign)"
         ) from None
     if not isinstance(header, dict):
         raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
-    end = max(
-        (
-            v["data_offsets"][1]
-            for k, v in header.items()
-            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
-        ),
-        default=0,
-    )
+    offsets = [
+        v.get("data_offsets")
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict)
+    ]
+    ends = [o[1] for o in offsets if isinstance(o, list) and len(o) == 2]
+    if not all(type(e) is int for e in ends):
+        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
+    end = max(ends, default=0)
     if 8 + n + end != size:
         raise SessionError(f"{path}: truncated or corrupt ({size} bytes, expected {8 + n + end})")
     return header
@@ -267,7 +289,9 @@ def load_tensors(directory: str | Path, config: RunConfig) -> dict[str, torch.Te
         raise SessionError(f"{path}: missing; the session has no weights")
     _safetensors_header(path)
     try:
-        tensors = load(path.read_bytes())
+        tensors = load(read_regular(path, _MAX_WEIGHTS_BYTES))
+    except UnsafeFile as err:
+        raise SessionError(str(err)) from None
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise SessionError(f"{path}: not a valid safetensors file ({err})") from None
     except OSError as err:

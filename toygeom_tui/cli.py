@@ -1,5 +1,5 @@
-"""`toygeom-tui`: the app with no subcommand; else `train`, `sweep`, `export`, `presets`, `open`,
-`bench`.
+"""`toygeom-tui`: the app with no subcommand; else `train`, `sweep`, `ps`, `export`, `presets`,
+`open`, `bench`.
 
 Heavy imports (torch, textual) happen inside the commands so `--help` stays instant.
 Every user error is one line on stderr and exit status 2.
@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="train seeds S..S+N-1 of the config (S = --seed, default 0) as a sweep in --out",
     )
+    train.add_argument(
+        "--detach",
+        action="store_true",
+        help="train in the background (log in DIR/train.log); print the session path and return",
+    )
     _add_executor_options(train)
 
     sweep = sub.add_parser(
@@ -76,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", metavar="DIR", help="sweep directory (default sessions/SPEC-TIME)")
     sweep.add_argument("--resume", metavar="DIR", help="run what a sweep directory still misses")
     _add_executor_options(sweep)
+
+    ps = sub.add_parser("ps", help="list the runs training now under sessions/ (or ROOT)")
+    ps.add_argument("root", nargs="?", metavar="ROOT", help="where to look (default sessions/)")
+    ps.add_argument("--json", action="store_true", help="one JSON list, for scripts")
 
     export = sub.add_parser("export", help="write the geometry of a saved session")
     export.add_argument("session", metavar="DIR")
@@ -115,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         nargs="+",
-        choices=("engine", "app", "memory", "startup"),
+        choices=("engine", "app", "memory", "startup", "attach"),
         metavar="SECTION",
-        help="some of: engine app memory startup (default all)",
+        help="some of: engine app memory startup attach (default all)",
     )
     return parser
 
@@ -154,6 +163,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.raw_argv = argv
     try:
         command = args.command or "app"
         return COMMANDS[command](args)
@@ -201,6 +211,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from engine.autosave import Autosaver
+    from engine.remote.lock import SessionBusy, WriterLock
+    from engine.remote.server import RunServer
     from engine.session import new_session_dir
     from engine.trainer import DIVERGED, Trainer
 
@@ -209,20 +221,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.jobs is not None or args.ray is not None:
         raise UserError("--jobs and --ray run several seeds: add --seeds N")
     compiled = False if args.eager else None
-    if args.resume:
-        if args.preset or args.config:
-            raise UserError("--resume continues a session's own config; drop --preset/--config")
+    if args.resume and (args.preset or args.config):
+        raise UserError("--resume continues a session's own config; drop --preset/--config")
+    config = None if args.resume else _config_from(args)
+    out = Path(args.out or args.resume or new_session_dir(config.name))
+    _refuse_if_trained(out)
+    _check_writable(out, resuming=bool(args.resume))
+    if args.detach:
+        return _detach(args, out)
+    if args.resume:  # loading only reads; the lock below decides who writes
         trainer = _load(args.resume, device=args.device, compiled=compiled)
         if args.steps is not None:
             if args.steps < trainer.step:
                 raise UserError(f"--steps {args.steps} is below the session's step {trainer.step}")
             trainer.total_steps = args.steps
-        out = Path(args.out) if args.out else Path(args.resume)
     else:
-        config = _config_from(args)
         trainer = Trainer(config, compiled=compiled)
-        out = Path(args.out) if args.out else new_session_dir(config.name)
-    _check_writable(out, resuming=bool(args.resume))
+    try:
+        lock = WriterLock(out).acquire()
+    except SessionBusy as err:
+        raise UserError(str(err)) from None
+    except OSError as err:
+        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
 
     autosaver = Autosaver(
         out, args.autosave, on_error=lambda e: print(f"\ntoygeom-tui: {e}", file=sys.stderr)
@@ -231,6 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer.on("log", progress)
     if args.autosave > 0:
         trainer.on("log", autosaver)
+    server = RunServer(trainer, out, save=lambda: autosaver.save(trainer, running=True)).start()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: trainer.stop())
     start_step, t0 = trainer.step, time.perf_counter()
@@ -238,6 +259,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     progress.finish()
     autosaver.save(trainer, running=False)
+    server.close()
+    lock.release()
     done = trainer.step - start_step
     rate = done / elapsed if elapsed > 0 else 0.0
     if state == DIVERGED:
@@ -403,11 +426,64 @@ class SweepProgress:
             self.stream.flush()
 
 
+def _refuse_if_trained(out: Path) -> None:
+    """One writer per session: name the live one (engine.remote.lock)."""
+    from engine.remote.lock import SessionBusy, holder
+
+    pid = holder(out)
+    if pid is not None:
+        raise UserError(str(SessionBusy(out, pid or None)))
+
+
+DETACH_LOG = "train.log"
+DETACH_WAIT = 300.0  # seconds to wait for the background run to serve before returning anyway
+
+
+def _detach(args: argparse.Namespace, out: Path) -> int:
+    """Run this same `train` in a new session of its own, its output in DIR/train.log; return
+    once it serves the session (print the path) or has failed (its last line, exit 2).
+
+    A fresh interpreter, not a fork: forking after torch started its thread pools can hang."""
+    import subprocess
+
+    from engine.remote.listing import probe
+
+    argv = [a for a in (args.raw_argv or sys.argv[1:]) if a != "--detach"]
+    if not args.out:
+        argv += ["--out", str(out)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        log = open(out / DETACH_LOG, "ab")  # noqa: SIM115 (handed to the child)
+    except OSError as err:
+        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
+    with log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "toygeom_tui", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # not the terminal's: logging out does not stop it
+        )
+    deadline = time.monotonic() + DETACH_WAIT
+    while child.poll() is None:
+        hello = probe(out)
+        if (hello is not None and hello["pid"] == child.pid) or time.monotonic() > deadline:
+            print(out)  # serving (or still starting: its log says how far it got)
+            return 0
+        time.sleep(0.05)
+    lines = (out / DETACH_LOG).read_text(errors="replace").strip().splitlines()
+    raise UserError(lines[-1].removeprefix("toygeom-tui: ") if lines else "training failed")
+
+
 def _check_writable(out: Path, *, resuming: bool) -> None:
     """Refuse an --out that would overwrite anything but the session being resumed."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
-    if not out.is_dir() or not any(out.iterdir()):
+    from engine.remote.address import SOCKET_FILE
+    from engine.remote.lock import LOCK_FILE
+
+    ours = {DETACH_LOG, LOCK_FILE, SOCKET_FILE}  # left by a run that never saved
+    if not out.is_dir() or all(p.name in ours for p in out.iterdir()):
         return
     if not (out / "session.json").exists():
         raise UserError(f"{out}: a non-empty directory that is not a session; choose another --out")
@@ -455,6 +531,42 @@ class ProgressLine:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+# -- ps -------------------------------------------------------------------------------------------
+def cmd_ps(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.remote.listing import running
+    from engine.session import SESSIONS_ROOT
+
+    runs = running(args.root or SESSIONS_ROOT)
+    rows = [
+        {
+            "directory": str(directory),
+            "pid": hello["pid"],
+            "step": hello.get("step"),
+            "total": hello.get("total"),
+            "steps_per_second": round(hello.get("rate", 0.0), 1),
+            "state": hello["state"],
+        }
+        for directory, hello in runs
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs training under {args.root or SESSIONS_ROOT}", file=sys.stderr)
+        return 0
+    width = max(len("directory"), *(len(r["directory"]) for r in rows))
+    print(f"{'directory':<{width}}  {'pid':>7}  {'step/total':>17}  {'steps/s':>8}  state")
+    for r in rows:
+        steps = f"{r['step']}/{r['total']}" if r["step"] is not None else "?"
+        print(
+            f"{r['directory']:<{width}}  {r['pid']:>7}  {steps:>17}  "
+            f"{r['steps_per_second']:>8.1f}  {r['state']}"
+        )
+    return 0
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -568,6 +680,7 @@ COMMANDS = {
     "app": cmd_app,
     "train": cmd_train,
     "sweep": cmd_sweep,
+    "ps": cmd_ps,
     "export": cmd_export,
     "presets": cmd_presets,
     "open": cmd_open,

@@ -5,7 +5,9 @@ Sections, in order (each also runs alone, see its module):
              (engine_rate), on the CPU, and on CUDA when there is a device;
     app      throughput with the app attached vs headless, key-to-screen latency (app_cost);
     memory   RSS over a 1,000,000-step run of the small model with the app attached (memory);
-    startup  `toygeom-tui --help` and the app's first paint in a real terminal (startup).
+    startup  `toygeom-tui --help` and the app's first paint in a real terminal (startup);
+    attach   a served run with one viewer process attached vs none, and the viewer's staleness
+             (attach_cost).
 `--quick` shortens every section (a 100,000-step memory run): a smoke test, not the figures.
 """
 
@@ -15,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-SECTIONS = ("engine", "app", "memory", "startup")
+SECTIONS = ("engine", "app", "memory", "startup", "attach")
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,29 @@ def _startup(quick: bool, say: Callable[[str], None]) -> list[Figure]:
     return figures
 
 
-MEASURES = {"engine": _engine, "app": _app, "memory": _memory, "startup": _startup}
+def _attach(quick: bool, say: Callable[[str], None]) -> list[Figure]:
+    from toygeom_tui.bench import attach_cost
+
+    seconds, rounds = (3.0, 1) if quick else (10.0, 3)
+    say(f"attach: {rounds} rounds of no viewer / one viewer process, {seconds:g} s each")
+    r = attach_cost.measure(seconds, rounds)
+    lag = r["staleness_p95_s"]
+    return [
+        Figure("served run, one viewer attached vs none", r["ratio"],
+               f"{r['ratio']:.0%} of {r['none_steps_per_s']:.1f} steps/s", "≥ 95%",
+               r["ratio"] >= 0.95),
+        Figure("attached viewer's staleness, p95", lag,
+               f"{lag * 1000:.0f} ms ({int(r['messages'])} messages)", "≤ 1 s", lag <= 1.0),
+    ]  # fmt: skip
+
+
+MEASURES = {
+    "engine": _engine,
+    "app": _app,
+    "memory": _memory,
+    "startup": _startup,
+    "attach": _attach,
+}
 
 
 def run(sections: list[str], quick: bool, say: Callable[[str], None] = print) -> list[Figure]:

@@ -1,0 +1,293 @@
+"""RemoteRun: a run served by another process (engine.remote.server), with a local run's face.
+
+    run = RemoteRun.connect("sessions/fg")     # hello, history and weights, then live updates
+    run.on("log", lambda r: print(r.step, r.steps_per_second))
+    run.pause(); run.step_once(); run.extend(1000); run.save(); run.resume()
+    run.close()                                 # detach: the run trains on
+
+A reader thread applies each message to the mirror (history, latest loss and ‖W‖²_F, weights,
+state) under `consistent()` and then calls the observers, as a Trainer does from its thread.
+If the connection ends without the run saying it finished, `state` becomes policy.LOST.
+Controls wait for the server's answer and raise RunRefused with its reason (so call them from
+any thread but an observer: observers run on the reader thread, which reads that answer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.config import ConfigError, RunConfig
+from engine.history import History
+from engine.policy import LOST
+from engine.remote import protocol
+from engine.remote.address import SOCKET_FILE, socket_address
+from engine.remote.protocol import LineReader, ProtocolError
+from engine.run import EVENTS, RunRefused
+from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED
+
+FINAL = (DONE, STOPPED, DIVERGED)
+
+
+class RemoteError(Exception):
+    """No run to attach to at that directory, or it spoke nonsense; one line for the user."""
+
+
+class RemoteRun:
+    remote = True
+
+    def __init__(self, sock: socket.socket, directory: Path, hello: dict[str, Any]) -> None:
+        try:
+            self.config = RunConfig.from_dict(hello["config"], where="the run's hello")
+        except (ConfigError, TypeError) as err:
+            raise RemoteError(f"{directory}: the run sent an invalid config ({err})") from None
+        self._sock = sock
+        self.session_dir = directory
+        self.pid: int = hello["pid"]
+        self.step: int = hello["step"]
+        self.total_steps: int = hello["total"]
+        self.state: str = hello["state"]
+        self.log_every: int = hello["log_every"]
+        self.dims_every: int = hello["dims_every"]
+        self.device = f"pid {self.pid}"
+        self.error: str | None = None
+        self.preparing = False
+        self.steps_per_second: float = hello["rate"]
+        self.eta: float | None = None
+        self.metric_time: float | None = None  # the run's clock when the latest metrics left it
+        self.history = History(self.config.n_inst, self.config.n_features)
+        self.latest_loss: np.ndarray | None = None
+        self.latest_frobenius_sq: np.ndarray | None = None
+        c = self.config
+        self.W = torch.zeros(c.n_inst, c.d_hidden, c.n_features)
+        self.b_final = torch.zeros(c.n_inst, c.n_features)
+        self._lock = threading.RLock()
+        self._observers: dict[str, list[Callable[[Any], None]]] = {e: [] for e in EVENTS}
+        self._ids = itertools.count(1)
+        self._acks: dict[int, dict[str, Any]] = {}
+        self._acked = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._lines = LineReader(sock)
+        self._history_step = -1  # metrics up to here came in the history message
+        self._closed = False
+
+    # -- connecting ----------------------------------------------------------------------------
+    @classmethod
+    def connect(cls, directory: str | Path, timeout: float = 30.0) -> RemoteRun:
+        """Attach to the run serving `directory`: its history so far, then live updates."""
+        directory = Path(directory)
+        path = directory / SOCKET_FILE
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        address, dir_fd = (None, None)
+        try:
+            address, dir_fd = socket_address(path)
+            sock.connect(address)
+        except OSError as err:
+            sock.close()
+            raise RemoteError(
+                f"{directory}: no run is serving this session ({err.strerror or err})"
+            ) from None
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+        try:
+            lines = LineReader(sock)
+            run = cls(sock, directory, lines.read("hello"))
+            run._lines = lines
+            run._apply(lines.read("history"))
+            run._apply(lines.read("weights"))
+        except (OSError, ProtocolError, EOFError) as err:
+            sock.close()
+            raise RemoteError(f"{directory}: the run did not greet properly ({err})") from None
+        sock.settimeout(None)
+        run._reader = threading.Thread(target=run._read_loop, name="remote-run", daemon=True)
+        run._reader.start()
+        return run
+
+    # -- the face of a run ----------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self.state == PAUSED
+
+    @property
+    def alive(self) -> bool:
+        """True while connected to the serving process."""
+        return self._reader is not None and self._reader.is_alive()
+
+    def on(self, event: str, fn: Callable[[Any], None]) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}; choose one of {', '.join(EVENTS)}")
+        self._observers[event].append(fn)
+
+    def off(self, event: str, fn: Callable[[Any], None]) -> None:
+        self._observers[event].remove(fn)
+
+    def consistent(self) -> threading.RLock:
+        return self._lock
+
+    def snapshot(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        with self._lock:
+            return self.W.clone(), self.b_final.clone(), self.step
+
+    def start(self) -> None:
+        """A served run already trains (or waits paused); resuming is `resume()`."""
+
+    def pause(self) -> None:
+        self._control("pause")
+
+    def resume(self) -> None:
+        self._control("resume")
+
+    def step_once(self) -> None:
+        self._control("step")
+
+    def extend(self, n: int) -> None:
+        if n < 1:
+            raise ValueError("extend: n must be a positive number of steps")
+        self._control("extend", n)
+
+    def stop(self) -> None:
+        self._control("stop")
+
+    def save(self) -> Path:
+        self._control("save")
+        return self.session_dir
+
+    def close(self) -> None:
+        """Detach; the run trains on."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self._sock.close()
+
+    def wait_for(self, condition: Callable[[RemoteRun], bool], timeout: float = 10.0) -> bool:
+        """Block until `condition(self)` holds after some message (True) or `timeout` (False)."""
+        deadline = time.monotonic() + timeout
+        with self._acked:
+            while not condition(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._acked.wait(min(left, 0.1))
+        return True
+
+    # -- control ----------------------------------------------------------------------------------
+    def _control(self, op: str, n: int | None = None, timeout: float = 30.0) -> None:
+        if not self.alive:
+            raise RunRefused(f"{self.session_dir}: the run's process is gone")
+        ident = next(self._ids)
+        fields: dict[str, Any] = {"op": op, "id": ident}
+        if n is not None:
+            fields["n"] = n
+        try:
+            with self._send_lock:
+                self._sock.sendall(protocol.encode("control", **fields))
+        except OSError:
+            raise RunRefused(f"{self.session_dir}: the run's process is gone") from None
+        if not self.wait_for(lambda r: ident in r._acks or not r.alive, timeout):
+            raise RunRefused(f"{self.session_dir}: the run did not answer {op} in {timeout:g} s")
+        ack = self._acks.pop(ident, None)
+        if ack is None:
+            raise RunRefused(f"{self.session_dir}: the run's process is gone")
+        if not ack["ok"]:
+            raise RunRefused(ack["error"] or f"{op} refused")
+
+    # -- the reader thread -----------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                message = self._lines.read()
+                events = self._apply(message)
+                with self._acked:
+                    self._acked.notify_all()
+                for event in events:
+                    for fn in list(self._observers[event]):
+                        fn(self)
+        except (OSError, ProtocolError, EOFError):
+            pass
+        if self.state not in FINAL and not self._closed:
+            self.state = LOST
+            self.error = f"the run's process (pid {self.pid}) is gone"
+            for fn in list(self._observers["state"]):
+                fn(self)
+        with self._acked:
+            self._acked.notify_all()
+
+    def _apply(self, m: dict[str, Any]) -> tuple[str, ...]:
+        """Fold one message into the mirror; the observer events it means."""
+        kind = m["type"]
+        with self._lock:
+            if kind == "metrics":
+                if m["step"] <= self._history_step:
+                    return ()  # already in the history this viewer caught up with
+                self.step, self.total_steps, self.state = m["step"], m["total"], m["state"]
+                self.steps_per_second, self.eta, self.metric_time = m["rate"], m["eta"], m["time"]
+                loss, frob = _vector(m["loss"]), _vector(m["frob"])
+                if len(loss) != self.config.n_inst or len(frob) != self.config.n_inst:
+                    raise ProtocolError("metrics for another number of instances")
+                self.latest_loss, self.latest_frobenius_sq = loss, frob
+                self.history.record_metrics(m["step"], loss, frob)
+                return ("log",)
+            if kind == "dims":
+                dims = protocol.unpack(m["dims"])
+                _check(dims, (self.config.n_inst, self.config.n_features))
+                self.history.record_dims(m["step"], dims)
+                return ("dims",)
+            if kind == "weights":
+                W, b = protocol.unpack(m["W"]), protocol.unpack(m["b_final"])
+                _check(W, tuple(self.W.shape))
+                _check(b, tuple(self.b_final.shape))
+                self.W.copy_(torch.from_numpy(W))
+                self.b_final.copy_(torch.from_numpy(b))
+                return ()
+            if kind == "state":
+                self.state, self.step, self.total_steps = m["state"], m["step"], m["total"]
+                self.error = m["error"]
+                return ("state",)
+            if kind == "history":
+                self._restore_history(m)
+                return ("log",)
+            if kind == "ack":
+                self._acks[m["id"]] = m
+                return ()
+        raise ProtocolError(f"unexpected {kind} after the greeting")
+
+    def _restore_history(self, m: dict[str, Any]) -> None:
+        c = self.config
+        steps, loss, frob = (protocol.unpack(m[k]) for k in ("steps", "loss", "frob"))
+        dims_steps, dims = protocol.unpack(m["dims_steps"]), protocol.unpack(m["dims"])
+        n, k = len(steps), len(dims_steps)
+        _check(loss, (n, c.n_inst))
+        _check(frob, (n, c.n_inst))
+        _check(dims, (k, c.n_inst, c.n_features))
+        # Replayed through record_*: the mirror then thins exactly as a history of its own would.
+        for i in range(n):
+            self.history.record_metrics(int(steps[i]), loss[i], frob[i])
+        for i in range(k):
+            self.history.record_dims(int(dims_steps[i]), dims[i])
+        if n:
+            self._history_step = int(steps[-1])
+            self.latest_loss, self.latest_frobenius_sq = loss[-1], frob[-1]
+
+
+def _vector(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+
+
+def _check(array: np.ndarray, shape: tuple[int, ...]) -> None:
+    if array.shape != shape:
+        raise ProtocolError(f"array of shape {array.shape}, expected {shape}")

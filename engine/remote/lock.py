@@ -1,0 +1,83 @@
+"""One writer per session: an flock on DIR/.writer.lock, held for as long as the writer lives.
+
+The kernel drops an flock when its process dies, however it dies (SIGKILL included), so a held
+lock means a live writer and a free one means none: no pid-file guessing. The holder writes its
+pid into the file so a refusal can name it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+LOCK_FILE = ".writer.lock"
+
+
+class SessionBusy(Exception):
+    """Another process is writing this session; `pid` names it (None if it could not be read)."""
+
+    def __init__(self, directory: Path, pid: int | None) -> None:
+        who = f"pid {pid}" if pid is not None else "another process"
+        super().__init__(f"{directory}: is being trained by {who}; attach to it or stop it first")
+        self.pid = pid
+
+
+class WriterLock:
+    """`WriterLock(directory).acquire()` or SessionBusy; released by `release()` or by dying."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._fd: int | None = None
+
+    def acquire(self) -> WriterLock:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = _open(self.directory)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise SessionBusy(self.directory, pid) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor drops the flock
+            self._fd = None
+
+
+def holder(directory: str | Path) -> int | None:
+    """The pid of the live writer of `directory`, or None when nobody holds its lock.
+
+    (0 when the lock is held but the pid cannot be read, e.g. in the instant before it is written.)
+    """
+    try:
+        fd = os.open(Path(directory) / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _open(directory: Path) -> int:
+    return os.open(
+        directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
+
+
+def _read_pid(fd: int) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(os.pread(fd, 32, 0).decode().strip())
+    return None

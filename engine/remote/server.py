@@ -1,0 +1,367 @@
+"""Serve a training run over a Unix socket in its session directory: DIR/run.sock.
+
+`RunServer(trainer, directory, save=...)` listens from `start()` until `close()` on a thread of
+its own; the Trainer never waits for it. Its observers only copy a few numbers and wake that
+thread; encoding and sending happen there, and only while someone is connected.
+
+Who may connect: the socket is mode 0600 and every peer's uid (SO_PEERCRED) must be ours.
+What a connection may do: send control lines (engine.remote.protocol). Anything else — garbage,
+a line over the limit, half a line left hanging, a client too slow to read what it is sent —
+drops that connection; the run trains on. The caller holds the session's WriterLock, so a
+socket file left by a killed run is stale and is replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine import policy
+from engine.remote import protocol
+from engine.remote.address import SOCKET_FILE, socket_address
+from engine.remote.protocol import ProtocolError
+
+MAX_CLIENTS = 64
+PARTIAL_LINE_TIMEOUT = 5.0  # seconds half a line may hang before the connection is dropped
+OUT_LIMIT = 64 << 20  # bytes queued for one client before it counts as too slow and is dropped
+WEIGHTS_EVERY = 1.0  # seconds between weight updates to viewers
+
+
+def peer_allowed(sock: socket.socket, uid: int) -> bool:
+    """True if the process at the other end of the Unix socket `sock` runs as `uid`."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, peer_uid, _gid = struct.unpack("3i", creds)
+    return peer_uid == uid
+
+
+class _Client:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.partial_since: float | None = None
+        self.out: bytearray = bytearray()
+
+
+class RunServer:
+    def __init__(
+        self,
+        trainer: Any,
+        directory: str | Path,
+        save: Callable[[], None],
+        *,
+        uid: int | None = None,
+        partial_line_timeout: float = PARTIAL_LINE_TIMEOUT,
+    ) -> None:
+        """`save()` saves the session now (the train command's autosaver); `uid`: who may
+        connect (default: the user running this process)."""
+        self.partial_line_timeout = partial_line_timeout
+        self.trainer = trainer
+        self.directory = Path(directory)
+        self.path = self.directory / SOCKET_FILE
+        self.save = save
+        self.uid = os.getuid() if uid is None else uid
+        self.dropped = 0  # connections dropped for breaking the protocol or the rules
+        self._events: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._clients: dict[int, _Client] = {}
+        self._any = False  # someone is connected: only then do observers do anything
+        self._weights_at = 0.0
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._listener = self._listen()
+        self._thread = threading.Thread(target=self._serve, name="run-server", daemon=True)
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _listen(self) -> socket.socket:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # stale: the caller holds the writer lock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address, dir_fd = socket_address(self.path)
+        old = os.umask(0o177)  # created 0600: no window in which others could connect
+        try:
+            sock.bind(address)
+        finally:
+            os.umask(old)
+            if dir_fd is not None:
+                os.close(dir_fd)
+        os.chmod(self.path, 0o600)
+        sock.listen(MAX_CLIENTS)
+        sock.setblocking(False)
+        return sock
+
+    def start(self) -> RunServer:
+        for event in ("log", "dims", "state"):
+            self.trainer.on(event, getattr(self, f"_on_{event}"))
+        self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Send what is queued (the final state), close every connection, remove the socket."""
+        for event in ("log", "dims", "state"):
+            with contextlib.suppress(ValueError):
+                self.trainer.off(event, getattr(self, f"_on_{event}"))
+        self._closing = True
+        self._events.put(None)
+        self._wake()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    # -- observers: in the training thread, cheap --------------------------------------------------
+    def _on_log(self, trainer: Any) -> None:
+        if not self._any:
+            return
+        rate = trainer.steps_per_second
+        remaining = trainer.total_steps - trainer.step
+        self._send_all(
+            protocol.encode(
+                "metrics",
+                step=trainer.step,
+                total=trainer.total_steps,
+                loss=protocol.floats(trainer.latest_loss),
+                frob=protocol.floats(trainer.latest_frobenius_sq),
+                rate=rate,
+                eta=remaining / rate if rate > 0 else None,
+                state=trainer.state,
+                time=time.time(),
+            )
+        )
+        now = time.monotonic()
+        if now - self._weights_at >= WEIGHTS_EVERY:
+            self._weights_at = now
+            self._send_all(self._weights())
+
+    def _on_dims(self, trainer: Any) -> None:
+        if not self._any:
+            return
+        latest = trainer.history.latest_dims()
+        if latest is not None:
+            self._send_all(protocol.encode("dims", step=latest[0], dims=protocol.pack(latest[1])))
+
+    def _on_state(self, trainer: Any) -> None:
+        if self._any:
+            self._send_all(self._state())
+
+    def _send_all(self, line: bytes) -> None:
+        self._events.put(line)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"!")
+
+    # -- messages ----------------------------------------------------------------------------------
+    def _state(self) -> bytes:
+        t = self.trainer
+        return protocol.encode(
+            "state", state=t.state, step=t.step, total=t.total_steps, error=t.error
+        )
+
+    def _weights(self) -> bytes:
+        W, b_final, step = self.trainer.snapshot()
+        return protocol.encode(
+            "weights", step=step, W=protocol.pack(W.numpy()), b_final=protocol.pack(b_final.numpy())
+        )
+
+    def _greeting(self) -> bytes:
+        """hello, history and weights of one and the same step."""
+        t = self.trainer
+        with t.consistent():
+            steps, loss, frob = t.history.metrics_arrays()
+            dims_steps, dims = t.history.dims_arrays()
+            hello = protocol.encode(
+                "hello",
+                pid=os.getpid(),
+                session=str(self.directory),
+                config=t.config.to_dict(),
+                step=t.step,
+                total=t.total_steps,
+                state=t.state,
+                rate=t.steps_per_second,
+                log_every=t.log_every,
+                dims_every=t.dims_every,
+            )
+            weights = self._weights()
+        history = protocol.encode(
+            "history",
+            steps=protocol.pack(steps),
+            loss=protocol.pack(loss),
+            frob=protocol.pack(frob),
+            dims_steps=protocol.pack(dims_steps),
+            dims=protocol.pack(dims),
+        )
+        return hello + history + weights
+
+    # -- the server thread -------------------------------------------------------------------------
+    def _serve(self) -> None:
+        while True:
+            for key, mask in self._selector.select(timeout=1.0):
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "wake":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                elif mask & selectors.EVENT_READ:
+                    self._receive(key.data)
+                if mask & selectors.EVENT_WRITE and key.data in self._clients.values():
+                    self._flush(key.data)
+            if self._broadcast():
+                break
+            self._drop_hanging()
+        for client in list(self._clients.values()):
+            client.sock.setblocking(True)
+            client.sock.settimeout(1.0)
+            with contextlib.suppress(OSError):
+                client.sock.sendall(client.out)
+            self._drop(client, counted=False)
+        self._selector.close()
+        self._listener.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. out of descriptors: refuse this one, keep serving
+                return
+            try:
+                if len(self._clients) >= MAX_CLIENTS or not peer_allowed(sock, self.uid):
+                    raise ConnectionRefusedError
+                sock.setblocking(False)
+                client = _Client(sock)
+                client.out += self._greeting()
+            except OSError:
+                self.dropped += 1
+                sock.close()
+                continue
+            self._clients[sock.fileno()] = client
+            self._any = True
+            self._selector.register(sock, selectors.EVENT_READ, client)
+            self._flush(client)
+
+    def _receive(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the viewer left; the run goes on
+            self._drop(client, counted=False)
+            return
+        client.inbuf += data
+        try:
+            while b"\n" in client.inbuf:
+                line, _, rest = client.inbuf.partition(b"\n")
+                client.inbuf = bytearray(rest)
+                message = protocol.decode(
+                    bytes(line), protocol.CLIENT_TYPES, protocol.CLIENT_LINE_LIMIT
+                )
+                client.out += self._control(client, message)
+            if len(client.inbuf) > protocol.CLIENT_LINE_LIMIT:
+                raise ProtocolError("line over the limit")
+        except ProtocolError:
+            self._drop(client)
+            return
+        client.partial_since = (client.partial_since or time.monotonic()) if client.inbuf else None
+        self._flush(client)
+
+    def _control(self, client: _Client, message: dict[str, Any]) -> bytes:
+        t, op = self.trainer, message["op"]
+        verdict = policy.decide(op, t.state, t.step, t.total_steps, t.error)
+        error = verdict.reason or None
+        if verdict:
+            try:
+                if op == "pause":
+                    t.pause()
+                elif op == "resume":
+                    t.resume()
+                elif op == "step":
+                    t.pause()
+                    t.step_once()
+                elif op == "stop":
+                    t.stop()
+                elif op == "extend":
+                    t.extend(message["n"])
+                else:
+                    self.save()
+            except Exception as err:  # a failed save is an answer, not the server's end
+                error = str(err).splitlines()[0] if str(err) else type(err).__name__
+            else:  # every viewer hears what changed (a paused run logs nothing), before the ack
+                state = self._state()
+                for other in list(self._clients.values()):
+                    other.out += state
+                    if other is not client:
+                        self._flush(other)
+        return protocol.encode("ack", id=message["id"], ok=error is None, error=error)
+
+    def _broadcast(self) -> bool:
+        """Queue every pending event to every client; True once close() was asked."""
+        closing = False
+        lines = []
+        while True:
+            try:
+                line = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                closing = True
+            else:
+                lines.append(line)
+        if lines:
+            blob = b"".join(lines)
+            for client in list(self._clients.values()):
+                client.out += blob
+                self._flush(client)
+        return closing
+
+    def _flush(self, client: _Client) -> None:
+        try:
+            while client.out:
+                sent = client.sock.send(client.out)
+                del client.out[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._drop(client, counted=False)
+            return
+        if len(client.out) > OUT_LIMIT:
+            self._drop(client)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.out else 0)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.modify(client.sock, events, client)
+
+    def _drop_hanging(self) -> None:
+        now = time.monotonic()
+        for client in list(self._clients.values()):
+            since = client.partial_since
+            if since is not None and now - since > self.partial_line_timeout:
+                self._drop(client)
+
+    def _drop(self, client: _Client, *, counted: bool = True) -> None:
+        if self._clients.pop(client.sock.fileno(), None) is None:
+            return
+        self.dropped += counted
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(client.sock)
+        client.sock.close()
+        self._any = bool(self._clients)
