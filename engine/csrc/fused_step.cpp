@@ -38,12 +38,18 @@
 
 namespace {
 
-constexpr int L = 16;  // floats per vector
+// The wide layout's vectors are the CPU's widest: 16 floats with AVX-512 (32 registers), else 8
+// (AVX2, 16 registers); its register blocks are sized to fit (dot products BT × BJ, outer
+// products BR rows × BF vectors), as wider vectors split by the compiler spill to memory.
+#ifdef __AVX512F__
+constexpr int L = 16, BJ = 4, BF = 4;
+#else
+constexpr int L = 8, BJ = 2, BF = 2;
+#endif
+constexpr int BT = 4;  // batch rows (or hidden rows of dW) per register block
 constexpr int T = 32;  // batch rows per tile: a tile's x and G rows (2 × 32 × 208 floats) stay in L1/L2
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
-typedef uint64_t vu64 __attribute__((vector_size(64)));
-typedef uint32_t vu32 __attribute__((vector_size(32)));
+typedef float vf __attribute__((vector_size(4 * L)));
+typedef int32_t vi __attribute__((vector_size(4 * L)));
 
 inline vf load(const float* p) {
     vf v;
@@ -52,10 +58,11 @@ inline vf load(const float* p) {
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-// v[j] summed over its lanes, for 16 vectors at once: lane j of the result is Σ v[j]. Each level
-// adds the even and odd chunks of a pair of vectors (chunks of 8, 4, 2, 1 lanes), so the 16
-// horizontal sums cost 15 two-vector shuffles-and-adds instead of 16 separate reductions.
-inline vf sum_lanes(vf v[16]) {
+// out[j] = Σ_lanes v[j] for 16 vectors at once. Each level adds the even and odd chunks of a
+// pair of vectors (chunks of L/2, …, 1 lanes), so the 16 horizontal sums cost 15 two-vector
+// shuffles-and-adds instead of 16 separate reductions.
+inline void sum_lanes(const vf v[16], float out[16]) {
+#ifdef __AVX512F__
     vf w[8], x[4], y[2];
     for (int i = 0; i < 8; i++)
         w[i] = __builtin_shufflevector(v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17,
@@ -72,19 +79,32 @@ inline vf sum_lanes(vf v[16]) {
                                        20, 21, 24, 25, 28, 29) +
                __builtin_shufflevector(x[2 * i], x[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19,
                                        22, 23, 26, 27, 30, 31);
-    return __builtin_shufflevector(y[0], y[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                   28, 30) +
-           __builtin_shufflevector(y[0], y[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
-                                   29, 31);
+    store(out, __builtin_shufflevector(y[0], y[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                       24, 26, 28, 30) +
+                   __builtin_shufflevector(y[0], y[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
+                                           25, 27, 29, 31));
+#else
+    vf w[8], x[4];
+    for (int i = 0; i < 8; i++)
+        w[i] = __builtin_shufflevector(v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
+               __builtin_shufflevector(v[2 * i], v[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15);
+    for (int i = 0; i < 4; i++)
+        x[i] = __builtin_shufflevector(w[2 * i], w[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13) +
+               __builtin_shufflevector(w[2 * i], w[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15);
+    for (int i = 0; i < 2; i++)
+        store(out + 8 * i,
+              __builtin_shufflevector(x[2 * i], x[2 * i + 1], 0, 2, 4, 6, 8, 10, 12, 14) +
+                  __builtin_shufflevector(x[2 * i], x[2 * i + 1], 1, 3, 5, 7, 9, 11, 13, 15));
+#endif
 }
 
-// SplitMix64 as engine/rng.py: u = (mix64(counter·γ + key) >> 40) · 2⁻²⁴, for 8 counters.
-inline vu32 hash24(vu64 counter, uint64_t key) {
-    vu64 z = counter * 0x9E3779B97F4A7C15ull + key;
+// SplitMix64 as engine/rng.py: u = (mix64(counter·γ + key) >> 40) · 2⁻²⁴, one counter.
+inline float uniform1(uint64_t counter, uint64_t key) {
+    uint64_t z = counter * 0x9E3779B97F4A7C15ull + key;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z = z ^ (z >> 31);
-    return __builtin_convertvector(z >> 40, vu32);
+    return float(z >> 40) * 0x1p-24f;
 }
 
 inline vf splat(float s) { return vf{} + s; }
@@ -123,10 +143,7 @@ void draw_uniforms(float* u, uint64_t counter, int n, uint64_t key, uint64_t str
         v8f v = __builtin_convertvector((v8i)(high >> 8), v8f) * 0x1p-24f;  // bits 40..63
         std::memcpy(u + i, &v, sizeof v);
     }
-    for (; i < n; i++) {
-        vu64 c = {counter + i * stride};
-        u[i] = float(hash24(c, key)[0]) * 0x1p-24f;
-    }
+    for (; i < n; i++) u[i] = uniform1(counter + i * stride, key);
 }
 
 }  // namespace
@@ -210,7 +227,8 @@ void dot_block(const float* A, const float* W, const Shape& s, float* out, int t
         for (int i = 0; i < RT; i++)
             for (int j = 0; j < RJ; j++) acc[i * RJ + j] += a[i] * w[j];
     }
-    vf sums = sum_lanes(acc);
+    float sums[16];
+    sum_lanes(acc, sums);
     for (int i = 0; i < RT; i++)
         for (int j = 0; j < RJ; j++) out[(t0 + i) * s.H + j0 + j] = sums[i * RJ + j];
 }
@@ -218,7 +236,7 @@ void dot_block(const float* A, const float* W, const Shape& s, float* out, int t
 template <int RT>
 void dot_rows(const float* A, const float* W, const Shape& s, float* out, int t0) {
     int j0 = 0;
-    for (; j0 + 4 <= s.H; j0 += 4) dot_block<RT, 4>(A, W, s, out, t0, j0);
+    for (; j0 + BJ <= s.H; j0 += BJ) dot_block<RT, BJ>(A, W, s, out, t0, j0);
     switch (s.H - j0) {
         case 3: dot_block<RT, 3>(A, W, s, out, t0, j0); break;
         case 2: dot_block<RT, 2>(A, W, s, out, t0, j0); break;
@@ -229,7 +247,7 @@ void dot_rows(const float* A, const float* W, const Shape& s, float* out, int t0
 // out (nt × H) = A (nt × Fp) Wᵀ: h = W x and W G for a tile, batch-major.
 void dot_tile(const float* A, const float* W, const Shape& s, float* out, int nt) {
     int t0 = 0;
-    for (; t0 + 4 <= nt; t0 += 4) dot_rows<4>(A, W, s, out, t0);
+    for (; t0 + BT <= nt; t0 += BT) dot_rows<BT>(A, W, s, out, t0);
     switch (nt - t0) {
         case 3: dot_rows<3>(A, W, s, out, t0); break;
         case 2: dot_rows<2>(A, W, s, out, t0); break;
@@ -276,7 +294,7 @@ void grad_block(Scratch& k, const Shape& s, int t0, int f0, vf& loss) {
 template <int RT, bool RELU>
 void grad_rows(Scratch& k, const Shape& s, int t0, vf& loss) {
     int f0 = 0;
-    for (; f0 + 4 * L <= s.Fp; f0 += 4 * L) grad_block<RT, 4, RELU>(k, s, t0, f0, loss);
+    for (; f0 + BF * L <= s.Fp; f0 += BF * L) grad_block<RT, BF, RELU>(k, s, t0, f0, loss);
     switch ((s.Fp - f0) / L) {
         case 3: grad_block<RT, 3, RELU>(k, s, t0, f0, loss); break;
         case 2: grad_block<RT, 2, RELU>(k, s, t0, f0, loss); break;
@@ -287,7 +305,7 @@ void grad_rows(Scratch& k, const Shape& s, int t0, vf& loss) {
 template <bool RELU>
 void grad_tile(Scratch& k, const Shape& s, int nt, vf& loss) {
     int t0 = 0;
-    for (; t0 + 4 <= nt; t0 += 4) grad_rows<4, RELU>(k, s, t0, loss);
+    for (; t0 + BT <= nt; t0 += BT) grad_rows<BT, RELU>(k, s, t0, loss);
     switch (nt - t0) {
         case 3: grad_rows<3, RELU>(k, s, t0, loss); break;
         case 2: grad_rows<2, RELU>(k, s, t0, loss); break;
@@ -319,7 +337,7 @@ void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
 template <int RH>
 void dw_rows(Scratch& k, const Shape& s, int h0, int nt) {
     int f0 = 0;
-    for (; f0 + 4 * L <= s.Fp; f0 += 4 * L) dw_block<RH, 4>(k, s, h0, f0, nt);
+    for (; f0 + BF * L <= s.Fp; f0 += BF * L) dw_block<RH, BF>(k, s, h0, f0, nt);
     switch ((s.Fp - f0) / L) {
         case 3: dw_block<RH, 3>(k, s, h0, f0, nt); break;
         case 2: dw_block<RH, 2>(k, s, h0, f0, nt); break;
@@ -329,7 +347,7 @@ void dw_rows(Scratch& k, const Shape& s, int h0, int nt) {
 
 void dw_tile(Scratch& k, const Shape& s, int nt) {
     int h0 = 0;
-    for (; h0 + 4 <= s.H; h0 += 4) dw_rows<4>(k, s, h0, nt);
+    for (; h0 + BT <= s.H; h0 += BT) dw_rows<BT>(k, s, h0, nt);
     switch (s.H - h0) {
         case 3: dw_rows<3>(k, s, h0, nt); break;
         case 2: dw_rows<2>(k, s, h0, nt); break;
