@@ -1,11 +1,11 @@
-"""The fused CPU step: `csrc/fused_step.cpp`, built once per machine with g++, loaded by ctypes.
+"""The fused CPU training: `csrc/fused_step.cpp`, built once per machine with g++, loaded by ctypes.
 
 Why a hand-written kernel: at the default shape (d_hidden 20) the step's five products are
 skinny, and MKL's bmm reaches ~40% of this CPU's peak on them, while the batch and the
-(feats × batch) intermediates stream 16 MB arrays through memory. The kernel works one batch
-tile at a time in cache, draws the batch itself (the same counters as `engine.rng`, bit for bit),
-and its products run at ~85% of peak (estimated from a perf profile): one thread does the
-whole step in 13.8 ms of CPU time, where the five bmm's alone take 17.
+(feats × batch) intermediates stream 16 MB arrays through memory; a tiny model (the pentagon)
+is all per-step Python and dispatch. The kernel works one batch tile at a time in cache, draws
+the batch itself (the same counters as `engine.rng`, bit for bit), and takes Adam's update,
+several steps per call (`fused_train`); `fused_grads` gives one step's gradients.
 
 Why ctypes and not a torch extension: no pybind11, ninja or torch headers are needed, a build
 takes ~4 s, and ctypes releases the GIL for the call, so the app's UI thread keeps running.
@@ -108,9 +108,9 @@ class Job(ctypes.Structure):
         *((name, ctypes.c_double) for name in ("beta1", "beta2", "eps", "weight_decay")),
         ("decoupled", ctypes.c_int32),
         ("unused", ctypes.c_int32),
-        ("adam_steps", ctypes.c_double),
         *((name, ctypes.c_void_p) for name in
-          ("W", "b", "exp_avg_W", "exp_avg_sq_W", "exp_avg_b", "exp_avg_sq_b", "loss", "dW", "db")),
+          ("adam_step_W", "adam_step_b", "W", "b", "exp_avg_W", "exp_avg_sq_W", "exp_avg_b",
+           "exp_avg_sq_b", "loss", "dW", "db")),
     ]  # fmt: skip
 
 
@@ -241,18 +241,24 @@ def fused_train(
     (drawn inside the kernel, or x[i] of x (steps inst batch feats) if given), its gradients and
     `adam`'s update with lr lrs[i], W, b_final and adam's moments updated in place. Returns the
     (inst,) sum of the steps' losses."""
-    params = (W, b_final)
-    moments = [adam.state[name][key] for name in adam.names for key in ("exp_avg", "exp_avg_sq")]
-    _check(*params, *moments)
+    state = [adam.state[name] for name in adam.names]  # W's, then b_final's
+    _check(W, b_final, *(s[key] for s in state for key in ("step", "exp_avg", "exp_avg_sq")))
     job = _job(W, importance, feature_probability, data, seed, first_step, len(lrs), batch_size,
                model, threads, x)  # fmt: skip
-    lr = torch.tensor(lrs, dtype=torch.float64)
+    lr = (ctypes.c_double * len(lrs))(*lrs)
     loss = torch.empty(W.shape[0])
-    job.lr, job.loss = lr.data_ptr(), loss.data_ptr()
+    job.lr, job.loss = ctypes.addressof(lr), loss.data_ptr()
     job.beta1, job.beta2, job.eps = adam.beta1, adam.beta2, adam.eps
-    job.weight_decay, job.decoupled, job.adam_steps = adam.weight_decay, adam.decoupled, adam.steps
+    job.weight_decay, job.decoupled = adam.weight_decay, adam.decoupled
     job.W, job.b = W.data_ptr(), b_final.data_ptr()
-    job.exp_avg_W, job.exp_avg_sq_W, job.exp_avg_b, job.exp_avg_sq_b = map(_ptr, moments)
-    _call(job)
-    adam.advance(len(lrs))
+    job.adam_step_W, job.adam_step_b = (s["step"].data_ptr() for s in state)
+    job.exp_avg_W, job.exp_avg_sq_W = (
+        state[0]["exp_avg"].data_ptr(),
+        state[0]["exp_avg_sq"].data_ptr(),
+    )
+    job.exp_avg_b, job.exp_avg_sq_b = (
+        state[1]["exp_avg"].data_ptr(),
+        state[1]["exp_avg_sq"].data_ptr(),
+    )
+    _call(job)  # also advances the step counts
     return loss

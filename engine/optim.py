@@ -59,8 +59,3 @@ class Adam:
             amsgrad=False,
             maximize=False,
         )
-
-    def advance(self, n: int) -> None:
-        """Count n updates made elsewhere (the fused kernel) on these moments."""
-        for name in self.names:
-            self.state[name]["step"] += n

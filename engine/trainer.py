@@ -303,4 +303,3 @@ class Trainer:
                         raise ValueError(f"optimizer.{name}.{key} has shape {tuple(saved.shape)}")
                     value.copy_(saved)
             self.step = step
-

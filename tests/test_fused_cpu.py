@@ -95,8 +95,12 @@ def test_the_kernel_draws_only_the_batches_it_can_draw_bit_for_bit() -> None:
 
 
 def _eager_training(
-    cfg: RunConfig, W: torch.Tensor, b_final: torch.Tensor, p: torch.Tensor,
-    importance: torch.Tensor, lrs: list[float]
+    cfg: RunConfig,
+    W: torch.Tensor,
+    b_final: torch.Tensor,
+    p: torch.Tensor,
+    importance: torch.Tensor,
+    lrs: list[float],
 ) -> tuple[torch.Tensor, torch.Tensor, Adam]:
     """len(lrs) steps of the eager step and torch's fused Adam from copies of (W, b_final)."""
     W, b_final = W.clone(), b_final.clone()
@@ -138,7 +142,9 @@ def test_fused_training_steps_adam_as_torch_does(
     assert loss.shape == (3,) and bool((loss > 0).all())
 
 
-@pytest.mark.parametrize(("d_hidden", "n_feat", "data"), [(20, 200, "uniform"), (2, 4, "correlated")])
+@pytest.mark.parametrize(
+    ("d_hidden", "n_feat", "data"), [(20, 200, "uniform"), (2, 4, "correlated")]
+)
 def test_fused_results_are_deterministic_whatever_the_threads(
     d_hidden: int, n_feat: int, data: str
 ) -> None:
@@ -185,7 +191,9 @@ def test_fused_training_matches_eager_and_is_deterministic(
     assert isinstance(fast._step_fn, FusedStep) and fast._step_fn._kernel_ready()
 
 
-@pytest.mark.parametrize(("d_hidden", "n_feat", "data"), [(5, 20, "uniform"), (2, 4, "anticorrelated")])
+@pytest.mark.parametrize(
+    ("d_hidden", "n_feat", "data"), [(5, 20, "uniform"), (2, 4, "anticorrelated")]
+)
 def test_resume_on_the_kernel_is_bit_exact(
     tmp_path: Path, small_config: RunConfig, d_hidden: int, n_feat: int, data: str
 ) -> None:

@@ -243,7 +243,6 @@ class ProgressLine:
         done, total = trainer.step, max(trainer.total_steps, 1)
         width = 24
         filled = int(width * done / total)
-        loss = trainer.latest_loss.sum() if trainer.latest_loss is not None else float("nan")
         if trainer.preparing:
             speed = "preparing the step… (the first run builds or compiles it)"
         elif self.mark is None or done == self.mark[1] or now <= self.mark[0]:
@@ -251,7 +250,9 @@ class ProgressLine:
         else:
             rate = (done - self.mark[1]) / (now - self.mark[0])
             speed = f"{rate:.1f} steps/s  ETA {clock((total - done) / rate)}"
-        bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  loss {loss:.4g}"
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if trainer.latest_loss is not None:
+            bar += f"  loss {trainer.latest_loss.sum():.4g}"
         return f"{bar}  {speed}" if speed else bar
 
     def finish(self) -> None:

@@ -122,7 +122,14 @@ enum Data { UNIFORM = 0, CORRELATED = 1, ANTICORRELATED = 2, GIVEN = 3 };
 // unchanged, so it is skipped; the input (counter + i·stride)·γ + key advances by a constant
 // (one 64-bit product fewer a number, which AVX2 builds from three 32-bit ones); the top bits of
 // 8 lanes are gathered by one shuffle.
-void draw_uniforms(float* u, uint64_t counter, int n, uint64_t key, uint64_t stride = 1) {
+// `then` maps each vector of 8 uniforms (and, for the tail, single ones) before it is stored.
+struct Keep {
+    template <typename V>
+    V operator()(V u) const { return u; }
+};
+template <typename Then = Keep>
+void draw_uniforms(float* u, uint64_t counter, int n, uint64_t key, uint64_t stride = 1,
+                   Then then = Then()) {
     typedef uint64_t vq __attribute__((vector_size(32)));  // 4 lanes: one AVX2 register
     typedef uint32_t v8u __attribute__((vector_size(32)));
     typedef int32_t v8i __attribute__((vector_size(32)));
@@ -140,10 +147,10 @@ void draw_uniforms(float* u, uint64_t counter, int n, uint64_t key, uint64_t str
         vq a = mix(z0), b = mix(z0 + advance);
         z0 += 2 * advance;
         v8u high = __builtin_shufflevector((v8u)a, (v8u)b, 1, 3, 5, 7, 9, 11, 13, 15);
-        v8f v = __builtin_convertvector((v8i)(high >> 8), v8f) * 0x1p-24f;  // bits 40..63
+        v8f v = then(__builtin_convertvector((v8i)(high >> 8), v8f) * 0x1p-24f);  // bits 40..63
         std::memcpy(u + i, &v, sizeof v);
     }
-    for (; i < n; i++) u[i] = uniform1(counter + i * stride, key);
+    for (; i < n; i++) u[i] = then(uniform1(counter + i * stride, key));
 }
 
 }  // namespace
@@ -165,7 +172,7 @@ struct Job {
     double beta1, beta2, eps, weight_decay;
     int32_t decoupled;  // 1: AdamW's decoupled weight decay; 0: Adam's L2 term
     int32_t unused;
-    double adam_steps;  // Adam steps taken before this call
+    float *adam_step_W, *adam_step_b;  // Adam's step counts (torch's float32): advanced here
     float *W, *b;       // inst hidden feats, inst feats: updated in place when stepping
     float *exp_avg_W, *exp_avg_sq_W, *exp_avg_b, *exp_avg_sq_b;  // Adam's moments, likewise
     float* loss;        // inst: the losses of the call's steps, summed
@@ -465,13 +472,20 @@ void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int
             const float* src = j.x + ((size_t(i) * j.n_inst + inst) * j.batch + b0) * F + f;
             for (int t = 0; t < nt; t++) x[t] = src[size_t(t) * F];
             std::fill(x + nt, x + m, 0.0f);
-        } else {
-            column(x, j.data == UNIFORM ? PRESENCE : MAGNITUDE, n, F, f);
+        } else if (j.data != UNIFORM) {
+            column(x, MAGNITUDE, n, F, f);
         }
     }
-    if (j.data == GIVEN || j.data == UNIFORM) {
-        for (int f = 0; f < F; f++)
-            combine(k.xT + f * TN, nullptr, nullptr, nullptr, p[f], j.data, false, nt);
+    if (j.data == GIVEN) return;
+    if (j.data == UNIFORM) {  // x = u/p if u < p else 0, as drawn
+        for (int f = 0; f < F; f++) {
+            const float pf = p[f];
+            auto sparse = [pf](auto u) { return u < pf ? u / pf : 0; };
+            float* x = k.xT + f * TN;
+            draw_uniforms(x, stream_base(j, step, PRESENCE, n) + row0 * F + f, nt, j.key, F,
+                          sparse);
+            std::fill(x + nt, x + m, 0.0f);
+        }
         return;
     }
     for (int q = 0; q < K; q++) {
@@ -636,7 +650,7 @@ void run_instance(const Job& j, Scratch& k, const Shape& s, int inst) {
         double sum = s.narrow ? narrow_grads_any<RELU>(j, k, s, inst, i)
                               : wide_grads<RELU>(j, k, s, inst, i);
         loss += sum / n;
-        if (stepping) adam_update(j, k, s, j.lr[i], j.adam_steps + i + 1, c);
+        if (stepping) adam_update(j, k, s, j.lr[i], double(*j.adam_step_W) + i + 1, c);
     }
     j.loss[inst] = float(loss);
     if (stepping) {
@@ -678,5 +692,7 @@ extern "C" int toygeom_train(const Job* job) {
     }
     work();
     for (auto& t : helpers) t.join();
-    return failed ? 1 : 0;
+    if (failed) return 1;
+    if (j.lr) *j.adam_step_W += j.n_steps, *j.adam_step_b += j.n_steps;
+    return 0;
 }

@@ -36,7 +36,9 @@ def _engine(quick: bool, say: Callable[[str], None]) -> list[Figure]:
 
     rounds = 1 if quick else 3
     say(f"engine: {rounds} rounds of the plain loop and `train` on every preset, fp32 matmul")
-    r = train_rate.measure(list(PRESETS), rounds, quick, progress=lambda line: say(f"engine {line}"))
+    r = train_rate.measure(
+        list(PRESETS), rounds, quick, progress=lambda line: say(f"engine {line}")
+    )
     gflops = r["matmul"]["gflops"]
     figures = []
     for name, cfg in PRESETS.items():
