@@ -3,6 +3,7 @@
 Reproduce (from the repository root):
 
     python -m toygeom_tui.bench.engine_rate          # ~3 min: default + pentagon configs
+    python -m toygeom_tui.bench.engine_rate --configs correlated anticorrelated  # any presets
     python -m toygeom_tui.bench.engine_rate --quick  # ~1 min, fewer and shorter rounds
     python -m toygeom_tui.bench.engine_rate --cpu-time  # one thread, CPU seconds
 
@@ -28,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from engine.config import RunConfig, preset, resolve_feature_probability, resolve_importance
+from engine.config import PRESETS, RunConfig, resolve_feature_probability, resolve_importance
 from engine.model import init_params
 from engine.optim import Adam
 from engine.reference import CurriculumLoop
@@ -37,7 +38,7 @@ from engine.trainer import Trainer
 
 CONFIGS = {
     "default": RunConfig(steps=10**9),
-    "pentagon": preset("pentagon").replace(steps=10**9),  # 8 inst × 5 feats × 2 dims
+    **{name: cfg.replace(steps=10**9) for name, cfg in PRESETS.items() if name != RunConfig.name},
 }
 
 
@@ -138,7 +139,9 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of ~1 s per method")
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--configs", nargs="+", default=["default", "pentagon"], choices=list(CONFIGS)
+    )
     parser.add_argument("--cpu-time", action="store_true", help="1 thread, per CPU second")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default cpu)")
     args = parser.parse_args()
