@@ -1,11 +1,11 @@
-"""The fused CPU step: `csrc/fused_step.cpp`, built once per machine with g++, loaded by ctypes.
+"""The fused CPU training: `csrc/fused_step.cpp`, built once per machine with g++, loaded by ctypes.
 
 Why a hand-written kernel: at the default shape (d_hidden 20) the step's five products are
 skinny, and MKL's bmm reaches ~40% of this CPU's peak on them, while the batch and the
-(feats × batch) intermediates stream 16 MB arrays through memory. The kernel works one batch
-tile at a time in cache, draws the batch itself (the same counters as `engine.rng`, bit for bit),
-and its products run at ~85% of peak (estimated from a perf profile): one thread does the
-whole step in 13.8 ms of CPU time, where the five bmm's alone take 17.
+(feats × batch) intermediates stream 16 MB arrays through memory; a tiny model (the pentagon)
+is all per-step Python and dispatch. The kernel works one batch tile at a time in cache, draws
+the batch itself (the same counters as `engine.rng`, bit for bit), and takes Adam's update,
+several steps per call (`fused_train`); `fused_grads` gives one step's gradients.
 
 Why ctypes and not a torch extension: no pybind11, ninja or torch headers are needed, a build
 takes ~4 s, and ctypes releases the GIL for the call, so the app's UI thread keeps running.
@@ -27,6 +27,9 @@ import threading
 from pathlib import Path
 
 import torch
+
+from engine.optim import Adam
+from engine.rng import STREAMS, seed_key
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_step.cpp"
 COMPILER = "g++"
@@ -92,12 +95,29 @@ def _build() -> Path:
     return target
 
 
+class Job(ctypes.Structure):
+    """`struct Job` of csrc/fused_step.cpp, field for field (see there for each field)."""
+
+    _fields_ = [
+        *((name, ctypes.c_int32) for name in
+          ("n_inst", "hidden", "feats", "batch", "data", "relu", "n_steps", "n_threads")),
+        ("first_step", ctypes.c_int64),
+        ("streams", ctypes.c_int64),
+        ("key", ctypes.c_uint64),
+        *((name, ctypes.c_void_p) for name in ("x", "p", "importance", "lr")),
+        *((name, ctypes.c_double) for name in ("beta1", "beta2", "eps", "weight_decay")),
+        ("decoupled", ctypes.c_int32),
+        ("unused", ctypes.c_int32),
+        *((name, ctypes.c_void_p) for name in
+          ("adam_step_W", "adam_step_b", "W", "b", "exp_avg_W", "exp_avg_sq_W", "exp_avg_b",
+           "exp_avg_sq_b", "loss", "dW", "db")),
+    ]  # fmt: skip
+
+
 def _load() -> ctypes.CDLL:
     library = ctypes.CDLL(str(_build()))
-    fn = library.toygeom_fused_step
-    pointer, i32, u64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64
-    fn.argtypes = [i32] * 4 + [pointer] * 5 + [u64] * 2 + [i32] * 2 + [pointer] * 3
-    fn.restype = i32
+    library.toygeom_train.argtypes = [ctypes.POINTER(Job)]
+    library.toygeom_train.restype = ctypes.c_int
     return library
 
 
@@ -113,90 +133,132 @@ def kernel_error() -> str | None:
         return _error
 
 
-def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p | None:
-    return None if t is None else ctypes.c_void_p(t.data_ptr())
+# Batches the kernel draws itself (Data in csrc); any other is passed in (GIVEN).
+DRAWN = {"uniform": 0, "correlated": 1, "anticorrelated": 2}
+GIVEN = 3
 
 
-def _run(
-    W: torch.Tensor,
-    b_final: torch.Tensor,
-    importance: torch.Tensor,
-    model: str,
-    batch_size: int,
-    x: torch.Tensor | None = None,
-    feature_probability: torch.Tensor | None = None,
-    base: int = 0,
-    key: int = 0,
-    threads: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _check(*tensors: torch.Tensor | None) -> None:
+    for t in tensors:
+        if t is not None and (
+            t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous()
+        ):
+            raise ValueError("the fused kernel takes contiguous float32 CPU tensors")
+
+
+def _call(job: Job) -> None:
     error = kernel_error()
     if error is not None:
         raise KernelUnavailable(error)
-    n_inst, d_hidden, n_feat = W.shape
-    inputs = [t.detach().contiguous() for t in (W, b_final, importance)]
-    for t in (*inputs, x, feature_probability):
-        if t is not None and (t.dtype != torch.float32 or t.device.type != "cpu"):
-            raise ValueError("the fused kernel takes float32 CPU tensors")
-    loss, dW, db = (
-        torch.empty(n_inst),
-        torch.empty(n_inst, d_hidden, n_feat),
-        torch.empty(n_inst, n_feat),
-    )
-    mask = (1 << 64) - 1
-    status = _library.toygeom_fused_step(
-        n_inst,
-        d_hidden,
-        n_feat,
-        batch_size,
-        *map(_ptr, inputs),
-        _ptr(x),
-        _ptr(feature_probability),
-        base & mask,
-        key & mask,
-        model == "relu",
-        threads or torch.get_num_threads(),
-        *map(_ptr, (loss, dW, db)),
-    )
-    if status != 0:
+    if _library.toygeom_train(ctypes.byref(job)) != 0:
         raise MemoryError("fused kernel: out of memory")
-    return loss, dW, db
+
+
+def _job(
+    W: torch.Tensor,
+    importance: torch.Tensor,
+    feature_probability: torch.Tensor,
+    data: str,
+    seed: int,
+    first_step: int,
+    n_steps: int,
+    batch_size: int,
+    model: str,
+    threads: int | None,
+    x: torch.Tensor | None,
+) -> Job:
+    n_inst, d_hidden, n_feat = W.shape
+    _check(importance, feature_probability, x)
+    if x is None and data not in DRAWN:
+        raise ValueError(f"the kernel draws {', '.join(DRAWN)} batches; pass others as x")
+    mask = (1 << 64) - 1
+    return Job(
+        n_inst=n_inst,
+        hidden=d_hidden,
+        feats=n_feat,
+        batch=batch_size,
+        data=GIVEN if x is not None else DRAWN[data],
+        relu=model == "relu",
+        n_steps=n_steps,
+        n_threads=threads or torch.get_num_threads(),
+        first_step=first_step,
+        streams=STREAMS,
+        key=seed_key(seed) & mask,
+        x=_ptr(x),
+        p=_ptr(feature_probability),
+        importance=_ptr(importance),
+    )
 
 
 def fused_grads(
-    W: torch.Tensor, b_final: torch.Tensor, xT: torch.Tensor, importance: torch.Tensor, model: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`closed_form_grads` by the kernel: (loss (inst,), dW (inst hidden feats), db (inst feats))
-    for xT (inst feats batch). Float32 CPU tensors; raises KernelUnavailable without a kernel."""
-    x = xT.detach().transpose(1, 2).contiguous()  # the kernel reads the batch batch-major
-    return _run(W, b_final, importance, model, x.shape[1], x=x)
-
-
-def fused_uniform_grads(
     W: torch.Tensor,
     b_final: torch.Tensor,
     feature_probability: torch.Tensor,
     importance: torch.Tensor,
-    base: int,
-    key: int,
+    data: str,
+    seed: int,
+    step: int,
     batch_size: int,
     model: str,
     threads: int | None = None,
+    x: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`closed_form_grads` of the uniform batch `generate_batch` draws, drawn inside the kernel.
+    """`closed_form_grads` of the batch `generate_batch(data, ..., seed, step)`, drawn inside the
+    kernel, or of x (inst batch feats) if given: (loss (inst,), dW (inst hidden feats),
+    db (inst feats)). Float32 CPU tensors; raises KernelUnavailable without a kernel."""
+    W, b_final = W.detach().contiguous(), b_final.detach().contiguous()
+    _check(W, b_final)
+    n_inst, d_hidden, n_feat = W.shape
+    job = _job(W, importance, feature_probability, data, seed, step, 1, batch_size, model,
+               threads, x)  # fmt: skip
+    loss, dW, db = torch.empty(n_inst), torch.empty_like(W), torch.empty_like(b_final)
+    job.W, job.b = W.data_ptr(), b_final.data_ptr()
+    job.loss, job.dW, job.db = loss.data_ptr(), dW.data_ptr(), db.data_ptr()
+    _call(job)
+    return loss, dW, db
 
-    base: the batch's first counter (`counter_base(step, PRESENCE, inst·batch·feats)`);
-    key: `seed_key(seed)`; feature_probability (inst feats); threads: how many the kernel
-    starts (default torch's intra-op count).
-    """
-    p = feature_probability.detach().contiguous()
-    return _run(
-        W,
-        b_final,
-        importance,
-        model,
-        batch_size,
-        feature_probability=p,
-        base=base,
-        key=key,
-        threads=threads,
+
+def fused_train(
+    W: torch.Tensor,
+    b_final: torch.Tensor,
+    adam: Adam,
+    feature_probability: torch.Tensor,
+    importance: torch.Tensor,
+    data: str,
+    seed: int,
+    first_step: int,
+    lrs: list[float],
+    batch_size: int,
+    model: str,
+    threads: int | None = None,
+    x: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Train len(lrs) steps in one call: for i < len(lrs), the batch of step first_step + i
+    (drawn inside the kernel, or x[i] of x (steps inst batch feats) if given), its gradients and
+    `adam`'s update with lr lrs[i], W, b_final and adam's moments updated in place. Returns the
+    (inst,) sum of the steps' losses."""
+    state = [adam.state[name] for name in adam.names]  # W's, then b_final's
+    _check(W, b_final, *(s[key] for s in state for key in ("step", "exp_avg", "exp_avg_sq")))
+    job = _job(W, importance, feature_probability, data, seed, first_step, len(lrs), batch_size,
+               model, threads, x)  # fmt: skip
+    lr = (ctypes.c_double * len(lrs))(*lrs)
+    loss = torch.empty(W.shape[0])
+    job.lr, job.loss = ctypes.addressof(lr), loss.data_ptr()
+    job.beta1, job.beta2, job.eps = adam.beta1, adam.beta2, adam.eps
+    job.weight_decay, job.decoupled = adam.weight_decay, adam.decoupled
+    job.W, job.b = W.data_ptr(), b_final.data_ptr()
+    job.adam_step_W, job.adam_step_b = (s["step"].data_ptr() for s in state)
+    job.exp_avg_W, job.exp_avg_sq_W = (
+        state[0]["exp_avg"].data_ptr(),
+        state[0]["exp_avg_sq"].data_ptr(),
     )
+    job.exp_avg_b, job.exp_avg_sq_b = (
+        state[1]["exp_avg"].data_ptr(),
+        state[1]["exp_avg_sq"].data_ptr(),
+    )
+    _call(job)  # also advances the step counts
+    return loss

@@ -12,12 +12,16 @@ batch: the SplitMix64 hash of `engine.rng` is computed from counters inside the 
 its batch is bit-identical to `generate_batch` (tested), written straight into the feature-major
 layout, and never round-trips through memory as int64; tiny models (hidden·feats ≤ 64) take
 `broadcast_grads` there instead of bmm's.
-On the CPU, `FusedStep` runs the same step in a hand-written C++ kernel (`engine.fused_cpu`):
-it draws the same batch in the kernel and keeps every (feats × batch) intermediate in cache,
-faster than the compiled graph at the default shape (measured: 7.9 vs 11.2 ms a step).
+On the CPU, `FusedStep` runs every data variant and both models in a hand-written C++ kernel
+(`engine.fused_cpu`): it draws the same batch in the kernel, keeps every (feats × batch)
+intermediate in cache, and takes Adam's update too, several steps per call (`train`), so tiny
+models pay no per-step Python or dispatch cost (measured at the default shape: 7.9 vs 11.2 ms a
+step for the compiled graph).
+Every step sets W.grad and b_final.grad for one step's batch (`__call__`) and trains several
+steps with an `engine.optim.Adam` (`train`).
 `make_step` picks the fastest step it can and falls back, with one warning each, from the
-kernel to the compiled graph when g++ is missing or the build fails, and from the compiled
-graph to `EagerStep` when the compiler is missing or fails.
+kernel to the compiled graph (uniform data) or the eager step when g++ is missing or the build
+fails, and from the compiled graph to `EagerStep` when the compiler is missing or fails.
 """
 
 from __future__ import annotations
@@ -33,9 +37,8 @@ import torch
 
 from engine import fused_cpu
 from engine.data import PRESENCE, generate_batch, sparse_uniform
+from engine.optim import Adam
 from engine.rng import counter_base, seed_key, uniform_from_counter
-
-StepFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
 def closed_form_grads(
@@ -120,7 +123,26 @@ def _keep_freed_memory() -> None:
 _memory_tuned = False
 
 
-class EagerStep:
+class GradientStep:
+    """A step: `__call__` sets the gradients of one step's batch, `train` adds Adam's update."""
+
+    def __call__(self, W: torch.Tensor, b_final: torch.Tensor, step: int) -> torch.Tensor:
+        """Set W.grad and b_final.grad for the batch of `step`; return the (inst,) loss."""
+        raise NotImplementedError
+
+    def train(
+        self, W: torch.Tensor, b_final: torch.Tensor, adam: Adam, step: int, lrs: list[float]
+    ) -> torch.Tensor:
+        """Train len(lrs) steps from `step` (step + i with learning rate lrs[i]), W and b_final
+        in place; the (inst,) sum of their losses."""
+        total = torch.zeros(W.shape[0], device=W.device)
+        for i, lr in enumerate(lrs):
+            total += self(W, b_final, step + i)
+            adam.step([W.grad, b_final.grad], lr)
+        return total
+
+
+class EagerStep(GradientStep):
     """One step's batch and gradients in plain torch ops: runs on any device, no compiler."""
 
     def __init__(
@@ -219,7 +241,7 @@ def _compiled_step_fn() -> Callable:
         return _compiled[0]
 
 
-class CompiledStep:
+class CompiledStep(GradientStep):
     """Uniform data: batch generation and gradients as one compiled graph (same batch, same math).
 
     Falls back to an `EagerStep` for good if compiling fails.
@@ -268,12 +290,16 @@ class CompiledStep:
         return loss
 
 
-class FusedStep:
-    """Uniform data on the CPU: the fused C++ kernel draws the batch and computes the gradients
-    (same batch, same math). Tiny models (hidden·feats ≤ `_BROADCAST_MAX`) take the compiled
-    step, whose broadcast formulation suits them; so does everything, for good and with one
-    warning, if the kernel cannot be built. The kernel is built on the first call (~4 s, once
-    per machine), in the training thread rather than wherever the step was made.
+_GIVEN_FLOATS = 1 << 22  # batch floats passed to the kernel per call (normal data: 16 MB)
+
+
+class FusedStep(GradientStep):
+    """The CPU step: the fused C++ kernel draws the batch, computes the gradients and takes Adam's
+    update, several steps per call (same batches, same math). Normal magnitudes come from
+    `generate_batch` (torch's log and cos) and are passed in. The kernel is built on the first
+    call (~4 s, once per machine), in the training thread rather than wherever the step was made;
+    if it cannot be built, the compiled step (uniform data) or the eager step takes over for
+    good, with one warning.
     """
 
     def __init__(
@@ -282,54 +308,85 @@ class FusedStep:
         importance: torch.Tensor,
         batch_size: int,
         seed: int,
+        data: str,
         model: str,
     ) -> None:
-        # The compiled step is the fallback and holds the settings both share.
-        self._compiled = CompiledStep(feature_probability, importance, batch_size, seed, model)
-        self._key = seed_key(seed)
-        self._fallback = False
+        self.feature_probability = feature_probability.contiguous()
+        self.importance = importance.contiguous()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.data = data
+        self.model = model
         self.threads = torch.get_num_threads()  # the kernel's own, whatever torch's are later
+        self._instead: GradientStep | None = None  # the step taking over if the kernel fails
+
+    def _kernel_ready(self) -> bool:
+        if self._instead is not None:
+            return False
+        error = fused_cpu.kernel_error()
+        if error is None:
+            return True
+        args = (self.feature_probability, self.importance, self.batch_size, self.seed)
+        if self.data == "uniform" and compiler_available(self.feature_probability.device):
+            self._instead, instead = CompiledStep(*args, self.model), "the torch.compile step"
+        else:
+            self._instead, instead = EagerStep(*args, self.data, self.model), "the eager step"
+        _note_failure("kernel", f"the fused CPU kernel is unavailable ({error})", instead)
+        return False
 
     @property
     def torch_threads(self) -> int | None:
-        """Intra-op threads torch should use around this step (the optimizer), or None: as is.
+        """Intra-op threads torch should use around this step, or None: as is.
 
-        One, unless falling back to bmm's: the kernel starts its own threads, and torch's
-        parallel regions over the optimizer's few thousand floats cost more in barriers than
-        they save, and stall whenever another thread (the app's UI) holds a core. The tiny
-        models' compiled step is faster on one thread too (measured: 2540 vs 1870 steps/s).
+        One with the kernel: it starts its own threads, and torch's parallel regions over the
+        few small tensors left to it (the log's reductions) cost more in barriers than they save,
+        and stall whenever another thread (the app's UI) holds a core.
         """
-        if self._fallback:
+        return 1 if self._kernel_ready() else None
+
+    def _given(self, step: int, n: int) -> torch.Tensor | None:
+        """The batches of steps step..step+n−1 (steps inst batch feats) if the kernel cannot
+        draw them itself, else None."""
+        if self.data in fused_cpu.DRAWN:
             return None
-        return 1 if fused_cpu.kernel_error() is None else None
+        batches = [
+            generate_batch(self.data, self.feature_probability, self.batch_size, self.seed, s)
+            for s in range(step, step + n)
+        ]
+        return torch.stack(batches)
 
     def __call__(self, W: torch.Tensor, b_final: torch.Tensor, step: int) -> torch.Tensor:
-        """Set W.grad and b_final.grad for the batch of `step`; return the (inst,) loss."""
-        if self._fallback or W.shape[1] * W.shape[2] <= _BROADCAST_MAX:
-            return self._compiled(W, b_final, step)
-        error = fused_cpu.kernel_error()
-        if error is not None:
-            _note_failure("kernel", f"the fused CPU kernel is unavailable ({error})",
-                          "the torch.compile step")  # fmt: skip
-            self._fallback = True
-            return self._compiled(W, b_final, step)
-        c = self._compiled
-        loss, W.grad, b_final.grad = fused_cpu.fused_uniform_grads(
-            W,
-            b_final,
-            c.feature_probability,
-            c.importance,
-            counter_base(step, PRESENCE, c.n_per_stream),
-            self._key,
-            c.batch_size,
-            c.model,
-            self.threads,
-        )
+        if not self._kernel_ready():
+            return self._instead(W, b_final, step)
+        given = self._given(step, 1)
+        loss, W.grad, b_final.grad = fused_cpu.fused_grads(
+            W, b_final, self.feature_probability, self.importance, self.data, self.seed, step,
+            self.batch_size, self.model, self.threads, None if given is None else given[0],
+        )  # fmt: skip
         return loss
+
+    def train(
+        self, W: torch.Tensor, b_final: torch.Tensor, adam: Adam, step: int, lrs: list[float]
+    ) -> torch.Tensor:
+        if not self._kernel_ready():
+            return self._instead.train(W, b_final, adam, step, lrs)
+        chunk = len(lrs)
+        if self.data not in fused_cpu.DRAWN:  # bound the batches held at once
+            chunk = max(1, min(chunk, _GIVEN_FLOATS // (self.feature_probability.numel()
+                                                        * self.batch_size)))  # fmt: skip
+        total = torch.zeros(W.shape[0])
+        for start in range(0, len(lrs), chunk):
+            part = lrs[start : start + chunk]
+            total += fused_cpu.fused_train(
+                W, b_final, adam, self.feature_probability, self.importance, self.data,
+                self.seed, step + start, part, self.batch_size, self.model, self.threads,
+                self._given(step + start, len(part)),
+            )  # fmt: skip
+        return total
 
 
 @contextlib.contextmanager
-def torch_threads_for(step_fn: StepFn) -> Iterator[None]:
+def torch_threads_for(step_fn: GradientStep) -> Iterator[None]:
     """Within the block, this thread's torch intra-op threads are what `step_fn` wants around it
     (its `torch_threads`; unchanged if it has none). OpenMP keeps the count per thread, so an app's
     UI thread or a notebook's other work is unaffected, and the count is restored after."""
@@ -358,21 +415,20 @@ def make_step(
     data: str,
     model: str,
     compiled: bool | None = None,
-) -> StepFn:
-    """The fastest available step for these settings: a callable (W, b_final, step) → loss (inst,).
+) -> GradientStep:
+    """The fastest available step for these settings.
 
-    compiled: None picks a compiled step for uniform data (the fused kernel on the CPU, else
-    torch.compile on CPU/CUDA) while one works; True asks for it (still falling back, with a
-    warning, if it fails); False forces eager. Other data variants always run eagerly (their
-    batches are not fused).
+    compiled: None picks a fast path while one works: the fused kernel on the CPU (every data
+    variant), else torch.compile on CPU/CUDA (uniform data); True asks for one (still falling
+    back, with a warning, if it fails); False forces eager.
     """
     device = feature_probability.device
     cpu = device.type == "cpu"
     if compiled is None:
         compiled = (cpu and not _failed["kernel"]) or compiler_available(device)
-    if compiled and data == "uniform":
+    if compiled:
         if cpu and not _failed["kernel"]:
-            return FusedStep(feature_probability, importance, batch_size, seed, model)
-        if not _failed["compiler"]:
+            return FusedStep(feature_probability, importance, batch_size, seed, data, model)
+        if data == "uniform" and not _failed["compiler"]:
             return CompiledStep(feature_probability, importance, batch_size, seed, model)
     return EagerStep(feature_probability, importance, batch_size, seed, data, model)

@@ -27,6 +27,7 @@ from engine.config import RunConfig, resolve_feature_probability, resolve_import
 from engine.geometry import dimensionality
 from engine.history import History, Snapshots
 from engine.model import init_params, lr_factor
+from engine.optim import Adam
 from engine.step import make_step, torch_threads_for
 
 READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
@@ -68,7 +69,7 @@ class Trainer:
             config.n_inst, config.d_hidden, config.n_features, config.seed, self.device
         )
         self.W, self.b_final = W, b_final
-        self._optimizer: torch.optim.Optimizer | None = None  # see the `optimizer` property
+        self.adam = Adam({"W": W, "b_final": b_final}, config)
         self._step_fn = make_step(
             self.feature_probability,
             self.importance,
@@ -103,16 +104,7 @@ class Trainer:
         self._loss_sum = torch.zeros(config.n_inst, device=self.device)
         self._loss_count = 0
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
-        self._lr = config.lr
         self.on("log", lambda trainer: trainer.snapshots.offer(trainer.step, trainer.W))
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        """Adam/AdamW over (W, b_final), made on first use: torch.optim imports torch._dynamo,
-        ~1.5 s that would otherwise delay the app's first paint."""
-        if self._optimizer is None:
-            self._optimizer = _make_optimizer(self.config, [self.W, self.b_final], self.device)
-        return self._optimizer
 
     # -- observers ---------------------------------------------------------------------------
     def on(self, event: str, fn: Observer) -> None:
@@ -195,10 +187,12 @@ class Trainer:
                 if not self._wait_while_paused():
                     continue
                 single = self._paused  # still paused: this is one step asked for by step_once()
-            # Step and records under one lock, so a save from another thread sees weights,
-            # step and history of the same step; observers run after it is released.
+            # Steps up to the next record (one if asked for by step_once) and the records under
+            # one lock, so a save from another thread sees weights, step and history of the
+            # same step; observers run after it is released.
+            n = 1 if single else self._steps_to_next_record(target)
             with self._lock:
-                self._train_one_step()
+                self._train_steps(n)
                 log = single or self.step % self.log_every == 0 or self.step == target
                 healthy = self._log() if log else True
                 dims = healthy and self.step % self.dims_every == 0
@@ -235,19 +229,25 @@ class Trainer:
             self._set_state(TRAINING)
         return True
 
+    def _steps_to_next_record(self, target: int) -> int:
+        """Steps until the next log or dims record, or the target: the most one call may take
+        while observers still see every record and control acts within one log interval."""
+        return min(
+            self.log_every - self.step % self.log_every,
+            self.dims_every - self.step % self.dims_every,
+            target - self.step,
+        )
+
     @torch.no_grad()
-    def _train_one_step(self) -> None:
-        lr = self.config.lr * lr_factor(self.config.lr_schedule, self.step, self.total_steps)
-        if lr != self._lr:  # touching param_groups costs more than a small model's step
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            self._lr = lr
-        loss = self._step_fn(self.W, self.b_final, self.step)
+    def _train_steps(self, n: int) -> None:
+        cfg = self.config
+        lrs = [cfg.lr * lr_factor(cfg.lr_schedule, s, self.total_steps)
+               for s in range(self.step, self.step + n)]  # fmt: skip
+        loss_sum = self._step_fn.train(self.W, self.b_final, self.adam, self.step, lrs)
         self.preparing = False
-        self.optimizer.step()
-        self._loss_sum += loss
-        self._loss_count += 1
-        self.step += 1
+        self._loss_sum += loss_sum
+        self._loss_count += n
+        self.step += n
 
     @torch.no_grad()
     def _log(self) -> bool:
@@ -287,8 +287,7 @@ class Trainer:
         """Every tensor needed to resume exactly: parameters and optimizer moments (CPU copies)."""
         with self._lock:
             tensors = {"W": self.W.detach().cpu().clone(), "b_final": self.b_final.cpu().clone()}
-            for name, param in (("W", self.W), ("b_final", self.b_final)):
-                moments = self._optimizer.state.get(param, {}) if self._optimizer else {}
+            for name, moments in self.adam.state.items():
                 for key, value in moments.items():
                     tensors[f"optimizer.{name}.{key}"] = value.detach().cpu().clone()
         return tensors
@@ -298,25 +297,12 @@ class Trainer:
         with self._lock, torch.no_grad():
             self.W.copy_(tensors["W"])
             self.b_final.copy_(tensors["b_final"])
-            for name, param in (("W", self.W), ("b_final", self.b_final)):
-                prefix = f"optimizer.{name}."
-                state = {
-                    k[len(prefix) :]: v.to(self.device)
-                    for k, v in tensors.items()
-                    if k.startswith(prefix)
-                }
-                if state:
-                    self.optimizer.state[param] = state
+            for name, moments in self.adam.state.items():
+                for key, value in moments.items():
+                    saved = tensors.get(f"optimizer.{name}.{key}")
+                    if saved is None:
+                        continue
+                    if saved.shape != value.shape:
+                        raise ValueError(f"optimizer.{name}.{key} has shape {tuple(saved.shape)}")
+                    value.copy_(saved)
             self.step = step
-
-
-def _make_optimizer(
-    config: RunConfig, params: list[torch.Tensor], device: torch.device
-) -> torch.optim.Optimizer:
-    # Fused kernels exist for CPU and CUDA; they change nothing but speed.
-    fused = device.type in ("cpu", "cuda")
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(
-            params, lr=config.lr, weight_decay=config.weight_decay, fused=fused
-        )
-    return torch.optim.Adam(params, lr=config.lr, fused=fused)

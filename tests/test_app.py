@@ -402,13 +402,13 @@ async def test_status_says_preparing_while_the_first_step_builds(long_config: Ru
 
     trainer = make_trainer(long_config)
     release = threading.Event()
-    step_fn = trainer._step_fn
+    train = trainer._step_fn.train
 
-    def slow_first_step(W: torch.Tensor, b_final: torch.Tensor, step: int) -> torch.Tensor:
-        release.wait(timeout=30)  # stands in for a compile: the real step runs after it
-        return step_fn(W, b_final, step)
+    def slow_first_steps(*args: object) -> torch.Tensor:
+        release.wait(timeout=30)  # stands in for a compile: the real steps run after it
+        return train(*args)
 
-    trainer._step_fn = slow_first_step
+    trainer._step_fn.train = slow_first_steps
     app = ToygeomApp(trainer, autosave_seconds=0)
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_for(pilot, lambda: "preparing the step" in status_text(app))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from engine.config import RunConfig
-from toygeom_tui.bench import engine_rate, memory, report
+from toygeom_tui.bench import engine_rate, memory, report, train_rate
 from toygeom_tui.cli import main
 
 
@@ -63,3 +63,14 @@ def test_bench_startup_section_prints_the_table(capsys: pytest.CaptureFixture[st
     assert "cores" in out[0] and "(--quick)" in out[0]
     help_row = next(line for line in out if line.startswith("toygeom-tui --help"))
     assert "< 1 s" in help_row and help_row.split()[-1] in ("met", "MET")  # no timing asserted
+
+
+def test_train_rate_times_train_and_the_plain_loop_on_a_preset() -> None:
+    """One quick round on the pentagon: `train`'s own report parsed, the plain loop and the
+    matmul rate measured (no speed asserted)."""
+    lines: list[str] = []
+    r = train_rate.measure(["pentagon"], rounds=1, quick=True, progress=lines.append)
+    assert r["pentagon"]["plain"] > 0 and r["pentagon"]["train"] > 0
+    assert r["matmul"]["gflops"] > 0
+    assert lines and lines[0].startswith("round 1/1 pentagon: plain ")
+    assert train_rate.step_flops(RunConfig()) == 5 * 2 * 20 * 1024 * 20 * 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import RunConfig
 from engine.session import load_session, session_info
+from engine.trainer import Trainer
 
 
 def cli(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -224,3 +227,21 @@ def test_a_follower_tracks_a_live_train_process(tmp_path: Path, live_train) -> N
     assert not follower.writer_alive
     follower.poll()  # the writer may have saved once more before it died
     assert follower.poll() is False, "nothing new once the writer is gone"
+
+
+def test_progress_says_preparing_until_the_step_is_ready_then_rates_from_there(
+    small_config: RunConfig,
+) -> None:
+    from toygeom_tui.cli import ProgressLine
+
+    trainer = Trainer(small_config.replace(steps=300))
+    stream = io.StringIO()  # not a terminal: a line per 10 s, the first rate, and the end
+    progress = ProgressLine(trainer, stream)
+    progress.begin(trainer)
+    trainer.on("log", progress)
+    trainer.run()
+    first, *rated = stream.getvalue().splitlines()
+    assert "0/300" in first and "preparing the step" in first
+    assert "steps/s" not in first and "ETA" not in first, "no rate before the step is ready"
+    assert rated and all("steps/s" in line and "ETA" in line for line in rated)
+    assert "300/300" in rated[-1]

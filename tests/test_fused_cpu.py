@@ -1,5 +1,6 @@
-"""The fused C++ kernel: the same batch and the same gradients as the torch paths, deterministic,
-and a failed build falls back to the compiled step with one warning.
+"""The fused C++ kernel: for every data variant and both models, the same batch, gradients and
+Adam steps as the torch paths, deterministic whatever the threads, resumable bit for bit; a
+failed build falls back to the compiled or the eager step with one warning.
 
 Skipped where the kernel is not meant to build (no g++, not x86-64 Linux); where it is meant
 to, a failing build fails these tests.
@@ -20,9 +21,10 @@ from gradients import assert_relative, assert_trains_like_eager, autograd_grads
 import engine.step as step_module
 from engine import fused_cpu
 from engine.config import RunConfig
-from engine.data import PRESENCE, generate_batch
+from engine.data import generate_batch
 from engine.model import init_params
-from engine.rng import counter_base, seed_key
+from engine.optim import Adam
+from engine.session import load_session, save_session
 from engine.step import CompiledStep, EagerStep, FusedStep, closed_form_grads, make_step
 from engine.trainer import Trainer
 
@@ -47,76 +49,168 @@ def _setup(
 
 
 # Shapes off the kernel's blocks (4 rows, 4 hidden, 16-feature vectors, 32-row tiles), to leave
-# every remainder: 5 or 37 features, batches 7, 101, 102, hidden 1, 3, 6; and the default model.
-SHAPES = [(3, 3, 37, 101), (3, 6, 37, 102), (3, 20, 37, 100), (2, 1, 5, 7), (2, 20, 200, 1024)]
+# every remainder: 6 or 38 features, batches 7, 101, 102, hidden 1, 3, 6; the default model; and
+# the narrow layout's (hidden·feats ≤ 64): the presets' 2 × 5 and 2 × 4, batches off its 8-row
+# vectors and 128-row tiles, and a shape it runs with sizes known only at run time.
+SHAPES = [(3, 3, 38, 101), (3, 6, 38, 102), (3, 20, 38, 100), (2, 1, 6, 7), (2, 20, 200, 1024),
+          (8, 2, 5, 1024), (5, 2, 4, 131), (3, 6, 10, 37)]  # fmt: skip
+VARIANTS = ["uniform", "normal", "correlated", "anticorrelated"]
+
+
+def _batch_args(data: str, p: torch.Tensor) -> torch.Tensor:
+    """p fit for `data`: anticorrelated pairs allow at most 1/2."""
+    return p.clamp(max=0.5) if data == "anticorrelated" else p
 
 
 @pytest.mark.parametrize("model", ["relu", "linear"])
+@pytest.mark.parametrize("data", VARIANTS)
 @pytest.mark.parametrize(("n_inst", "d_hidden", "n_feat", "batch"), SHAPES)
-def test_fused_gradients_equal_autograd_and_the_closed_form(
-    model: str, n_inst: int, d_hidden: int, n_feat: int, batch: int
+def test_fused_gradients_equal_autograd_for_every_variant(
+    model: str, data: str, n_inst: int, d_hidden: int, n_feat: int, batch: int
 ) -> None:
+    """The kernel draws the batch itself (normal: passed in), bit for bit generate_batch's: its
+    gradients equal those of the very batch passed in, and autograd's on it."""
+    if n_feat % 2 and data.endswith("correlated"):
+        pytest.skip("pairs need an even feature count (the config says so)")
     W, b_final, p, importance = _setup(n_inst, d_hidden, n_feat)
-    x = generate_batch("uniform", p, batch, seed=3, step=11)
-    got = fused_cpu.fused_grads(W, b_final, x.transpose(1, 2), importance, model)
-    reference = closed_form_grads(W, b_final, x.transpose(1, 2), importance, model)
-    autograd = autograd_grads(W, b_final, x, importance, model)
-    for a, b, c in zip(got, reference, autograd, strict=True):
-        assert_relative(a, b, 2e-6)
-        assert_relative(a, c, 1e-5)
-
-
-@pytest.mark.parametrize(("n_inst", "d_hidden", "n_feat", "batch"), SHAPES)
-def test_the_kernels_batch_is_generate_batch_bit_for_bit(
-    n_inst: int, d_hidden: int, n_feat: int, batch: int
-) -> None:
-    """Drawn inside the kernel or passed in, the same batch gives bit-identical results."""
-    W, b_final, p, importance = _setup(n_inst, d_hidden, n_feat)
-    for seed, step in ((0, 0), (12345, 10**9)):  # counters past 2^32; products wrap
-        x = generate_batch("uniform", p, batch, seed, step)
-        base = counter_base(step, PRESENCE, x.numel())
-        drawn = fused_cpu.fused_uniform_grads(
-            W, b_final, p, importance, base, seed_key(seed), batch, "relu"
-        )
-        passed = fused_cpu.fused_grads(W, b_final, x.transpose(1, 2), importance, "relu")
+    p = _batch_args(data, p)
+    for seed, step in ((3, 11), (12345, 10**9)):  # counters past 2^32; products wrap
+        x = generate_batch(data, p, batch, seed, step)
+        args = (W, b_final, p, importance, data, seed, step, batch, model)
+        passed = fused_cpu.fused_grads(*args, x=x)
+        drawn = passed if data == "normal" else fused_cpu.fused_grads(*args)
         for a, b in zip(drawn, passed, strict=True):
+            assert torch.equal(a, b), "the kernel's batch is generate_batch's"
+        for a, b in zip(drawn, autograd_grads(W, b_final, x, importance, model), strict=True):
+            assert_relative(a, b, 1e-5)
+    reference = closed_form_grads(W, b_final, x.transpose(1, 2), importance, model)
+    for a, b in zip(drawn, reference, strict=True):
+        assert_relative(a, b, 2e-6)
+
+
+def test_the_kernel_draws_only_the_batches_it_can_draw_bit_for_bit() -> None:
+    W, b_final, p, importance = _setup(2, 2, 4)
+    with pytest.raises(ValueError, match="pass others as x"):
+        fused_cpu.fused_grads(W, b_final, p, importance, "normal", 0, 0, 16, "relu")
+
+
+def _eager_training(
+    cfg: RunConfig,
+    W: torch.Tensor,
+    b_final: torch.Tensor,
+    p: torch.Tensor,
+    importance: torch.Tensor,
+    lrs: list[float],
+) -> tuple[torch.Tensor, torch.Tensor, Adam]:
+    """len(lrs) steps of the eager step and torch's fused Adam from copies of (W, b_final)."""
+    W, b_final = W.clone(), b_final.clone()
+    adam = Adam({"W": W, "b_final": b_final}, cfg)
+    eager = EagerStep(p, importance, cfg.batch_size, cfg.seed, cfg.data, cfg.model)
+    eager.train(W, b_final, adam, 0, lrs)
+    return W, b_final, adam
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+@pytest.mark.parametrize(
+    ("data", "model", "d_hidden", "n_feat"),
+    [("uniform", "relu", 2, 5), ("correlated", "linear", 2, 4), ("anticorrelated", "relu", 2, 4),
+     ("normal", "relu", 5, 20), ("uniform", "linear", 20, 40)],
+)  # fmt: skip
+def test_fused_training_steps_adam_as_torch_does(
+    optimizer: str, data: str, model: str, d_hidden: int, n_feat: int
+) -> None:
+    """Several steps with Adam's update in one call end where the eager step and torch's own fused
+    Adam end, within float noise; the moments and the step count too."""
+    cfg = RunConfig(n_inst=3, d_hidden=d_hidden, n_features=n_feat, batch_size=96, data=data,
+                    model=model, optimizer=optimizer, weight_decay=0.05, seed=5,
+                    feature_probability=0.3)  # fmt: skip
+    W, b_final, p, importance = _setup(3, d_hidden, n_feat)
+    p = _batch_args(data, p)
+    lrs = [1e-2, 5e-3, 2e-3, 1e-3, 1e-3, 1e-3]
+    want_W, want_b, want_adam = _eager_training(cfg, W, b_final, p, importance, lrs)
+    W, b_final = W.clone(), b_final.clone()
+    adam = Adam({"W": W, "b_final": b_final}, cfg)
+    step = FusedStep(p, importance, cfg.batch_size, cfg.seed, data, model)
+    loss = step.train(W, b_final, adam, 0, lrs[:2])
+    loss += step.train(W, b_final, adam, 2, lrs[2:])  # continues where the first call stopped
+    torch.testing.assert_close(W, want_W, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(b_final, want_b, rtol=1e-4, atol=1e-6)
+    for name in adam.names:
+        for key, value in adam.state[name].items():
+            torch.testing.assert_close(value, want_adam.state[name][key], rtol=1e-3, atol=1e-9)
+    assert adam.steps == 6
+    assert loss.shape == (3,) and bool((loss > 0).all())
+
+
+@pytest.mark.parametrize(
+    ("d_hidden", "n_feat", "data"), [(20, 200, "uniform"), (2, 4, "correlated")]
+)
+def test_fused_results_are_deterministic_whatever_the_threads(
+    d_hidden: int, n_feat: int, data: str
+) -> None:
+    cfg = RunConfig(n_inst=5, d_hidden=d_hidden, n_features=n_feat, batch_size=300, data=data)
+    W0, b0, p, importance = _setup(5, d_hidden, n_feat)
+    results = []
+    for threads in (1, 2, 3, 7):
+        W, b_final = W0.clone(), b0.clone()
+        adam = Adam({"W": W, "b_final": b_final}, cfg)
+        loss = fused_cpu.fused_train(W, b_final, adam, p, importance, data, 2, 777, [1e-3] * 3,
+                                     300, "relu", threads)  # fmt: skip
+        results.append((loss, W, b_final, adam.state["W"]["exp_avg_sq"]))
+    for other in results[1:]:
+        for a, b in zip(other, results[0], strict=True):
             assert torch.equal(a, b)
 
 
-def test_fused_results_are_deterministic_whatever_the_threads() -> None:
-    W, b_final, p, importance = _setup(5, 20, 200)
-    args = (W, b_final, p, importance, 777, seed_key(2), 300, "relu")
-    first = fused_cpu.fused_uniform_grads(*args)
-    threads = torch.get_num_threads()
-    try:
-        for n in (1, 2, 3):
-            torch.set_num_threads(n)
-            for a, b in zip(fused_cpu.fused_uniform_grads(*args), first, strict=True):
-                assert torch.equal(a, b)
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("model", ["relu", "linear"])
-def test_make_step_takes_the_kernel_on_the_cpu(model: str) -> None:
+def test_make_step_takes_the_kernel_on_the_cpu_for_every_variant(model: str) -> None:
     W, b_final, p, importance = _setup(4, 5, 20)
-    fused = make_step(p, importance, 256, seed=4, data="uniform", model=model)
-    assert isinstance(fused, FusedStep)
-    eager = EagerStep(p, importance, 256, 4, "uniform", model)
-    for step in (0, 9):
-        got = (fused(W, b_final, step), W.grad, b_final.grad)
-        want = (eager(W, b_final, step), W.grad, b_final.grad)
-        x = generate_batch("uniform", p, 256, seed=4, step=step)
-        for a, b, c in zip(
-            got, want, autograd_grads(W, b_final, x, importance, model), strict=True
-        ):
-            assert_relative(a, b, 2e-6)
-            assert_relative(a, c, 1e-5)
+    for data in VARIANTS:
+        q = _batch_args(data, p)
+        fused = make_step(q, importance, 256, seed=4, data=data, model=model)
+        assert isinstance(fused, FusedStep)
+        eager = EagerStep(q, importance, 256, 4, data, model)
+        for step in (0, 9):
+            got = (fused(W, b_final, step), W.grad, b_final.grad)
+            want = (eager(W, b_final, step), W.grad, b_final.grad)
+            for a, b in zip(got, want, strict=True):
+                assert_relative(a, b, 2e-6)
 
 
-def test_fused_training_matches_eager_and_is_deterministic(small_config: RunConfig) -> None:
-    fast = assert_trains_like_eager(small_config.replace(steps=300), compiled=None)
-    assert isinstance(fast._step_fn, FusedStep)
+@pytest.mark.parametrize(
+    ("data", "model", "d_hidden", "n_feat"),
+    [("uniform", "relu", 5, 20), ("uniform", "relu", 2, 5), ("correlated", "relu", 2, 4),
+     ("anticorrelated", "linear", 2, 4), ("normal", "relu", 5, 20)],
+)  # fmt: skip
+def test_fused_training_matches_eager_and_is_deterministic(
+    small_config: RunConfig, data: str, model: str, d_hidden: int, n_feat: int
+) -> None:
+    cfg = small_config.replace(steps=300, data=data, model=model, d_hidden=d_hidden,
+                               n_features=n_feat, feature_probability=0.3)  # fmt: skip
+    fast = assert_trains_like_eager(cfg, compiled=None)
+    assert isinstance(fast._step_fn, FusedStep) and fast._step_fn._kernel_ready()
+
+
+@pytest.mark.parametrize(
+    ("d_hidden", "n_feat", "data"), [(5, 20, "uniform"), (2, 4, "anticorrelated")]
+)
+def test_resume_on_the_kernel_is_bit_exact(
+    tmp_path: Path, small_config: RunConfig, d_hidden: int, n_feat: int, data: str
+) -> None:
+    """Stopped off a log boundary and resumed from the saved session: the very same run."""
+    cfg = small_config.replace(steps=200, d_hidden=d_hidden, n_features=n_feat, data=data,
+                               feature_probability=0.3, lr_schedule="cosine")  # fmt: skip
+    straight = Trainer(cfg)
+    straight.run()
+    first = Trainer(cfg)
+    first.run(until=107)
+    save_session(first, tmp_path / "s")
+    resumed = load_session(tmp_path / "s")
+    assert isinstance(resumed._step_fn, FusedStep) and resumed.step == 107
+    resumed.run()
+    assert torch.equal(resumed.W, straight.W) and torch.equal(resumed.b_final, straight.b_final)
+    for name, tensor in resumed.state_tensors().items():
+        assert torch.equal(tensor, straight.state_tensors()[name]), name
 
 
 def test_a_build_into_an_empty_cache_leaves_just_the_library(
@@ -152,3 +246,22 @@ def test_a_failing_build_falls_back_to_the_compiled_step_with_one_warning(
         step = make_step(p, importance, 256, 0, "uniform", "relu")
         assert isinstance(step, CompiledStep)
         step(W, b_final, 0)
+
+
+def test_without_any_compiler_every_variant_still_trains(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_config: RunConfig
+) -> None:
+    """No g++ (so no kernel and no torch.compile on the CPU): the eager step, one warning."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(fused_cpu, "COMPILER", str(tmp_path / "no-such-g++"))
+    monkeypatch.setattr(fused_cpu, "_library", None)
+    monkeypatch.setattr(fused_cpu, "_error", None)
+    monkeypatch.setitem(step_module._failed, "kernel", False)
+    monkeypatch.setitem(step_module._failed, "compiler", True)  # as torch.compile fails there
+    cfg = small_config.replace(steps=40, data="correlated", feature_probability=0.3)
+    trainer = Trainer(cfg)
+    with pytest.warns(RuntimeWarning, match="fused CPU kernel is unavailable.*the eager step"):
+        assert trainer.run() == "done"
+    eager = Trainer(cfg, compiled=False)
+    eager.run()
+    assert torch.equal(trainer.W, eager.W), "the eager step itself took over"

@@ -248,6 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out, args.autosave, on_error=lambda e: print(f"\ntoygeom-tui: {e}", file=sys.stderr)
     )
     progress = ProgressLine(trainer)
+    progress.begin(trainer)
     trainer.on("log", progress)
     if args.autosave > 0:
         trainer.on("log", autosaver)
@@ -495,37 +496,56 @@ def _check_writable(out: Path, *, resuming: bool) -> None:
 
 
 class ProgressLine:
-    """A "log" observer drawing one progress line (redrawn in place on a terminal)."""
+    """A "log" observer drawing one progress line (redrawn in place on a terminal).
+
+    The rate and ETA count from the first record on, once the step is built or compiled (the
+    first step's seconds, once per machine or process); until then the line says so.
+    """
 
     def __init__(self, trainer: Any, stream: Any = None, every: float = 0.2) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.every = every if self.tty else 10.0
         self.last = 0.0
-        self.start = time.perf_counter()
-        self.start_step = trainer.step
+        self.mark: tuple[float, int] | None = None  # (time, step) of the first record
+        self.rated = False  # a line with a rate was written
+
+    def begin(self, trainer: Any) -> None:
+        """Draw the line before the first step (which may take seconds to prepare)."""
+        self._write(self.line(trainer, time.perf_counter()))
 
     def __call__(self, trainer: Any) -> None:
         now = time.perf_counter()
-        if now - self.last < self.every and trainer.step < trainer.total_steps:
+        last = trainer.step >= trainer.total_steps
+        if self.mark is None:
+            self.mark = (now, trainer.step)
+            if not last:
+                return
+        elif self.rated and now - self.last < self.every and not last:
             return
+        self.rated = True
         self.last = now
-        self.stream.write(
-            ("\r" if self.tty else "") + self.line(trainer, now) + ("" if self.tty else "\n")
-        )
+        self._write(self.line(trainer, now))
+
+    def _write(self, line: str) -> None:
+        self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty else "\n"))
         self.stream.flush()
 
     def line(self, trainer: Any, now: float) -> str:
         done, total = trainer.step, max(trainer.total_steps, 1)
-        rate = (done - self.start_step) / max(now - self.start, 1e-9)
-        eta = (total - done) / rate if rate > 0 else float("inf")
         width = 24
         filled = int(width * done / total)
-        loss = trainer.latest_loss.sum() if trainer.latest_loss is not None else float("nan")
-        return (
-            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  loss {loss:.4g}  "
-            f"{rate:.1f} steps/s  ETA {clock(eta)}"
-        )
+        if trainer.preparing:
+            speed = "preparing the step… (the first run builds or compiles it)"
+        elif self.mark is None or done == self.mark[1] or now <= self.mark[0]:
+            speed = ""  # finished within the first record: no rate to tell
+        else:
+            rate = (done - self.mark[1]) / (now - self.mark[0])
+            speed = f"{rate:.1f} steps/s  ETA {clock((total - done) / rate)}"
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if trainer.latest_loss is not None:
+            bar += f"  loss {trainer.latest_loss.sum():.4g}"
+        return f"{bar}  {speed}" if speed else bar
 
     def finish(self) -> None:
         if self.tty:

@@ -1,23 +1,34 @@
-// The toy model's training step for one batch, fused: batch, forward, loss and closed-form
-// gradients per instance, one batch tile at a time, so no (feats × batch) intermediate ever
-// leaves the cache. The same math as `closed_form_grads` in engine/step.py:
+// The toy model's training, fused: for each instance, `n_steps` steps of batch, forward, loss,
+// closed-form gradients and Adam in one native call, so a tiny model pays no per-step Python or
+// dispatch cost, and no (feats × batch) intermediate ever leaves the cache. The same math as
+// `closed_form_grads` in engine/step.py:
 //   h = W x, pre = Wᵀ h + b, D = act(pre) − x, G = D · act'(pre) · importance,
-//   loss = mean(importance · D²), db = c Σ_batch G, dW = c (h Gᵀ + (W G) xᵀ), c = 2/(batch·feats).
+//   loss = mean(importance · D²), db = c Σ_batch G, dW = c (h Gᵀ + (W G) xᵀ), c = 2/(batch·feats),
+// then torch's Adam / AdamW update of W and b with their moments (the optimizer state the
+// Trainer saves).
 //
-// Layout: a tile holds T batch rows, each row the features padded with zeros to a multiple of
-// 16 (one 512-bit vector). Padded features are inert (x = 0, W = 0, b = 0 → D = G = 0), so
-// every vector loop runs over whole vectors. The five products are register-blocked:
-//   h = W x and W G contract over features: 4 rows × 4 hidden dot products at a time, whose 16
-//     vector accumulators are summed across lanes together (`sum_lanes`);
-//   pre and dW are outer-product updates along the feature vectors (broadcast × vector FMAs).
+// The batch is drawn here, bit for bit `engine.data.generate_batch`: the SplitMix64 counters of
+// engine/rng.py for the uniform, correlated and anticorrelated variants; any other batch
+// (normal magnitudes, which need torch's own log and cos) is passed in.
+//
+// Two layouts, one per kind of model:
+//   wide (hidden·feats > 64): a tile holds T batch rows, each row the features padded with zeros
+//     to a multiple of 16 (one 512-bit vector). Padded features are inert (x = 0, W = 0, b = 0 →
+//     D = G = 0), so every vector loop runs over whole vectors. The five products are
+//     register-blocked: h = W x and W G contract over features, 4 rows × 4 hidden dot products
+//     at a time, whose 16 vector accumulators are summed across lanes together (`sum_lanes`);
+//     pre and dW are outer-product updates along the feature vectors (broadcast × vector FMAs).
+//   narrow (the pentagon, the pairs): the batch is the vector axis; per 16 batch rows the whole
+//     step is a few scalar-broadcast FMAs per (hidden, feature) pair, with no padding.
 // Written with GCC vector extensions (gcc, clang) rather than intrinsics: on a CPU without
 // AVX-512 the compiler splits the vectors, slower but the same results.
 //
-// Threads take whole instances, so every instance is summed in one fixed order: the results
-// do not depend on the number of threads or on scheduling.
+// Threads take whole instances (all steps of one), so every instance is computed in one fixed
+// order: the results do not depend on the number of threads or on scheduling.
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -27,12 +38,18 @@
 
 namespace {
 
-constexpr int L = 16;  // floats per vector
+// The wide layout's vectors are the CPU's widest: 16 floats with AVX-512 (32 registers), else 8
+// (AVX2, 16 registers); its register blocks are sized to fit (dot products BT × BJ, outer
+// products BR rows × BF vectors), as wider vectors split by the compiler spill to memory.
+#ifdef __AVX512F__
+constexpr int L = 16, BJ = 4, BF = 4;
+#else
+constexpr int L = 8, BJ = 2, BF = 2;
+#endif
+constexpr int BT = 4;  // batch rows (or hidden rows of dW) per register block
 constexpr int T = 32;  // batch rows per tile: a tile's x and G rows (2 × 32 × 208 floats) stay in L1/L2
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
-typedef uint64_t vu64 __attribute__((vector_size(64)));
-typedef uint32_t vu32 __attribute__((vector_size(32)));
+typedef float vf __attribute__((vector_size(4 * L)));
+typedef int32_t vi __attribute__((vector_size(4 * L)));
 
 inline vf load(const float* p) {
     vf v;
@@ -40,12 +57,12 @@ inline vf load(const float* p) {
     return v;
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf splat(float s) { return vf{} + s; }
 
-// v[j] summed over its lanes, for 16 vectors at once: lane j of the result is Σ v[j]. Each level
-// adds the even and odd chunks of a pair of vectors (chunks of 8, 4, 2, 1 lanes), so the 16
-// horizontal sums cost 15 two-vector shuffles-and-adds instead of 16 separate reductions.
-inline vf sum_lanes(vf v[16]) {
+// out[j] = Σ_lanes v[j] for 16 vectors at once. Each level adds the even and odd chunks of a
+// pair of vectors (chunks of L/2, …, 1 lanes), so the 16 horizontal sums cost 15 two-vector
+// shuffles-and-adds instead of 16 separate reductions.
+inline void sum_lanes(const vf v[16], float out[16]) {
+#ifdef __AVX512F__
     vf w[8], x[4], y[2];
     for (int i = 0; i < 8; i++)
         w[i] = __builtin_shufflevector(v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17,
@@ -62,37 +79,129 @@ inline vf sum_lanes(vf v[16]) {
                                        20, 21, 24, 25, 28, 29) +
                __builtin_shufflevector(x[2 * i], x[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19,
                                        22, 23, 26, 27, 30, 31);
-    return __builtin_shufflevector(y[0], y[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                   28, 30) +
-           __builtin_shufflevector(y[0], y[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
-                                   29, 31);
+    store(out, __builtin_shufflevector(y[0], y[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                       24, 26, 28, 30) +
+                   __builtin_shufflevector(y[0], y[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
+                                           25, 27, 29, 31));
+#else
+    vf w[8], x[4];
+    for (int i = 0; i < 8; i++)
+        w[i] = __builtin_shufflevector(v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
+               __builtin_shufflevector(v[2 * i], v[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15);
+    for (int i = 0; i < 4; i++)
+        x[i] = __builtin_shufflevector(w[2 * i], w[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13) +
+               __builtin_shufflevector(w[2 * i], w[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15);
+    for (int i = 0; i < 2; i++)
+        store(out + 8 * i,
+              __builtin_shufflevector(x[2 * i], x[2 * i + 1], 0, 2, 4, 6, 8, 10, 12, 14) +
+                  __builtin_shufflevector(x[2 * i], x[2 * i + 1], 1, 3, 5, 7, 9, 11, 13, 15));
+#endif
 }
 
-// SplitMix64 as engine/rng.py: u = (mix64(counter·γ + key) >> 40) · 2⁻²⁴, for 8 counters.
-inline vu32 hash24(vu64 counter, uint64_t key) {
-    vu64 z = counter * 0x9E3779B97F4A7C15ull + key;
+// SplitMix64 as engine/rng.py: u = (mix64(counter·γ + key) >> 40) · 2⁻²⁴, one counter.
+inline float uniform1(uint64_t counter, uint64_t key) {
+    uint64_t z = counter * 0x9E3779B97F4A7C15ull + key;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z = z ^ (z >> 31);
-    return __builtin_convertvector(z >> 40, vu32);
+    return float(z >> 40) * 0x1p-24f;
 }
+
+inline vf splat(float s) { return vf{} + s; }
+
+constexpr int TN = 128;     // batch rows per tile of the narrow layout
+constexpr int NARROW = 64;  // hidden·feats up to which a model takes the narrow layout
+constexpr int ROWS = TN > T ? TN : T;
+
+// engine.data's streams.
+constexpr int PRESENCE = 0, MAGNITUDE = 1, CHOICE = 2;
+enum Data { UNIFORM = 0, CORRELATED = 1, ANTICORRELATED = 2, GIVEN = 3 };
+
+// u[i] = uniform of counter + i·stride (engine.rng.uniform_from_counter), for i < n.
+// Computed as the hash's top 24 bits, which SplitMix64's last xorshift (z ^ z >> 31) leaves
+// unchanged, so it is skipped; the input (counter + i·stride)·γ + key advances by a constant
+// (one 64-bit product fewer a number, which AVX2 builds from three 32-bit ones); the top bits of
+// 8 lanes are gathered by one shuffle.
+// `then` maps each vector of 8 uniforms (and, for the tail, single ones) before it is stored.
+struct Keep {
+    template <typename V>
+    V operator()(V u) const { return u; }
+};
+template <typename Then = Keep>
+void draw_uniforms(float* u, uint64_t counter, int n, uint64_t key, uint64_t stride = 1,
+                   Then then = Then()) {
+    typedef uint64_t vq __attribute__((vector_size(32)));  // 4 lanes: one AVX2 register
+    typedef uint32_t v8u __attribute__((vector_size(32)));
+    typedef int32_t v8i __attribute__((vector_size(32)));
+    typedef float v8f __attribute__((vector_size(32)));
+    const uint64_t gamma = 0x9E3779B97F4A7C15ull;
+    const vq lane = {0, 1, 2, 3};
+    vq z0 = (lane * stride + counter) * gamma + key;
+    const uint64_t advance = 4 * stride * gamma;
+    auto mix = [](vq z) {  // SplitMix64's finaliser up to its last xorshift
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        return (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    };
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vq a = mix(z0), b = mix(z0 + advance);
+        z0 += 2 * advance;
+        v8u high = __builtin_shufflevector((v8u)a, (v8u)b, 1, 3, 5, 7, 9, 11, 13, 15);
+        v8f v = then(__builtin_convertvector((v8i)(high >> 8), v8f) * 0x1p-24f);  // bits 40..63
+        std::memcpy(u + i, &v, sizeof v);
+    }
+    for (; i < n; i++) u[i] = then(uniform1(counter + i * stride, key));
+}
+
+}  // namespace
+
+// One call's work, mirrored field for field by `engine.fused_cpu.Job` (ctypes).
+struct Job {
+    int32_t n_inst, hidden, feats, batch;
+    int32_t data;       // Data
+    int32_t relu;       // 1: ReLU model, 0: linear
+    int32_t n_steps;    // steps in this call
+    int32_t n_threads;  // threads to use (at most one per instance)
+    int64_t first_step;
+    int64_t streams;  // engine.rng.STREAMS: counters of step t, stream s start at (t·streams + s)·n
+    uint64_t key;     // engine.rng.seed_key(seed)
+    const float* x;   // GIVEN: the batches (n_steps inst batch feats)
+    const float* p;   // feature probability (inst feats)
+    const float* importance;  // inst feats
+    const double* lr;  // n_steps learning rates; null: write the gradients of one step instead
+    double beta1, beta2, eps, weight_decay;
+    int32_t decoupled;  // 1: AdamW's decoupled weight decay; 0: Adam's L2 term
+    int32_t unused;
+    float *adam_step_W, *adam_step_b;  // Adam's step counts (torch's float32): advanced here
+    float *W, *b;       // inst hidden feats, inst feats: updated in place when stepping
+    float *exp_avg_W, *exp_avg_sq_W, *exp_avg_b, *exp_avg_sq_b;  // Adam's moments, likewise
+    float* loss;        // inst: the losses of the call's steps, summed
+    float *dW, *db;     // gradients (inst hidden feats, inst feats) when lr is null
+};
+
+namespace {
 
 struct Shape {
     int H, F, B, Fp;  // hidden, feats, batch, feats padded to a multiple of L
+    bool narrow;
 };
 
-// One thread's buffers: one instance's padded parameters and one tile's rows.
+// One thread's buffers: one instance's padded parameters and moments, one tile's rows.
 struct Scratch {
-    float *W, *b, *imp, *p;  // H × Fp, Fp, Fp, Fp
-    float *x, *g;            // T × Fp: the tile's batch and G, batch-major
-    float *h, *gw;           // T × H: h = W x and W G, batch-major
-    float *dW, *db_tile;     // H × Fp, Fp
-    double* db;              // Fp: db over the whole batch (summed in double: 1024+ terms)
+    float *W, *b, *imp;        // H × Fp, Fp, Fp
+    float *mW, *vW, *mb, *vb;  // Adam's moments, padded like W and b
+    float *x, *g;              // T × Fp: the wide tile's batch and G, batch-major
+    float *h, *gw;             // T × H: h = W x and W G, batch-major
+    float *dW, *db_tile;       // H × Fp, Fp
+    double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
+    float *flat, *u1, *u2;     // ROWS × F: drawn rows, unpadded; uniforms of the pair streams
+    float *xT, *u1T, *u2T;     // F × TN, F/2 × TN: the narrow tile's batch and pair uniforms
     float* block;
 
     explicit Scratch(const Shape& s) {
-        size_t Fp = s.Fp, H = s.H;
-        size_t n = H * Fp + 4 * Fp + 2 * T * Fp + 2 * T * H + H * Fp + Fp + 2 * Fp + 16;
+        size_t Fp = s.Fp, H = s.H, F = s.F;
+        size_t n = 3 * H * Fp + 6 * Fp + 2 * T * Fp + 2 * T * H + 2 * Fp + 3 * ROWS * F +
+                   (s.narrow ? 3 * F * TN : 0) + 16 * 16;
         block = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
         if (!block) throw std::bad_alloc();
         float* q = block;
@@ -101,9 +210,13 @@ struct Scratch {
             q += (k + 15) / 16 * 16;  // keep every buffer 64-byte aligned
             return r;
         };
-        W = take(H * Fp), b = take(Fp), imp = take(Fp), p = take(Fp);
+        W = take(H * Fp), b = take(Fp), imp = take(Fp);
+        mW = take(H * Fp), vW = take(H * Fp), mb = take(Fp), vb = take(Fp);
         x = take(T * Fp), g = take(T * Fp), h = take(T * H), gw = take(T * H);
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
+        flat = take(ROWS * F), u1 = take(ROWS * F), u2 = take(ROWS * F);
+        xT = u1T = u2T = nullptr;
+        if (s.narrow) xT = take(F * TN), u1T = take(F * TN), u2T = take(F * TN);
     }
     ~Scratch() { std::free(block); }
     Scratch(const Scratch&) = delete;
@@ -121,7 +234,8 @@ void dot_block(const float* A, const float* W, const Shape& s, float* out, int t
         for (int i = 0; i < RT; i++)
             for (int j = 0; j < RJ; j++) acc[i * RJ + j] += a[i] * w[j];
     }
-    vf sums = sum_lanes(acc);
+    float sums[16];
+    sum_lanes(acc, sums);
     for (int i = 0; i < RT; i++)
         for (int j = 0; j < RJ; j++) out[(t0 + i) * s.H + j0 + j] = sums[i * RJ + j];
 }
@@ -129,7 +243,7 @@ void dot_block(const float* A, const float* W, const Shape& s, float* out, int t
 template <int RT>
 void dot_rows(const float* A, const float* W, const Shape& s, float* out, int t0) {
     int j0 = 0;
-    for (; j0 + 4 <= s.H; j0 += 4) dot_block<RT, 4>(A, W, s, out, t0, j0);
+    for (; j0 + BJ <= s.H; j0 += BJ) dot_block<RT, BJ>(A, W, s, out, t0, j0);
     switch (s.H - j0) {
         case 3: dot_block<RT, 3>(A, W, s, out, t0, j0); break;
         case 2: dot_block<RT, 2>(A, W, s, out, t0, j0); break;
@@ -140,7 +254,7 @@ void dot_rows(const float* A, const float* W, const Shape& s, float* out, int t0
 // out (nt × H) = A (nt × Fp) Wᵀ: h = W x and W G for a tile, batch-major.
 void dot_tile(const float* A, const float* W, const Shape& s, float* out, int nt) {
     int t0 = 0;
-    for (; t0 + 4 <= nt; t0 += 4) dot_rows<4>(A, W, s, out, t0);
+    for (; t0 + BT <= nt; t0 += BT) dot_rows<BT>(A, W, s, out, t0);
     switch (nt - t0) {
         case 3: dot_rows<3>(A, W, s, out, t0); break;
         case 2: dot_rows<2>(A, W, s, out, t0); break;
@@ -187,7 +301,7 @@ void grad_block(Scratch& k, const Shape& s, int t0, int f0, vf& loss) {
 template <int RT, bool RELU>
 void grad_rows(Scratch& k, const Shape& s, int t0, vf& loss) {
     int f0 = 0;
-    for (; f0 + 4 * L <= s.Fp; f0 += 4 * L) grad_block<RT, 4, RELU>(k, s, t0, f0, loss);
+    for (; f0 + BF * L <= s.Fp; f0 += BF * L) grad_block<RT, BF, RELU>(k, s, t0, f0, loss);
     switch ((s.Fp - f0) / L) {
         case 3: grad_block<RT, 3, RELU>(k, s, t0, f0, loss); break;
         case 2: grad_block<RT, 2, RELU>(k, s, t0, f0, loss); break;
@@ -198,7 +312,7 @@ void grad_rows(Scratch& k, const Shape& s, int t0, vf& loss) {
 template <bool RELU>
 void grad_tile(Scratch& k, const Shape& s, int nt, vf& loss) {
     int t0 = 0;
-    for (; t0 + 4 <= nt; t0 += 4) grad_rows<4, RELU>(k, s, t0, loss);
+    for (; t0 + BT <= nt; t0 += BT) grad_rows<BT, RELU>(k, s, t0, loss);
     switch (nt - t0) {
         case 3: grad_rows<3, RELU>(k, s, t0, loss); break;
         case 2: grad_rows<2, RELU>(k, s, t0, loss); break;
@@ -230,7 +344,7 @@ void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
 template <int RH>
 void dw_rows(Scratch& k, const Shape& s, int h0, int nt) {
     int f0 = 0;
-    for (; f0 + 4 * L <= s.Fp; f0 += 4 * L) dw_block<RH, 4>(k, s, h0, f0, nt);
+    for (; f0 + BF * L <= s.Fp; f0 += BF * L) dw_block<RH, BF>(k, s, h0, f0, nt);
     switch ((s.Fp - f0) / L) {
         case 3: dw_block<RH, 3>(k, s, h0, f0, nt); break;
         case 2: dw_block<RH, 2>(k, s, h0, f0, nt); break;
@@ -240,7 +354,7 @@ void dw_rows(Scratch& k, const Shape& s, int h0, int nt) {
 
 void dw_tile(Scratch& k, const Shape& s, int nt) {
     int h0 = 0;
-    for (; h0 + 4 <= s.H; h0 += 4) dw_rows<4>(k, s, h0, nt);
+    for (; h0 + BT <= s.H; h0 += BT) dw_rows<BT>(k, s, h0, nt);
     switch (s.H - h0) {
         case 3: dw_rows<3>(k, s, h0, nt); break;
         case 2: dw_rows<2>(k, s, h0, nt); break;
@@ -248,51 +362,153 @@ void dw_tile(Scratch& k, const Shape& s, int nt) {
     }
 }
 
-// Row t of the tile: the uniform batch's row, bit for bit `generate_batch("uniform", ...)`:
-// u from the counter of (inst, row, feat), x = u/p if u < p else 0. Padded features have p = 0.
-void generate_row(float* x, const float* p, int Fp, uint64_t counter, uint64_t key) {
-    const vu64 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    for (int f = 0; f < Fp; f += L) {
-        vu64 c = lane + (counter + f);
-        vu32 lo = hash24(c, key), hi = hash24(c + 8, key);
-        vi bits = (vi)__builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-                                          14, 15);
-        vf u = __builtin_convertvector(bits, vf) * 0x1p-24f, pf = load(p + f);
-        store(x + f, u < pf ? u / pf : 0);
+uint64_t stream_base(const Job& j, int64_t step, int stream, uint64_t n) {
+    return (uint64_t(step) * uint64_t(j.streams) + uint64_t(stream)) * n;  // wraps as rng.py's
+}
+
+// The raw uniforms of rows b0 .. b0+nt−1 of instance `inst`'s batch at the call's i-th step:
+// (inst, row, feat) takes counter n·(step·streams + stream) + (inst·batch + row)·F + feat of each
+// stream it draws, a pair stream F/2 per row (engine.data.generate_batch). Uniform data: its
+// one stream into k.flat (nt × F); pairs: magnitudes into k.flat, presence into k.u1 and the
+// anticorrelated choice into k.u2 (nt × F/2); given batches: their rows into k.flat.
+void draw_raw(const Job& j, Scratch& k, int inst, int i, int b0, int nt) {
+    const int F = j.feats, K = F / 2;
+    const int64_t step = j.first_step + i;
+    const uint64_t row0 = uint64_t(inst) * j.batch + b0;
+    const uint64_t n = uint64_t(j.n_inst) * j.batch * F;
+    if (j.data == GIVEN) {
+        std::memcpy(k.flat, j.x + ((size_t(i) * j.n_inst + inst) * j.batch + b0) * F,
+                    sizeof(float) * nt * F);
+    } else if (j.data == UNIFORM) {
+        draw_uniforms(k.flat, stream_base(j, step, PRESENCE, n) + row0 * F, nt * F, j.key);
+    } else {
+        draw_uniforms(k.flat, stream_base(j, step, MAGNITUDE, n) + row0 * F, nt * F, j.key);
+        draw_uniforms(k.u1, stream_base(j, step, PRESENCE, n / 2) + row0 * K, nt * K, j.key);
+        if (j.data == ANTICORRELATED)
+            draw_uniforms(k.u2, stream_base(j, step, CHOICE, n / 2) + row0 * K, nt * K, j.key);
     }
 }
 
-struct Args {
-    Shape s;
-    const float *W, *b, *imp, *x, *p;
-    uint64_t base, key;
-    bool relu;
-    float *loss, *dW, *db;
-};
+// The narrow layout's vectors (and the batch's elementwise work): 8 lanes, native on AVX2 and
+// AVX-512 alike.
+constexpr int LN = 8;
+typedef float vn __attribute__((vector_size(32)));
+typedef int32_t vni __attribute__((vector_size(32)));
+inline vn load_n(const float* p, int n = LN) {  // lanes past n are zero
+    vn v = {};
+    if (n == LN)
+        std::memcpy(&v, p, sizeof v);
+    else
+        for (int l = 0; l < n; l++) v[l] = p[l];
+    return v;
+}
+inline void store_n(float* p, vn v, int n = LN) {
+    if (n == LN)
+        std::memcpy(p, &v, sizeof v);
+    else
+        for (int l = 0; l < n; l++) p[l] = v[l];
+}
+inline vn splat_n(float s) { return vn{} + s; }
 
-template <bool RELU>
-void instance(const Args& a, Scratch& k, int inst) {
-    const Shape& s = a.s;
-    const int H = s.H, F = s.F, B = s.B, Fp = s.Fp;
-    auto pad = [&](float* dst, const float* src) {
-        std::memcpy(dst, src, F * sizeof(float));
-        std::fill(dst + F, dst + Fp, 0.0f);
+// The batch from its raw uniforms, elementwise as generate_batch, for m values x of one feature
+// (p_row null: probability p, pair uniforms u1, u2) or of one row of uniform data (p_row: the
+// probabilities). Uniform: x = u/p if u < p else 0. Pairs (2q, 2q+1) use the first feature's p:
+// correlated, both present if u1 < p; anticorrelated, one of them if u1 < 2p (the first if
+// u2 < 0.5), never both; present features keep their magnitude U[0, 1).
+void combine(float* x, const float* u1, const float* u2, const float* p_row, float p, int data,
+             bool first, int m) {
+    if (data == GIVEN) return;
+    for (int t = 0; t < m; t += LN) {
+        const int c = std::min(LN, m - t);
+        vn v = load_n(x + t, c);
+        if (data == UNIFORM) {
+            vn pv = p_row ? load_n(p_row + t, c) : splat_n(p);
+            v = v < pv ? v / pv : 0;
+        } else if (data == CORRELATED) {
+            v = load_n(u1 + t, c) < p ? v : 0;
+        } else {
+            vni picked = load_n(u2 + t, c) < 0.5f;
+            if (!first) picked = ~picked;
+            v = (load_n(u1 + t, c) < 2 * p) & picked ? v : 0;
+        }
+        store_n(x + t, v, c);
+    }
+}
+
+// Rows b0 .. b0+nt−1 of the batch into k.flat (nt × F), batch-major.
+void draw_rows(const Job& j, Scratch& k, int inst, int i, int b0, int nt) {
+    draw_raw(j, k, inst, i, b0, nt);
+    const int F = j.feats, K = F / 2;
+    const float* p = j.p + size_t(inst) * F;
+    for (int t = 0; t < nt; t++) {
+        float* row = k.flat + t * F;
+        if (j.data == UNIFORM) {  // whole rows at once
+            combine(row, nullptr, nullptr, p, 0, j.data, false, F);
+        } else {
+            for (int f = 0; f < F; f++)
+                combine(row + f, k.u1 + t * K + f / 2, k.u2 + t * K + f / 2, nullptr, p[f & ~1],
+                        j.data, f % 2 == 0, 1);
+        }
+    }
+}
+
+// Rows b0 .. b0+nt−1 of the batch into k.xT (F × TN), feature-major, lanes nt .. m−1 zero: the
+// counters of one feature are `feats` apart (a pair stream's, F/2), so they are drawn column by
+// column, with no transposition.
+void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int m) {
+    const int F = j.feats, K = F / 2;
+    const int64_t step = j.first_step + i;
+    const uint64_t row0 = uint64_t(inst) * j.batch + b0;
+    const uint64_t n = uint64_t(j.n_inst) * j.batch * F;
+    const float* p = j.p + size_t(inst) * F;
+    auto column = [&](float* dst, int stream, uint64_t n_stream, int width, int f) {
+        const uint64_t first = stream_base(j, step, stream, n_stream) + row0 * width + f;
+        draw_uniforms(dst, first, nt, j.key, width);
+        std::fill(dst + nt, dst + m, 0.0f);
     };
-    for (int hh = 0; hh < H; hh++) pad(k.W + hh * Fp, a.W + (size_t(inst) * H + hh) * F);
-    pad(k.b, a.b + size_t(inst) * F);
-    pad(k.imp, a.imp + size_t(inst) * F);
-    if (!a.x) pad(k.p, a.p + size_t(inst) * F);
-    std::fill(k.dW, k.dW + H * Fp, 0.0f);
-    std::fill(k.db, k.db + Fp, 0.0);
+    for (int f = 0; f < F; f++) {
+        float* x = k.xT + f * TN;
+        if (j.data == GIVEN) {
+            const float* src = j.x + ((size_t(i) * j.n_inst + inst) * j.batch + b0) * F + f;
+            for (int t = 0; t < nt; t++) x[t] = src[size_t(t) * F];
+            std::fill(x + nt, x + m, 0.0f);
+        } else if (j.data != UNIFORM) {
+            column(x, MAGNITUDE, n, F, f);
+        }
+    }
+    if (j.data == GIVEN) return;
+    if (j.data == UNIFORM) {  // x = u/p if u < p else 0, as drawn
+        for (int f = 0; f < F; f++) {
+            const float pf = p[f];
+            auto sparse = [pf](auto u) { return u < pf ? u / pf : 0; };
+            float* x = k.xT + f * TN;
+            draw_uniforms(x, stream_base(j, step, PRESENCE, n) + row0 * F + f, nt, j.key, F,
+                          sparse);
+            std::fill(x + nt, x + m, 0.0f);
+        }
+        return;
+    }
+    for (int q = 0; q < K; q++) {
+        column(k.u1T + q * TN, PRESENCE, n / 2, K, q);
+        if (j.data == ANTICORRELATED) column(k.u2T + q * TN, CHOICE, n / 2, K, q);
+        for (int f = 2 * q; f < 2 * q + 2; f++)
+            combine(k.xT + f * TN, k.u1T + q * TN, k.u2T + q * TN, nullptr, p[2 * q], j.data,
+                    f == 2 * q, nt);
+    }
+}
+
+// One step's loss (summed over batch and features) and unscaled gradients (k.dW, k.db),
+// wide layout.
+template <bool RELU>
+double wide_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i) {
+    const int F = s.F, Fp = s.Fp;
     double loss = 0;
-    for (int b0 = 0; b0 < B; b0 += T) {
-        const int nt = std::min(T, B - b0);
+    for (int b0 = 0; b0 < s.B; b0 += T) {
+        const int nt = std::min(T, s.B - b0);
+        draw_rows(j, k, inst, i, b0, nt);
         for (int t = 0; t < nt; t++) {
-            const size_t row = size_t(inst) * B + b0 + t;  // the batch-major (inst, batch) row
-            if (a.x)
-                pad(k.x + t * Fp, a.x + row * F);
-            else
-                generate_row(k.x + t * Fp, k.p, Fp, a.base + row * F, a.key);
+            std::memcpy(k.x + t * Fp, k.flat + t * F, F * sizeof(float));
+            std::fill(k.x + t * Fp + F, k.x + (t + 1) * Fp, 0.0f);
         }
         dot_tile(k.x, k.W, s, k.h, nt);  // h = W x
         std::fill(k.db_tile, k.db_tile + Fp, 0.0f);
@@ -303,43 +519,180 @@ void instance(const Args& a, Scratch& k, int inst) {
         for (int f = 0; f < Fp; f++) k.db[f] += k.db_tile[f];
         for (int l = 0; l < L; l++) loss += tile_loss[l];
     }
-    const double n = double(B) * F;
+    return loss;
+}
+
+template <typename V>
+inline double lane_sum(V v) {
+    double sum = 0;
+    for (int l = 0; l < int(sizeof v / sizeof(float)); l++) sum += v[l];
+    return sum;
+}
+
+// The same for the narrow layout: LN batch rows per vector, hidden·feats ≤ NARROW.
+// HC, FC: hidden and feats known when compiled (the presets' tiny shapes, fully unrolled and
+// held in registers), or 0: taken from s.
+template <bool RELU, int HC, int FC>
+double narrow_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i) {
+    const int H = HC ? HC : s.H, F = FC ? FC : s.F, Fp = s.Fp;
+    vn dW[NARROW] = {}, db[NARROW] = {}, loss = {};
+    const vni lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int b0 = 0; b0 < s.B; b0 += TN) {
+        const int nt = std::min(TN, s.B - b0);
+        const int nv = (nt + LN - 1) / LN;
+        draw_columns(j, k, inst, i, b0, nt, nv * LN);
+        for (int v = 0; v < nv; v++) {
+            const vni valid = lane < (nt - v * LN);  // rows past the batch's end add nothing
+            vn x[NARROW], h[NARROW], g[NARROW], gw[NARROW];
+            for (int f = 0; f < F; f++) x[f] = load_n(k.xT + f * TN + v * LN);
+            for (int jh = 0; jh < H; jh++) {
+                vn acc = {};
+                for (int f = 0; f < F; f++) acc += splat_n(k.W[jh * Fp + f]) * x[f];
+                h[jh] = acc;
+            }
+            for (int f = 0; f < F; f++) {
+                vn pre = splat_n(k.b[f]);
+                for (int jh = 0; jh < H; jh++) pre += splat_n(k.W[jh * Fp + f]) * h[jh];
+                vn d, gf, imp = splat_n(k.imp[f]);
+                if (RELU) {
+                    vni on = pre > 0;
+                    d = (on ? pre : 0) - x[f];
+                    gf = on ? d * imp : 0;
+                } else {
+                    d = pre - x[f];
+                    gf = d * imp;
+                }
+                d = valid ? d : 0;
+                gf = valid ? gf : 0;
+                loss += d * d * imp;
+                db[f] += gf;
+                g[f] = gf;
+            }
+            for (int jh = 0; jh < H; jh++) {
+                vn acc = {};
+                for (int f = 0; f < F; f++) acc += splat_n(k.W[jh * Fp + f]) * g[f];
+                gw[jh] = acc;
+            }
+            for (int jh = 0; jh < H; jh++)
+                for (int f = 0; f < F; f++) dW[jh * F + f] += h[jh] * g[f] + gw[jh] * x[f];
+        }
+    }
+    for (int jh = 0; jh < H; jh++)
+        for (int f = 0; f < F; f++) k.dW[jh * Fp + f] = float(lane_sum(dW[jh * F + f]));
+    for (int f = 0; f < F; f++) k.db[f] = lane_sum(db[f]);
+    return lane_sum(loss);
+}
+
+template <bool RELU>
+double narrow_grads_any(const Job& j, Scratch& k, const Shape& s, int inst, int i) {
+    if (s.H == 2 && s.F == 5) return narrow_grads<RELU, 2, 5>(j, k, s, inst, i);
+    if (s.H == 2 && s.F == 4) return narrow_grads<RELU, 2, 4>(j, k, s, inst, i);
+    return narrow_grads<RELU, 0, 0>(j, k, s, inst, i);
+}
+
+// torch's fused Adam / AdamW step (aten's FusedAdamKernel) on the padded W and b, whose
+// gradients are c·k.dW and c·k.db; t counts this step (1 for the first).
+void adam_update(const Job& j, Scratch& k, const Shape& s, double lr, double t, float c) {
+    const double bias_correction1 = 1 - std::pow(j.beta1, t);
+    const double bias_correction2 = 1 - std::pow(j.beta2, t);
+    const float step_size = float(lr / bias_correction1);
+    const float bias_correction2_sqrt = float(std::sqrt(bias_correction2));
+    const float beta1 = float(j.beta1), beta2 = float(j.beta2), eps = float(j.eps);
+    const float grad_coef1 = float(1 - j.beta1), grad_coef2 = float(1 - j.beta2);
+    const float decay = j.decoupled ? float(1 - lr * j.weight_decay) : 1.0f;
+    const float l2 = j.decoupled ? 0.0f : float(j.weight_decay);
+    auto update = [&](float& param, float& m, float& v, float grad) {
+        if (j.weight_decay != 0) {
+            if (j.decoupled)
+                param *= decay;
+            else
+                grad += param * l2;
+        }
+        m = m * beta1 + grad * grad_coef1;
+        v = v * beta2 + grad * grad * grad_coef2;
+        param -= step_size * m / (std::sqrt(v) / bias_correction2_sqrt + eps);
+    };
+    for (int e = 0; e < s.H * s.Fp; e++) update(k.W[e], k.mW[e], k.vW[e], k.dW[e] * c);
+    for (int f = 0; f < s.Fp; f++) update(k.b[f], k.mb[f], k.vb[f], float(k.db[f] * c));
+}
+
+// All of the call's steps for one instance.
+template <bool RELU>
+void run_instance(const Job& j, Scratch& k, const Shape& s, int inst) {
+    const int H = s.H, F = s.F, Fp = s.Fp;
+    auto pad_in = [&](float* dst, const float* src, int rows) {  // rows × F → rows × Fp
+        for (int r = 0; r < rows; r++) {
+            std::memcpy(dst + r * Fp, src + size_t(r) * F, F * sizeof(float));
+            std::fill(dst + r * Fp + F, dst + (r + 1) * Fp, 0.0f);
+        }
+    };
+    auto pad_out = [&](float* dst, const float* src, int rows, float scale) {
+        for (int r = 0; r < rows; r++)
+            for (int f = 0; f < F; f++) dst[size_t(r) * F + f] = src[r * Fp + f] * scale;
+    };
+    const size_t w0 = size_t(inst) * H * F, b0 = size_t(inst) * F;
+    const bool stepping = j.lr != nullptr;
+    pad_in(k.W, j.W + w0, H);
+    pad_in(k.b, j.b + b0, 1);
+    pad_in(k.imp, j.importance + b0, 1);
+    if (stepping) {
+        pad_in(k.mW, j.exp_avg_W + w0, H);
+        pad_in(k.vW, j.exp_avg_sq_W + w0, H);
+        pad_in(k.mb, j.exp_avg_b + b0, 1);
+        pad_in(k.vb, j.exp_avg_sq_b + b0, 1);
+    }
+    const double n = double(s.B) * F;
     const float c = float(2.0 / n);
-    a.loss[inst] = float(loss / n);
-    for (int hh = 0; hh < H; hh++)
-        for (int f = 0; f < F; f++) a.dW[(size_t(inst) * H + hh) * F + f] = k.dW[hh * Fp + f] * c;
-    for (int f = 0; f < F; f++) a.db[size_t(inst) * F + f] = float(k.db[f] * c);
+    double loss = 0;
+    for (int i = 0; i < j.n_steps; i++) {
+        std::fill(k.dW, k.dW + H * Fp, 0.0f);
+        std::fill(k.db, k.db + Fp, 0.0);
+        double sum = s.narrow ? narrow_grads_any<RELU>(j, k, s, inst, i)
+                              : wide_grads<RELU>(j, k, s, inst, i);
+        loss += sum / n;
+        if (stepping) adam_update(j, k, s, j.lr[i], double(*j.adam_step_W) + i + 1, c);
+    }
+    j.loss[inst] = float(loss);
+    if (stepping) {
+        pad_out(j.W + w0, k.W, H, 1.0f);
+        pad_out(j.b + b0, k.b, 1, 1.0f);
+        pad_out(j.exp_avg_W + w0, k.mW, H, 1.0f);
+        pad_out(j.exp_avg_sq_W + w0, k.vW, H, 1.0f);
+        pad_out(j.exp_avg_b + b0, k.mb, 1, 1.0f);
+        pad_out(j.exp_avg_sq_b + b0, k.vb, 1, 1.0f);
+    } else {
+        pad_out(j.dW + w0, k.dW, H, c);
+        for (int f = 0; f < F; f++) j.db[b0 + f] = float(k.db[f] * c);
+    }
 }
 
 }  // namespace
 
-// loss (inst), dW (inst hidden feats), db (inst feats) for one batch; returns 0, or 1 if out of
-// memory. The batch is x (inst batch feats) if given, else the uniform batch drawn from
-// feature probabilities p (inst feats) with counters base + (inst·batch + row)·feats + feat.
-extern "C" int toygeom_fused_step(int n_inst, int hidden, int feats, int batch, const float* W,
-                                  const float* b, const float* importance, const float* x,
-                                  const float* p, uint64_t base, uint64_t key, int relu,
-                                  int n_threads, float* loss, float* dW, float* db) {
-    const Args a{{hidden, feats, batch, (feats + L - 1) / L * L},
-                 W, b, importance, x, p, base, key, relu != 0, loss, dW, db};
+// Runs `job`; returns 0, or 1 if out of memory.
+extern "C" int toygeom_train(const Job* job) {
+    const Job& j = *job;
+    const Shape s{j.hidden, j.feats, j.batch, (j.feats + L - 1) / L * L,
+                  j.hidden * j.feats <= NARROW};
     std::atomic<int> next{0};
     std::atomic<bool> failed{false};
     auto work = [&] {
         try {
-            Scratch k(a.s);
-            for (int i; (i = next++) < n_inst;) a.relu ? instance<true>(a, k, i)
-                                                       : instance<false>(a, k, i);
+            Scratch k(s);
+            for (int i; (i = next++) < j.n_inst;)
+                j.relu ? run_instance<true>(j, k, s, i) : run_instance<false>(j, k, s, i);
         } catch (...) {
             failed = true;
         }
     };
     std::vector<std::thread> helpers;
-    const int n = std::max(1, std::min(n_threads, n_inst));
+    const int n = std::max(1, std::min(j.n_threads, j.n_inst));
     try {
         for (int t = 1; t < n; t++) helpers.emplace_back(work);
     } catch (...) {  // could not start a thread: the threads we have do the work
     }
     work();
     for (auto& t : helpers) t.join();
-    return failed ? 1 : 0;
+    if (failed) return 1;
+    if (j.lr) *j.adam_step_W += j.n_steps, *j.adam_step_b += j.n_steps;
+    return 0;
 }

@@ -3,6 +3,7 @@
 Reproduce (from the repository root):
 
     python -m toygeom_tui.bench.engine_rate          # ~3 min: default + pentagon configs
+    python -m toygeom_tui.bench.engine_rate --configs correlated anticorrelated  # any presets
     python -m toygeom_tui.bench.engine_rate --quick  # ~1 min, fewer and shorter rounds
     python -m toygeom_tui.bench.engine_rate --cpu-time  # one thread, CPU seconds
 
@@ -14,7 +15,7 @@ Methods, timed in alternating rounds within one process so that a noisy (shared,
 machine slows them alike; each cell is the median over rounds:
     plain     the curriculum's loop: batch-major einsum forward, x = where(rand ≤ p, rand, 0)
               from two torch.rand calls, autograd, torch.optim.Adam, lr set every step;
-    step      the engine's `make_step` + fused Adam, as the Trainer runs them, without the loop;
+    step      the engine's `make_step` with Adam, as the Trainer runs it, without the loop;
     trainer   `engine.trainer.Trainer.run` (logging, observers, dims recording included).
 Compiled paths are warmed up (compiled) before any timing.
 """
@@ -28,15 +29,16 @@ from collections.abc import Callable
 
 import torch
 
-from engine.config import RunConfig, preset, resolve_feature_probability, resolve_importance
+from engine.config import PRESETS, RunConfig, resolve_feature_probability, resolve_importance
 from engine.model import init_params
+from engine.optim import Adam
 from engine.reference import CurriculumLoop
 from engine.step import make_step, torch_threads_for
 from engine.trainer import Trainer
 
 CONFIGS = {
     "default": RunConfig(steps=10**9),
-    "pentagon": preset("pentagon").replace(steps=10**9),  # 8 inst × 5 feats × 2 dims
+    **{name: cfg.replace(steps=10**9) for name, cfg in PRESETS.items() if name != RunConfig.name},
 }
 
 
@@ -46,10 +48,10 @@ def plain_runner(cfg: RunConfig) -> Callable[[int], None]:
 
 
 def step_runner(cfg: RunConfig) -> Callable[[int], None]:
-    """`run(n)` does n engine steps + fused Adam, exactly as `Trainer._train_one_step`."""
+    """`run(n)` does n engine steps with Adam, 10 a call, as `Trainer._train_steps` does."""
     device = cfg.resolve_device()
     W, b_final = init_params(cfg.n_inst, cfg.d_hidden, cfg.n_features, cfg.seed, device)
-    optimizer = torch.optim.Adam([W, b_final], lr=cfg.lr, fused=True)
+    adam = Adam({"W": W, "b_final": b_final}, cfg)
     step_fn = make_step(
         resolve_feature_probability(cfg).to(device),
         resolve_importance(cfg).to(device),
@@ -64,10 +66,10 @@ def step_runner(cfg: RunConfig) -> Callable[[int], None]:
     def run(n: int) -> None:
         nonlocal step
         with torch_threads_for(step_fn):
-            for _ in range(n):
-                step_fn(W, b_final, step)
-                optimizer.step()
-                step += 1
+            for start in range(0, n, 10):
+                m = min(10, n - start)
+                step_fn.train(W, b_final, adam, step, [cfg.lr] * m)
+                step += m
 
     return run
 
@@ -137,7 +139,9 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of ~1 s per method")
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--configs", nargs="+", default=["default", "pentagon"], choices=list(CONFIGS)
+    )
     parser.add_argument("--cpu-time", action="store_true", help="1 thread, per CPU second")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default cpu)")
     args = parser.parse_args()
