@@ -48,6 +48,13 @@ def moment_at(trainer: Any, step: int) -> Moment:
     )
 
 
+def shown_moment(app: Any) -> Moment | None:
+    """The moment `app` shows (its `moment()`), or None: live, also in a host app that does
+    not travel (a screen mounted alone in a test or another program)."""
+    moment = getattr(app, "moment", None)
+    return moment() if moment is not None else None
+
+
 def step_after_move(recorded: list[int], current: int | None, live: int, delta: int) -> int | None:
     """The step `delta` (±1) recorded steps away from `current` (None: live), among `recorded`
     (ascending) before the live step; None means live. Earlier than the first stays on it."""

@@ -25,6 +25,7 @@ from engine.trainer import Trainer
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
+from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
 from toygeom_tui.widgets.geometry_chart import GeometryChart
 from toygeom_tui.widgets.instance_list import InstanceList
@@ -115,7 +116,7 @@ class DashboardScreen(Screen):
     def refresh_status(self, force: bool = False) -> None:
         """Redraw the header and instance list if anything they show changed (cheap check)."""
         t = self.trainer
-        moment = self.app.moment()
+        moment = shown_moment(self.app)
         key = (
             t.step,
             t.total_steps,
@@ -191,7 +192,7 @@ class DashboardScreen(Screen):
             return
         steps, loss, frob = self._metrics
         total = self.trainer.total_steps
-        moment = self.app.moment()
+        moment = shown_moment(self.app)
         at = None if moment is None else moment.step
         self.loss_chart.show_history(steps, loss, total, self.smooth, at)
         self.frobenius_chart.show_history(steps, frob, total, self.smooth, at)

@@ -19,6 +19,7 @@ from engine.geometry import NAMED_FRACTIONS, REPRESENTED, feature_norms
 from engine.jumps import Jump, history_jumps
 from engine.trainer import Trainer
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
+from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.dims_history_chart import DimsHistoryChart
 from toygeom_tui.widgets.marked_loss_chart import MarkedLossChart
 
@@ -56,6 +57,7 @@ class DynamicsScreen(Screen):
     DynamicsScreen #jump-list { width: 52; border-left: vkey $panel-lighten-2; }
     DynamicsScreen.-narrow #dynamics-body { layout: vertical; }
     DynamicsScreen.-narrow #jump-list { width: 1fr; height: 6; border-left: none; }
+    DynamicsScreen.-narrow DimsHistoryChart, DynamicsScreen.-narrow MarkedLossChart { height: 1fr; }
     """
 
     def __init__(self, trainer: Trainer, instance: int, feature: int | None = None) -> None:
@@ -126,7 +128,7 @@ class DynamicsScreen(Screen):
             table.move_cursor(row=min(row, len(self.jumps) - 1))
 
     def _show_selection(self) -> None:
-        moment = self.app.moment()
+        moment = shown_moment(self.app)
         step = None if moment is None else moment.step
         self.query_one(DimsHistoryChart).select(self.feature, step)
         chart = self.query_one(MarkedLossChart)
@@ -136,7 +138,7 @@ class DynamicsScreen(Screen):
 
     def _update_header(self) -> None:
         t, inst = self.trainer, self.instance
-        moment = self.app.moment()
+        moment = shown_moment(self.app)
         count = len(self.jumps)
         parts = [
             f"inst {inst}/{t.config.n_inst - 1}",

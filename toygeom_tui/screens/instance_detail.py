@@ -23,7 +23,7 @@ from engine.geometry import NAMED_FRACTIONS, InstanceGeometry, analyze
 from engine.trainer import Trainer
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
-from toygeom_tui.time_travel import Moment
+from toygeom_tui.time_travel import Moment, shown_moment
 from toygeom_tui.widgets.dims_histogram import DimsHistogram
 from toygeom_tui.widgets.feature_table import FeatureTable, is_dead
 from toygeom_tui.widgets.feature_vectors import FeatureVectors
@@ -120,7 +120,7 @@ class InstanceDetailScreen(Screen):
     def poll(self) -> None:
         """Analyse again if the trainer moved on or another instance was asked for."""
         moved_on = self.shown is None or self.shown[0] != self.instance
-        moment = self.app.moment()
+        moment = shown_moment(self.app)
         step = self.trainer.step if moment is None else moment.step
         if moved_on or (self.shown[1] != step and time.monotonic() >= self._next_analysis):
             self.analyze_instance(self.instance, moment)
@@ -186,7 +186,7 @@ class InstanceDetailScreen(Screen):
             else f"p {_num(p.min())}–{_num(p.max())}"
         )
         parts = [f"inst {inst}/{cfg.n_inst - 1}", p_text]
-        moment = self.app.moment()
+        moment = shown_moment(self.app)
         if self.geometry is not None and self.shown is not None:
             parts += [
                 f"‖W‖²_F {_num(self.geometry.frobenius_sq)}",
@@ -248,7 +248,7 @@ class InstanceDetailScreen(Screen):
         """The app's view_step moved: show the geometry of the new moment."""
         self.geometry = None
         self._update_header()
-        self.analyze_instance(self.instance, self.app.moment())
+        self.analyze_instance(self.instance, shown_moment(self.app))
 
     def action_back(self) -> None:
         table = self.query_one(FeatureTable)
