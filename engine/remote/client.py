@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import socket
 import threading
 import time
@@ -31,7 +30,7 @@ from engine.config import ConfigError, RunConfig
 from engine.history import History
 from engine.policy import LOST
 from engine.remote import protocol
-from engine.remote.address import SOCKET_FILE, socket_address
+from engine.remote.address import SOCKET_FILE, connect
 from engine.remote.protocol import LineReader, ProtocolError
 from engine.run import EVENTS, RunRefused
 from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED
@@ -87,21 +86,12 @@ class RemoteRun:
     def connect(cls, directory: str | Path, timeout: float = 30.0) -> RemoteRun:
         """Attach to the run serving `directory`: its history so far, then live updates."""
         directory = Path(directory)
-        path = directory / SOCKET_FILE
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        address, dir_fd = (None, None)
         try:
-            address, dir_fd = socket_address(path)
-            sock.connect(address)
+            sock = connect(directory / SOCKET_FILE, timeout)
         except OSError as err:
-            sock.close()
             raise RemoteError(
                 f"{directory}: no run is serving this session ({err.strerror or err})"
             ) from None
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
         try:
             lines = LineReader(sock)
             run = cls(sock, directory, lines.read("hello"))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
-from engine.remote.address import SOCKET_FILE, socket_address
+from engine.remote.address import SOCKET_FILE, connect
 from engine.remote.lock import holder
 from engine.remote.protocol import LineReader, ProtocolError
 
@@ -30,18 +29,16 @@ def probe(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None
             if os.lstat(path).st_ino == seen.st_ino:  # not one a new writer just bound
                 os.unlink(path)  # stale: the process that bound it is gone
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    address, dir_fd = socket_address(path)
     try:
-        sock.connect(address)
+        sock = connect(path, timeout)
+    except OSError:
+        return {"pid": pid, "state": "not answering"}
+    try:
         return LineReader(sock).read("hello")
     except (OSError, ProtocolError, EOFError):
         return {"pid": pid, "state": "not answering"}
     finally:
         sock.close()
-        if dir_fd is not None:
-            os.close(dir_fd)
 
 
 def running(root: str | Path) -> list[tuple[Path, dict[str, Any]]]:
