@@ -136,11 +136,14 @@ async def test_unsaved_training_is_confirmed_before_open_and_new(
 async def test_autosave_writes_a_running_session_then_a_final_one(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
-    STEPS = 3000  # long enough that the run is still going at the first autosave, even on a busy CI
+    # Long enough that the run is still going at the first autosave, even on a busy CI.
+    STEPS = 3000
     trainer = make_trainer(small_config.replace(steps=STEPS))
     app = ToygeomApp(trainer, sessions_root=tmp_path, autosave_seconds=0.3)
+    trainer.pause()  # held at step 0 until checked: a fast step could save before the check
     async with app.run_test(size=(120, 40)) as pilot:
         assert "unsaved" in mark_text(app)
+        trainer.resume()
         record = lambda: next(tmp_path.glob("small-*/session.json"), None)  # noqa: E731
         await wait_for(pilot, lambda: record() is not None)
         directory = record().parent
@@ -150,7 +153,7 @@ async def test_autosave_writes_a_running_session_then_a_final_one(
         assert 0 < mid.step < STEPS
         await wait_for(pilot, lambda: "saved" in mark_text(app))
         assert "autosave" in mark_text(app)
-        await wait_for(pilot, lambda: trainer.state == "done")
+        await wait_for(pilot, lambda: trainer.state == "done", timeout=60)
         await wait_for(pilot, lambda: read_record(directory)["step"] == STEPS)
         assert not read_record(directory)["writer"]["running"]
         await wait_for(pilot, lambda: app.saved_step == STEPS)  # its message follows the file

@@ -107,7 +107,12 @@ inline float uniform1(uint64_t counter, uint64_t key) {
     return float(z >> 40) * 0x1p-24f;
 }
 
-inline vf splat(float s) { return vf{} + s; }
+// A broadcast (vf{} + s would first add 0 to s, a scalar add in every inner loop).
+inline vf splat(float s) {
+    vf v;
+    for (int l = 0; l < L; l++) v[l] = s;
+    return v;
+}
 
 constexpr int TN = 128;     // batch rows per tile of the narrow layout
 constexpr int NARROW = 64;  // hidden·feats up to which a model takes the narrow layout
@@ -334,7 +339,10 @@ void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
         }
         for (int i = 0; i < RH; i++) {
             vf hb = splat(k.h[t * s.H + h0 + i]), gwb = splat(k.gw[t * s.H + h0 + i]);
-            for (int j = 0; j < NF; j++) acc[i][j] += hb * g[j] + gwb * x[j];
+            for (int j = 0; j < NF; j++) {  // two FMAs
+                acc[i][j] += hb * g[j];
+                acc[i][j] += gwb * x[j];
+            }
         }
     }
     for (int i = 0; i < RH; i++)
@@ -574,7 +582,10 @@ double narrow_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i) {
                 gw[jh] = acc;
             }
             for (int jh = 0; jh < H; jh++)
-                for (int f = 0; f < F; f++) dW[jh * F + f] += h[jh] * g[f] + gw[jh] * x[f];
+                for (int f = 0; f < F; f++) {
+                    dW[jh * F + f] += h[jh] * g[f];
+                    dW[jh * F + f] += gw[jh] * x[f];
+                }
         }
     }
     for (int jh = 0; jh < H; jh++)
