@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import tempfile
 import threading
@@ -34,10 +35,12 @@ from typing import Any, Protocol
 
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig, from_settings, preset, read_toml
+from engine.safe_read import UnsafeFile, read_regular
 
 FORMAT = "toygeom-sweep"
 FORMAT_VERSION = 1
 SWEEP_FILE = "sweep.json"
+MAX_RECORD_BYTES = 64 << 20  # a record of thousands of runs is a few MB
 POLL_SECONDS = 0.2  # how soon an executor notices it was asked to stop
 MAX_RUNS = 10_000  # a grid larger than this is far likelier a typo than a plan
 PENDING, DONE, FAILED, DIVERGED = "pending", "done", "failed", "diverged"
@@ -247,11 +250,13 @@ def is_sweep(directory: Path) -> bool:
 def read_record(directory: str | Path) -> dict[str, Any]:
     """The validated sweep record of `directory`; SweepError if it is missing or broken."""
     path = Path(directory) / SWEEP_FILE
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepError(f"{directory}: not a sweep (no {SWEEP_FILE})") from None
-    except (OSError, UnicodeDecodeError) as err:
+    if not os.path.lexists(path):
+        raise SweepError(f"{directory}: not a sweep (no {SWEEP_FILE})")
+    try:  # regular files only, bounded: a FIFO or a link to /dev/zero must not hang a scan
+        record = json.loads(read_regular(path, MAX_RECORD_BYTES).decode("utf-8"))
+    except UnsafeFile as err:
+        raise SweepError(str(err)) from None
+    except (UnicodeDecodeError, RecursionError) as err:
         raise SweepError(f"{path}: cannot read ({err})") from None
     except json.JSONDecodeError as err:
         raise SweepError(f"{path}: not valid JSON ({err})") from None

@@ -3,6 +3,7 @@ record, --resume, Ctrl-C, and `train --seeds`."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from engine.sweep import (
     PENDING,
     SWEEP_FILE,
     Sweep,
+    SweepError,
     load_spec,
     read_record,
     seed_spec,
@@ -311,3 +313,16 @@ def test_the_sweep_rate_bench_times_both_ways() -> None:
     rates = sweep_rate.measure(runs=2, steps=50, jobs=1, rounds=1)
     assert sorted(rates) == ["separate", "sweep"]
     assert all(rate > 0 for rate in rates.values())
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "nested"])
+def test_a_hostile_sweep_record_is_one_error_not_a_hang(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / SWEEP_FILE
+    if kind == "fifo":
+        os.mkfifo(path)  # open() without O_NONBLOCK would wait for a writer forever
+    elif kind == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SweepError, match=str(path)):
+        read_record(tmp_path)
