@@ -285,6 +285,7 @@ def test_seeds_flags_that_do_not_fit(tmp_path: Path) -> None:
         (["--seeds", "0"], "seeds: 0 is out of range"),
         (["--seeds", "2", "--resume", str(tmp_path)], "continue seeds with sweep --resume"),
         (["--jobs", "2"], "--jobs and --ray run several seeds: add --seeds N"),
+        (["--seeds", "2", "--detach"], "--detach is for one run"),
     ):
         result = cli("train", "--preset", "pentagon", *args, "--out", str(tmp_path / "x"))
         assert result.returncode == 2, args

@@ -282,6 +282,8 @@ def _train_seeds(args: argparse.Namespace) -> int:
         raise UserError(f"--seeds and --resume: continue seeds with sweep --resume {args.resume}")
     if args.eager:
         raise UserError("--eager is for one run; --seeds trains with the fastest step")
+    if args.detach:
+        raise UserError("--detach is for one run; run the seeds under nohup or tmux")
     config = _config_from(args)
     executor = _executor(args)
     try:
