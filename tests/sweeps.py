@@ -57,3 +57,25 @@ def assert_same_session(a: Path, b: Path) -> None:
     assert tensors_a.keys() == tensors_b.keys()
     for name in tensors_a:
         assert torch.equal(tensors_a[name], tensors_b[name]), f"{a.name}: {name} differs"
+
+
+def seeds_sweep(directory: Path, seeds: int = 3, done: int = 2, steps: int = 150) -> Path:
+    """What `train --seeds` makes, trained here: pentagon seeds 0 … seeds−1 of `steps` steps as
+    a sweep in `directory`, the first `done` of them finished and the rest pending."""
+    from engine.config import preset
+    from engine.sweep import Sweep, seed_spec, train_run
+
+    spec = seed_spec(preset("pentagon").replace(steps=steps, device="cpu"), seeds)
+    sweep = Sweep.create(directory, spec)
+    for run in spec.runs[:done]:
+        sweep.finish(train_run(run.name, run.config.to_dict(), threads=1))
+    return directory
+
+
+def train_pending(directory: Path, name: str) -> None:
+    """Train the pending run `name` of the sweep in `directory` and store it, as a sweep does."""
+    from engine.sweep import Sweep, train_run
+
+    sweep = Sweep.resume(directory)
+    [run] = [run for run in sweep.missing() if run.name == name]
+    sweep.finish(train_run(run.name, run.config.to_dict(), threads=1))
