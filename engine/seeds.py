@@ -9,6 +9,7 @@ view can read it again every few seconds while a sweep still running fills it in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,14 @@ class SeedGroup:
             return None
         return self.sweep / done[(done.index(self.name) + delta) % len(done)]
 
+    def seen_from(self, session_dir: str | Path) -> SeedGroup | None:
+        """The same group with the run in `session_dir` as the one shown; None if it is not one
+        of the group's runs."""
+        directory = _run_dir(session_dir)
+        if directory.parent != self.sweep or all(r.name != directory.name for r in self.runs):
+            return None
+        return dataclasses.replace(self, name=directory.name)
+
     def _run(self, name: str) -> SweepRunInfo:
         return next(run for run in self.runs if run.name == name)
 
@@ -76,7 +85,7 @@ def seed_group(session_dir: str | Path) -> SeedGroup | None:
     """The group of seeds the session in `session_dir` belongs to; None when it is no run of a
     sweep with seeds, or the only seed of its configuration. SweepError if the sweep's record
     cannot be read."""
-    directory = Path(os.path.abspath(session_dir))  # "." or "run/.." name their real folder
+    directory = _run_dir(session_dir)
     sweep = directory.parent
     if not is_sweep(sweep):
         return None
@@ -88,3 +97,8 @@ def seed_group(session_dir: str | Path) -> SeedGroup | None:
     if len(runs) < 2:
         return None
     return SeedGroup(sweep, this.name, runs, tuple(seed_spread(runs, this.values)))
+
+
+def _run_dir(session_dir: str | Path) -> Path:
+    """`session_dir` absolute and without . or .. (which would hide its name), links kept."""
+    return Path(os.path.abspath(session_dir))
