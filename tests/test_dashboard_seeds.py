@@ -151,3 +151,14 @@ async def test_outside_a_group_of_seeds_nothing_changes(sweep: Path, tmp_path: P
         await pilot.press("b")
         await wait_for(pilot, lambda: any("not one seed" in m for m in notifications(app)))
         assert app.session_dir == loose
+
+
+async def test_a_terminal_too_small_hides_the_seeds_line_too(sweep: Path) -> None:
+    app = app_on(sweep / "seed=0")
+    async with app.run_test(size=(50, 15)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.seeds is not None)
+        await pilot.pause()
+        assert not app.dashboard.query_one(SeedStatus).display
+        assert "seeds done" not in screen_text(app)
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: app.dashboard.query_one(SeedStatus).display)

@@ -304,7 +304,7 @@ class DashboardScreen(Screen):
 
     def _set_seeds(self, group: SeedGroup | None) -> None:
         self.seeds = group
-        self.seed_status.display = group is not None
+        self.seed_status.set_class(group is not None, "-shown")
         self.instance_list.show_seeds(group)
 
     def _same_group(self, trainer: Trainer) -> SeedGroup | None:
