@@ -79,3 +79,20 @@ def train_pending(directory: Path, name: str) -> None:
     sweep = Sweep.resume(directory)
     [run] = [run for run in sweep.missing() if run.name == name]
     sweep.finish(train_run(run.name, run.config.to_dict(), threads=1))
+
+
+def final_losses(sweep: Path, *names: str) -> dict[int, list[float]]:
+    """seed -> the final loss per instance of the saved session of each run in `names` (read
+    from the sessions, not from the sweep record)."""
+    from engine.session import load_session
+
+    trainers = [load_session(sweep / name, compiled=False) for name in names]
+    return {t.config.seed: [float(v) for v in t.latest_loss] for t in trainers}
+
+
+def best_seeds(sweep: Path, *names: str) -> list[int]:
+    """Per instance, the seed among `names` whose saved session ends with the lowest loss."""
+    losses = final_losses(sweep, *names)
+    return [
+        min(losses, key=lambda s: losses[s][i]) for i in range(len(next(iter(losses.values()))))
+    ]

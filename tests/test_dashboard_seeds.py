@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sweeps import seeds_sweep, train_pending
+from sweeps import best_seeds, final_losses, train_pending
 from test_app import notifications, wait_for
 from test_sessions_screen import screen_text
 
@@ -21,27 +21,9 @@ from toygeom_tui.widgets.seed_status import KEYS_HINT, SeedStatus
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seeds_sweep(tmp_path_factory.mktemp("dash-seeds") / "p3", seeds=3, done=2)
-
-
 @pytest.fixture
-def sweep(made: Path, tmp_path: Path) -> Path:
-    shutil.copytree(made, tmp_path / "p3")
-    return tmp_path / "p3"
-
-
-def final_losses(sweep: Path, *names: str) -> dict[int, list[float]]:
-    """seed -> its saved session's final loss per instance (the sessions, not the record)."""
-    trainers = [load_session(sweep / name, compiled=False) for name in names]
-    return {t.config.seed: [float(v) for v in t.latest_loss] for t in trainers}
-
-
-def best_seeds(sweep: Path, *names: str) -> list[int]:
-    """Per instance, the seed whose saved session ends with the lowest loss there."""
-    losses = final_losses(sweep, *names)
-    return [min(losses, key=lambda s: losses[s][i]) for i in range(len(losses[0]))]
+def sweep(seeds_made: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(seeds_made, tmp_path / "p3"))
 
 
 def app_on(session: Path) -> ToygeomApp:

@@ -10,30 +10,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sweeps import seeds_sweep, train_pending
+from sweeps import final_losses, seeds_sweep, train_pending
 
 from engine.seeds import seed_group
-from engine.session import load_session
 from engine.sweep import DIVERGED, SWEEP_FILE, RunResult, Sweep, SweepError, spec_from_dict
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seeds_sweep(tmp_path_factory.mktemp("seeds") / "p3", seeds=3, done=2)
-
-
 @pytest.fixture
-def sweep(made: Path, tmp_path: Path) -> Path:
-    shutil.copytree(made, tmp_path / "p3")
-    return tmp_path / "p3"
-
-
-def final_losses(sweep: Path, *names: str) -> dict[int, list[float]]:
-    """seed -> its saved session's final loss per instance (the session, not the record)."""
-    trainers = [load_session(sweep / name, compiled=False) for name in names]
-    return {t.config.seed: [float(v) for v in t.latest_loss] for t in trainers}
+def sweep(seeds_made: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(seeds_made, tmp_path / "p3"))
 
 
 def edit_record(sweep: Path, edit) -> None:
