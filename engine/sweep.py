@@ -482,34 +482,60 @@ def _hashable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class InstanceSeeds:
-    """One instance over the seeds of one configuration: which seed did best, and the spread."""
+    """One instance over the seeds of one configuration: the best (lowest final loss) seed and
+    the spread, best to worst final loss, over the seeds with a finite final loss there."""
 
     instance: int
-    best_seed: int
-    best_loss: float
-    worst_loss: float
-    seeds: int
+    best_seed: Any | None  # None: no seed has a finite final loss at this instance
+    best_loss: float  # nan when best_seed is None
+    worst_loss: float  # the worst seed's final loss; nan when best_seed is None
+    seeds: int  # how many seeds the best and the spread are over
+
+
+def seed_siblings(runs: Iterable[SweepRunInfo], values: Mapping[str, Any]) -> list[SweepRunInfo]:
+    """The runs, in record order, that have a seed and share `values` except the seed: one
+    configuration's seeds, whatever state each is in."""
+    others = {k: _hashable(v) for k, v in values.items() if k != "seed"}
+    return [
+        run
+        for run in runs
+        if "seed" in run.values
+        and {k: _hashable(v) for k, v in run.values.items() if k != "seed"} == others
+    ]
 
 
 def seed_spread(runs: Iterable[SweepRunInfo], values: Mapping[str, Any]) -> list[InstanceSeeds]:
     """Per instance, the best (lowest final loss) seed and the spread over the done runs that
-    share `values` except the seed: what a run's seeds agree on and where one got stuck."""
-    others = {k: _hashable(v) for k, v in values.items() if k != "seed"}
-    group = [
-        run
-        for run in runs
-        if run.status == DONE
-        and run.figures
-        and "seed" in run.values
-        and {k: _hashable(v) for k, v in run.values.items() if k != "seed"} == others
-    ]
-    if not group:
+    share `values` except the seed: what a run's seeds agree on and where one got stuck.
+
+    A run not done (pending, failed, diverged) has no final loss and is left out; so is a
+    non-finite loss at one instance (a record written by hand may hold NaN). A tie goes to the
+    seed listed first. [] when no seed is done."""
+    per_seed = {
+        _hashable(run.values["seed"]): losses
+        for run in seed_siblings(runs, values)
+        if run.status == DONE and (losses := _instance_losses(run)) is not None
+    }
+    if not per_seed:
         return []
-    per_seed = {run.values["seed"]: run.figures["per_instance"]["loss"] for run in group}
-    n_inst = min(len(losses) for losses in per_seed.values())
     spread = []
-    for i in range(n_inst):
-        best = min(per_seed, key=lambda seed: per_seed[seed][i])
-        worst = max(per_seed[seed][i] for seed in per_seed)
-        spread.append(InstanceSeeds(i, best, per_seed[best][i], worst, len(per_seed)))
+    for i in range(min(len(losses) for losses in per_seed.values())):
+        finite = {seed: losses[i] for seed, losses in per_seed.items() if math.isfinite(losses[i])}
+        if not finite:
+            spread.append(InstanceSeeds(i, None, math.nan, math.nan, 0))
+            continue
+        best = min(finite, key=finite.__getitem__)  # min keeps the first of equal losses
+        spread.append(InstanceSeeds(i, best, finite[best], max(finite.values()), len(finite)))
     return spread
+
+
+def _instance_losses(run: SweepRunInfo) -> list[float] | None:
+    """A done run's final loss per instance from its figures; anything but a number is nan."""
+    per_instance = (run.figures or {}).get("per_instance")
+    losses = per_instance.get("loss") if isinstance(per_instance, dict) else None
+    if not isinstance(losses, list):
+        return None
+    return [
+        float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+        for v in losses
+    ]

@@ -93,3 +93,12 @@ def live_train(config_file: Path) -> Iterator[Callable[[Path, float], subprocess
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def seeds_made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `train --seeds 3` sweep of 150-step pentagon runs, seeds 0 and 1 done, seed 2
+    pending (trained once; tests change copies of it)."""
+    from sweeps import seeds_sweep
+
+    return seeds_sweep(tmp_path_factory.mktemp("seeds") / "p3", seeds=3, done=2)

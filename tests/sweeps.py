@@ -57,3 +57,42 @@ def assert_same_session(a: Path, b: Path) -> None:
     assert tensors_a.keys() == tensors_b.keys()
     for name in tensors_a:
         assert torch.equal(tensors_a[name], tensors_b[name]), f"{a.name}: {name} differs"
+
+
+def seeds_sweep(directory: Path, seeds: int = 3, done: int = 2, steps: int = 150) -> Path:
+    """What `train --seeds` makes, trained here: pentagon seeds 0 … seeds−1 of `steps` steps as
+    a sweep in `directory`, the first `done` of them finished and the rest pending."""
+    from engine.config import preset
+    from engine.sweep import Sweep, seed_spec, train_run
+
+    spec = seed_spec(preset("pentagon").replace(steps=steps, device="cpu"), seeds)
+    sweep = Sweep.create(directory, spec)
+    for run in spec.runs[:done]:
+        sweep.finish(train_run(run.name, run.config.to_dict(), threads=1))
+    return directory
+
+
+def train_pending(directory: Path, name: str) -> None:
+    """Train the pending run `name` of the sweep in `directory` and store it, as a sweep does."""
+    from engine.sweep import Sweep, train_run
+
+    sweep = Sweep.resume(directory)
+    [run] = [run for run in sweep.missing() if run.name == name]
+    sweep.finish(train_run(run.name, run.config.to_dict(), threads=1))
+
+
+def final_losses(sweep: Path, *names: str) -> dict[int, list[float]]:
+    """seed -> the final loss per instance of the saved session of each run in `names` (read
+    from the sessions, not from the sweep record)."""
+    from engine.session import load_session
+
+    trainers = [load_session(sweep / name, compiled=False) for name in names]
+    return {t.config.seed: [float(v) for v in t.latest_loss] for t in trainers}
+
+
+def best_seeds(sweep: Path, *names: str) -> list[int]:
+    """Per instance, the seed among `names` whose saved session ends with the lowest loss."""
+    losses = final_losses(sweep, *names)
+    return [
+        min(losses, key=lambda s: losses[s][i]) for i in range(len(next(iter(losses.values()))))
+    ]

@@ -242,3 +242,6 @@ async def test_seeds_from_the_new_run_form_train_as_a_sweep(tmp_path: Path) -> N
         assert app.trainer.step == 100 and app.trainer.config.seed in (3, 4)
         best = sweep_info(directory).best
         assert app.session_dir == directory / best.name
+        # The dashboard knows the seed is one of two, and which instances it is best at.
+        await wait_for(pilot, lambda: app.dashboard.seeds is not None)
+        assert app.dashboard.seeds.counts()["done"] == 2 and app.dashboard.seeds.name == best.name

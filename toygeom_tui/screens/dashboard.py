@@ -6,9 +6,16 @@ visible at a drawable size. The event loop shares the CPU and the GIL with train
 frame costs a compositor pass, so the training thread sends no progress messages while it runs
 (a single step taken while paused is shown at once). A key that moves the selection redraws
 what the selection changes at once, in the next frame.
+
+When the run is one seed of a group (engine.seeds: a session in a sweep with seeds), a line
+under the status and the instance list show each instance's best seed and the spread over the
+seeds; { and } open the previous / next seed, b the selected instance's best. The sweep's record
+is read again off the event loop every couple of seconds while seeds are still training.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from textual import events, work
@@ -21,6 +28,8 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.jumps import Jump, history_jumps
+from engine.seeds import SeedGroup, seed_group
+from engine.sweep import SweepError
 from engine.trainer import Trainer
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
@@ -30,11 +39,13 @@ from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
 from toygeom_tui.widgets.geometry_chart import GeometryChart
 from toygeom_tui.widgets.instance_list import InstanceList
 from toygeom_tui.widgets.loss_chart import LossChart
+from toygeom_tui.widgets.seed_status import SeedStatus
 from toygeom_tui.widgets.status_bar import StatusBar
 from toygeom_tui.widgets.too_small import TooSmall
 
 MIN_SIZE = (60, 18)
 REFRESH_HZ = 4.0
+SEEDS_RESCAN_SECONDS = 2.0  # how often a group of seeds still training is read again
 
 
 class DashboardScreen(Screen):
@@ -53,7 +64,13 @@ class DashboardScreen(Screen):
             tooltip="D_i of every feature against step, and the jumps",
         ),  # fmt: skip
         *TIME_BINDINGS,
-    ]
+        Binding("left_curly_bracket", "seed(-1)", "Seed−", key_display="{", show=False,
+                id="dashboard.previous_seed", tooltip="open the previous finished seed"),
+        Binding("right_curly_bracket", "seed(1)", "Seed+", key_display="}", show=False,
+                id="dashboard.next_seed", tooltip="open the next finished seed"),
+        Binding("b", "best_seed", "Best seed", show=False, id="dashboard.best_seed",
+                tooltip="open the seed with the lowest final loss at the selected instance"),
+    ]  # fmt: skip
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     # Plain vars: a repainting reactive would repaint the whole screen on every key press; the
@@ -81,11 +98,15 @@ class DashboardScreen(Screen):
         self.geometry_chart = GeometryChart(id="geometry-chart")
         self.instance_list = InstanceList(id="instance-list")
         self.too_small = TooSmall(id="too-small")
+        self.seeds: SeedGroup | None = None  # the run's group of seeds, if it is one seed
+        self.seed_status = SeedStatus(id="seed-status")
+        self._seeds_problem = ""  # the last sweep record problem told, told once
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status-row"):
             yield self.status_bar
             yield self.session_mark
+        yield self.seed_status
         with Horizontal(id="dashboard-body"):
             with Vertical(id="charts"):
                 with Horizontal(id="history-charts"):
@@ -99,6 +120,8 @@ class DashboardScreen(Screen):
     def on_mount(self) -> None:
         self._show_session_mark()
         self.set_interval(1 / REFRESH_HZ, self.refresh_charts)
+        self.set_interval(SEEDS_RESCAN_SECONDS, self._rescan_seeds)
+        self.read_seeds()
         self.refresh_status()
 
     # -- the run being shown ---------------------------------------------------------------------
@@ -110,6 +133,8 @@ class DashboardScreen(Screen):
         self._metrics, self._dims = None, None
         self._dims_step, self.jumps = -1, []
         self.selected = min(self.selected, trainer.config.n_inst - 1)
+        self._set_seeds(self._same_group(trainer))
+        self.read_seeds()
         self.refresh_status(force=True)
         self.refresh_charts()
 
@@ -132,6 +157,8 @@ class DashboardScreen(Screen):
             return  # unchanged, or a late message while the app shuts down
         self._shown_status = key
         self.status_bar.show(t, self.selected, self._feature_probability, len(self.jumps), moment)
+        if self.seeds is not None:
+            self.seed_status.show(self.seeds, self.selected)
         if self.instance_list.display:
             self.instance_list.show_instances(
                 self._feature_probability,
@@ -242,6 +269,84 @@ class DashboardScreen(Screen):
         self.refresh_status(force=True)
         self._draw_charts()
 
+    # -- the run's seeds -------------------------------------------------------------------------
+    def read_seeds(self) -> None:
+        """Read the run's group of seeds again (off the event loop); none for a new run."""
+        if self.trainer.session_dir is None:
+            self._set_seeds(None)
+        else:
+            self._load_seeds(self.trainer, self.trainer.session_dir)
+
+    def _rescan_seeds(self) -> None:
+        if self.seeds is not None and self.seeds.filling and self.is_current:
+            self.read_seeds()
+
+    @work(thread=True, exclusive=True, group="seeds", exit_on_error=False)
+    def _load_seeds(self, trainer: Trainer, directory: Path) -> None:
+        try:
+            group: SeedGroup | str | None = seed_group(directory)
+        except SweepError as err:
+            group = str(err)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._seeds_read, trainer, group)
+
+    def _seeds_read(self, trainer: Trainer, group: SeedGroup | str | None) -> None:
+        if trainer is not self.trainer or not self.is_attached:
+            return  # another run is shown by now
+        if isinstance(group, str):  # a broken record: say so once, keep what is shown
+            if group != self._seeds_problem:
+                self._seeds_problem = group
+                self.notify(group, title="Cannot read the seeds", severity="warning")
+            return
+        if group != self.seeds:
+            self._set_seeds(group)
+            self.refresh_status(force=True)
+
+    def _set_seeds(self, group: SeedGroup | None) -> None:
+        self.seeds = group
+        self.seed_status.set_class(group is not None, "-shown")
+        self.instance_list.show_seeds(group)
+
+    def _same_group(self, trainer: Trainer) -> SeedGroup | None:
+        """The group shown, seen from `trainer` if it is another of its seeds, so stepping
+        through seeds marks the right one at once (the read that follows brings it up to date)."""
+        if self.seeds is None or trainer.session_dir is None:
+            return None
+        return self.seeds.seen_from(trainer.session_dir)
+
+    def _seeds_or_refuse(self) -> SeedGroup | None:
+        if self.seeds is None:
+            self.notify(
+                "this run is not one seed of a group (train --seeds N makes one)",
+                title="No seeds",
+                severity="warning",
+            )
+        return self.seeds
+
+    def action_seed(self, delta: int) -> None:
+        """Open the finished seed `delta` places on from this one (wrapping round)."""
+        group = self._seeds_or_refuse()
+        if group is None:
+            return
+        path = group.neighbour(delta)
+        if path is None:
+            self.notify("no other seed of this run has finished yet", severity="warning")
+        else:
+            self.app.open_session(path)
+
+    def action_best_seed(self) -> None:
+        """Open the seed with the lowest final loss at the selected instance."""
+        group = self._seeds_or_refuse()
+        if group is None:
+            return
+        path = group.best_path(self.selected)
+        if path is None:
+            self.notify(f"no seed has a final loss at instance {self.selected} yet")
+        elif group.is_best(self.selected):
+            self.notify(f"seed {group.seed} is already the best at instance {self.selected}")
+        else:
+            self.app.open_session(path)
+
     # -- terminal size ---------------------------------------------------------------------------
     def on_resize(self, event: events.Resize) -> None:
         width, height = event.size
@@ -256,6 +361,7 @@ class DashboardScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.redraw_all()
+        self.read_seeds()
 
     def redraw_all(self) -> None:
         self.refresh_status(force=True)

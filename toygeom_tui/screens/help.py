@@ -13,7 +13,8 @@ from textual.widgets import Static
 def _key_display(keys: str) -> str:
     names = {"question_mark": "?", "plus": "+", "space": "space", "down": "↓", "up": "↑",
              "less_than_sign": "<", "greater_than_sign": ">", "left_square_bracket": "[",
-             "right_square_bracket": "]", "slash": "/", "comma": ","}  # fmt: skip
+             "right_square_bracket": "]", "left_curly_bracket": "{", "right_curly_bracket": "}",
+             "slash": "/", "comma": ","}  # fmt: skip
     return " ".join(names.get(k.strip(), k.strip()) for k in keys.split(","))
 
 

@@ -1,5 +1,6 @@
 """SeedSpread: for the configuration under the sweep table's cursor, each instance's best seed,
-its final loss, and the worst seed's, so one seed stuck in a worse optimum stands out."""
+its final loss, and the worst seed's, so one seed stuck in a worse optimum stands out (an
+instance where no seed has a finite loss shows dashes)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class SeedSpread(Static):
         for header in ("inst", "best seed", "its loss", "worst seed's"):
             table.add_column(header, justify="right", no_wrap=True)
         for one in spread:
+            if one.best_seed is None:
+                table.add_row(str(one.instance), "–", "–", "–")
+                continue
             table.add_row(
                 str(one.instance),
                 Text(f"★ {one.best_seed}", style=f"bold {rgb(ORANGE)}"),
