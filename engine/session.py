@@ -34,6 +34,7 @@ import torch
 from engine import __version__
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig
+from engine.paths import SESSIONS_ROOT
 from engine.safe_read import UnsafeFile, open_regular, read_regular
 
 FORMAT = "toygeom-session"
@@ -41,7 +42,6 @@ FORMAT_VERSION = 2
 FIRST_SNAPSHOT_VERSION = 2  # sessions saved before this kept no weight snapshots
 RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
-SESSIONS_ROOT = Path("sessions")  # where runs are saved unless told otherwise
 _MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
 _MAX_HEADER_BYTES = 1 << 24
 _MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: far beyond any model this tool trains
