@@ -128,6 +128,11 @@ class RunServer:
     def clients(self) -> int:
         return len(self._clients)
 
+    @property
+    def native_id(self) -> int | None:
+        """The server thread's id in the kernel (/proc/self/task/ID), for measuring its CPU."""
+        return self._thread.native_id
+
     # -- observers: in the training thread, cheap ------------------------------------------------
     # Each queues a function that encodes its message later, on the server thread: the training
     # thread only copies what it must (the few numbers, and W once a second), never encodes.
