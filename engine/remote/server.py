@@ -65,10 +65,12 @@ class RunServer:
         *,
         uid: int | None = None,
         partial_line_timeout: float = PARTIAL_LINE_TIMEOUT,
+        out_limit: int = OUT_LIMIT,
     ) -> None:
         """`save()` saves the session now (the train command's autosaver); `uid`: who may
         connect (default: the user running this process)."""
         self.partial_line_timeout = partial_line_timeout
+        self.out_limit = out_limit
         self.trainer = trainer
         self.directory = Path(directory)
         self.path = self.directory / SOCKET_FILE
@@ -80,6 +82,8 @@ class RunServer:
         self._any = False  # someone is connected: only then do observers do anything
         self._weights_at = 0.0
         self._snapshot_steps: list[int] = []  # the snapshot steps viewers were last told of
+        self._history_line = (-1, b"")  # (history.version, its encoded line): a burst of
+        # connections within one log interval encodes the history (MBs) once
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector = selectors.DefaultSelector()
         self._listener = self._listen()
@@ -192,8 +196,8 @@ class RunServer:
         """hello, history, weights and snapshot steps of one and the same step."""
         t = self.trainer
         with t.consistent():
-            steps, loss, frob = t.history.metrics_arrays()
-            dims_steps, dims = t.history.dims_arrays()
+            version = t.history.version  # copied under the lock, encoded after it
+            copied = None if version == self._history_line[0] else _history_arrays(t.history)
             hello = protocol.encode(
                 "hello",
                 pid=os.getpid(),
@@ -208,16 +212,10 @@ class RunServer:
             )
             weights = t.snapshot()
             snapshot_steps = t.snapshots.steps
-        history = protocol.encode(
-            "history",
-            steps=protocol.pack(steps),
-            loss=protocol.pack(loss),
-            frob=protocol.pack(frob),
-            dims_steps=protocol.pack(dims_steps),
-            dims=protocol.pack(dims),
-        )
+        if copied is not None:
+            self._history_line = (version, _history(*copied))
         listed = _snapshot_steps(snapshot_steps, t.snapshots.unrecorded_until)
-        return hello + history + _weights(*weights) + listed
+        return hello + self._history_line[1] + _weights(*weights) + listed
 
     def _fetch(self, message: dict[str, Any]) -> bytes:
         """The snapshot asked for, or a refusal naming the step (it may have been thinned out)."""
@@ -302,8 +300,8 @@ class RunServer:
                     client.out += self._fetch(message)
                 else:
                     client.out += self._control(client, message)
-                if len(client.out) > OUT_LIMIT:  # asks faster than it reads: checked per line,
-                    self._flush(client)  # so a flood of fetches costs at most OUT_LIMIT
+                if len(client.out) > self.out_limit:  # asks faster than it reads: checked per
+                    self._flush(client)  # line, so a flood of fetches costs at most out_limit
                     if client not in self._clients.values():
                         return
             if len(client.inbuf) > protocol.CLIENT_LINE_LIMIT:
@@ -373,7 +371,7 @@ class RunServer:
         except OSError:
             self._drop(client, counted=False)
             return
-        if len(client.out) > OUT_LIMIT:
+        if len(client.out) > self.out_limit:
             self._drop(client)
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.out else 0)
@@ -406,6 +404,24 @@ def _metrics(**fields: Any) -> bytes:
 def _weights(W: torch.Tensor, b_final: torch.Tensor, step: int) -> bytes:
     W, b = protocol.pack(W.numpy()), protocol.pack(b_final.numpy())
     return protocol.encode("weights", step=step, W=W, b_final=b)
+
+
+def _history_arrays(history: Any) -> tuple[np.ndarray, ...]:
+    """Copies of steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats)."""
+    return (*history.metrics_arrays(), *history.dims_arrays())
+
+
+def _history(
+    steps: np.ndarray, loss: np.ndarray, frob: np.ndarray, dims_steps: np.ndarray, dims: np.ndarray
+) -> bytes:
+    return protocol.encode(
+        "history",
+        steps=protocol.pack(steps),
+        loss=protocol.pack(loss),
+        frob=protocol.pack(frob),
+        dims_steps=protocol.pack(dims_steps),
+        dims=protocol.pack(dims),
+    )
 
 
 def _snapshot_steps(steps: list[int], unrecorded_until: int) -> bytes:
