@@ -116,3 +116,29 @@ def test_arrays_round_trip_and_must_fit_their_shape():
         unpack(lying)
     with pytest.raises(ProtocolError):
         unpack({**pack(W), "data": "not base64!"})
+
+
+FETCH = {"v": 1, "type": "fetch", "step": 120, "id": 4}
+
+
+def test_a_fetch_round_trips_and_any_wrong_field_is_refused():
+    assert decode(encode("fetch", step=120, id=4)[:-1], protocol.CLIENT_TYPES, 4096) == FETCH
+    wrong = [("step", "120"), ("step", -1), ("step", 2**60), ("step", 1.5), ("step", True),
+             ("step", None), ("id", "4"), ("n", 3), ("op", "pause"), ("W", [])]  # fmt: skip
+    for field, value in wrong:
+        with pytest.raises(ProtocolError):
+            decode(line({**FETCH, field: value}), protocol.CLIENT_TYPES, 4096)
+    with pytest.raises(ProtocolError):
+        decode(line({k: v for k, v in FETCH.items() if k != "step"}), protocol.CLIENT_TYPES, 4096)
+
+
+def test_snapshot_messages_are_the_servers_alone():
+    W = pack(np.zeros((2, 1, 3), np.float32))
+    answer = {"v": 1, "type": "snapshot", "id": 4, "step": 120, "W": W}
+    listed = {"v": 1, "type": "snapshot_steps", "steps": pack(np.arange(3)), "unrecorded_until": 0}
+    for message in (answer, listed):
+        assert decode(line(message), protocol.SERVER_TYPES, 4096) == message
+        with pytest.raises(ProtocolError):  # a client may not send them
+            decode(line(message), protocol.CLIENT_TYPES, 4096)
+    with pytest.raises(ProtocolError):
+        decode(line({**answer, "W": [0.0, 1.0]}), protocol.SERVER_TYPES, 4096)
