@@ -6,8 +6,12 @@
     run.snapshots.at(run.snapshots.steps[-1])   # W of a snapshot, fetched once, then cached
     run.close()                                 # detach: the run trains on
 
+Besides the Run face (engine.run) it reads as a Trainer does: `W`, `b_final`, `snapshots`
+(RemoteSnapshots: the steps kept current, each W fetched on demand), `feature_probability` and
+`importance` (inst feats, from the config), and `eta`, `metric_time` from the run's clock.
 A reader thread applies each message to the mirror (history, latest loss and ‖W‖²_F, weights,
-state) under `consistent()` and then calls the observers, as a Trainer does from its thread.
+snapshot steps, state) under `consistent()` and then calls the observers, as a Trainer does
+from its thread.
 If the connection ends without the run saying it finished, `state` becomes policy.LOST.
 Controls wait for the server's answer and raise RunRefused with its reason (so call them from
 any thread but an observer: observers run on the reader thread, which reads that answer).

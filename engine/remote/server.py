@@ -1,14 +1,17 @@
 """Serve a training run over a Unix socket in its session directory: DIR/run.sock.
 
 `RunServer(trainer, directory, save=...)` listens from `start()` until `close()` on a thread of
-its own; the Trainer never waits for it. Its observers only copy a few numbers and wake that
-thread; encoding and sending happen there, and only while someone is connected.
+its own; the Trainer never waits for it. Its observers only copy a few numbers (and W once a
+second) and wake that thread; encoding and sending happen there, and only while someone is
+connected.
 
 Who may connect: the socket is mode 0600 and every peer's uid (SO_PEERCRED) must be ours.
-What a connection may do: send control lines (engine.remote.protocol). Anything else — garbage,
-a line over the limit, half a line left hanging, a client too slow to read what it is sent —
-drops that connection; the run trains on. The caller holds the session's WriterLock, so a
-socket file left by a killed run is stale and is replaced.
+What a connection may do: send control and fetch lines (engine.remote.protocol); a fetch is
+answered from the trainer's weight snapshots. Anything else — garbage, a line over the limit,
+half a line left hanging, a client too slow to read what it is sent or asking faster than it
+reads (more than `out_limit` bytes queued for it) — drops that connection; the run trains on.
+The caller holds the session's WriterLock, so a socket file left by a killed run is stale and
+is replaced.
 """
 
 from __future__ import annotations
