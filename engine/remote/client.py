@@ -19,7 +19,6 @@ any thread but an observer: observers run on the reader thread, which reads that
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import itertools
 import socket
@@ -39,7 +38,7 @@ from engine.config import (
     resolve_feature_probability,
     resolve_importance,
 )
-from engine.history import History
+from engine.history import History, SnapshotSteps
 from engine.policy import LOST
 from engine.remote import protocol
 from engine.remote.address import SOCKET_FILE, connect
@@ -319,7 +318,7 @@ def _check(array: np.ndarray, shape: tuple[int, ...]) -> None:
         raise ProtocolError(f"array of shape {array.shape}, expected {shape}")
 
 
-class RemoteSnapshots:
+class RemoteSnapshots(SnapshotSteps):
     """The served run's weight snapshots, read as engine.history.Snapshots is.
 
     `steps`, `len()`, `at_or_before()` and `unrecorded_until` answer from the list of steps the
@@ -335,22 +334,6 @@ class RemoteSnapshots:
         self.unrecorded_until = 0
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
-
-    @property
-    def steps(self) -> list[int]:
-        """The recorded steps, ascending."""
-        with self._lock:
-            return list(self._steps)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._steps)
-
-    def at_or_before(self, step: int) -> int | None:
-        """The latest recorded step <= `step`, or None."""
-        with self._lock:
-            i = bisect.bisect_right(self._steps, step)
-            return self._steps[i - 1] if i else None
 
     def at(self, step: int) -> torch.Tensor:
         """W (inst hidden feats) recorded at exactly `step` (KeyError if none): a copy."""
