@@ -197,8 +197,9 @@ def test_fuzz_drops_bad_connections_and_the_run_trains_on(served):
         b"[" * 100_000 + b"\n",  # deeply nested
         b"x" * (protocol.CLIENT_LINE_LIMIT + 10),  # oversized, no newline
         b'{"v": 1, "type": "control", "op": "save", "id": 1}' + b" " * 5000 + b"\n",
-        json.dumps({**valid, "v": 2}).encode() + b"\n",
-        json.dumps({**valid, "v": "1"}).encode() + b"\n",
+        json.dumps({**valid, "v": protocol.VERSION + 1}).encode() + b"\n",
+        json.dumps({**valid, "v": protocol.VERSION - 1}).encode() + b"\n",
+        json.dumps({**valid, "v": str(protocol.VERSION)}).encode() + b"\n",
         json.dumps({**valid, "type": "hello"}).encode() + b"\n",
         json.dumps({**valid, "op": "rm -rf"}).encode() + b"\n",
         json.dumps({**valid, "id": "1"}).encode() + b"\n",
@@ -464,3 +465,23 @@ def test_a_lock_file_that_is_no_file_neither_hangs_nor_counts_as_a_writer(tmp_pa
      "symlink": lambda: lock.symlink_to("/dev/zero")}[kind]()  # fmt: skip
     assert holder(tmp_path) is None
     assert probe(tmp_path) is None
+
+
+def test_a_client_names_the_version_of_a_run_that_speaks_another(tmp_path):
+    """A run started before a protocol change: the viewer says which versions differ."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / SOCKET_FILE))
+    listener.listen()
+    old = protocol.VERSION - 1
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(json.dumps({"v": old, "type": "hello", "pid": 1}).encode() + b"\n")
+            conn.recv(1)  # until the client hangs up
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    with listener, pytest.raises(RemoteError, match=f"protocol version {old}; this side speaks"):
+        RemoteRun.connect(tmp_path, timeout=10)
+    server.join(timeout=10)

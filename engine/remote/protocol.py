@@ -1,6 +1,6 @@
-"""The wire format between a served run and its clients: JSON lines, version 1.
+"""The wire format between a served run and its clients: JSON lines, version 2.
 
-Every line is one JSON object `{"v": 1, "type": T, ...}` ending in "\n". Each side checks every
+Every line is one JSON object `{"v": 2, "type": T, ...}` ending in "\n". Each side checks every
 field's type against the schema below and drops the connection on anything else: a wrong
 version, an unknown type or field, a line over its size limit. Arrays travel as
 `{"dtype": "f4"|"i8", "shape": [...], "data": base64}` (little-endian), which is compact and
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 1
+VERSION = 2  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter)
 CLIENT_LINE_LIMIT = 4096  # a control is a few dozen bytes
 SERVER_LINE_LIMIT = 256 << 20  # a history of a large model; the client trusts only its own server
 OPS = ("pause", "resume", "step", "stop", "save", "extend")
