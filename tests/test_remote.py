@@ -485,3 +485,21 @@ def test_a_client_names_the_version_of_a_run_that_speaks_another(tmp_path):
     with listener, pytest.raises(RemoteError, match=f"protocol version {old}; this side speaks"):
         RemoteRun.connect(tmp_path, timeout=10)
     server.join(timeout=10)
+
+
+def test_running_means_a_held_writer_lock_not_a_pid_in_the_record(tmp_path):
+    from engine import Trainer, preset
+    from engine.session import mark_stopped, read_record, save_session, session_info
+
+    trainer = Trainer(preset("pentagon").replace(steps=20))
+    trainer.run()
+    ours, copy = tmp_path / "ours", tmp_path / "copy"
+    save_session(trainer, ours, running=True)  # an autosave: this process is the writer now
+    assert session_info(ours).running and holder(ours) == os.getpid()
+    refused = cli("train", "--resume", str(ours))  # so another writer is turned away
+    assert refused.returncode == 2 and f"pid {os.getpid()}" in refused.stderr
+    shutil.copytree(ours, copy)  # its record names a live pid that "runs", but holds no lock
+    assert read_record(copy)["writer"] == {**read_record(ours)["writer"], "running": True}
+    assert not session_info(copy).running
+    mark_stopped(ours)  # the writer is done: the lock goes with it
+    assert holder(ours) is None and not session_info(ours).running
