@@ -7,8 +7,6 @@ A library, usable from a notebook; it never imports textual.
     trainer.run()
 """
 
-from engine.config import PRESETS, ConfigError, RunConfig, load_toml, preset, save_toml
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -22,8 +20,15 @@ __all__ = [
     "save_toml",
 ]
 
+_CONFIG = ("PRESETS", "ConfigError", "RunConfig", "load_toml", "preset", "save_toml")
 
-def __getattr__(name: str):  # the trainer pulls in geometry; import it on first use
+
+def __getattr__(name: str):
+    # Imported on first use: both pull in torch, which a torch-free command (`ps`) never needs.
+    if name in _CONFIG:
+        from engine import config
+
+        return getattr(config, name)
     if name == "Trainer":
         from engine.trainer import Trainer
 

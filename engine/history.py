@@ -11,6 +11,7 @@ where features move fastest, sparse later. A view or an export travels back to t
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 
@@ -149,7 +150,31 @@ SNAPSHOT_CAPACITY = 128
 SNAPSHOT_GROWTH = 1.06
 
 
-class Snapshots:
+class SnapshotSteps:
+    """Which steps have a weight snapshot: the reading half of Snapshots, shared with a served
+    run's mirror of them (engine.remote.client.RemoteSnapshots). `_steps` ascending, `_lock`."""
+
+    _lock: threading.Lock
+    _steps: list[int]
+
+    @property
+    def steps(self) -> list[int]:
+        """The recorded steps, ascending."""
+        with self._lock:
+            return list(self._steps)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._steps)
+
+    def at_or_before(self, step: int) -> int | None:
+        """The latest recorded step <= `step`, or None."""
+        with self._lock:
+            i = bisect.bisect_right(self._steps, step)
+            return self._steps[i - 1] if i else None
+
+
+class Snapshots(SnapshotSteps):
     """Weight snapshots W (inst hidden feats) at chosen steps, at most `capacity` of them.
 
     `offer(step, W)` keeps W when the step is due (a multiple of `every`, the log interval, at
@@ -193,16 +218,6 @@ class Snapshots:
         drop = 1 + gaps.index(min(gaps))
         del self._steps[drop], self._weights[drop]
 
-    @property
-    def steps(self) -> list[int]:
-        """The recorded steps, ascending."""
-        with self._lock:
-            return list(self._steps)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._steps)
-
     def at(self, step: int) -> torch.Tensor:
         """W (inst hidden feats) recorded at exactly `step` (KeyError if none): a copy."""
         with self._lock:
@@ -210,12 +225,6 @@ class Snapshots:
                 return self._weights[self._steps.index(step)].clone()
             except ValueError:
                 raise KeyError(f"no snapshot at step {step}") from None
-
-    def at_or_before(self, step: int) -> int | None:
-        """The latest recorded step <= `step`, or None."""
-        with self._lock:
-            earlier = [s for s in self._steps if s <= step]
-        return earlier[-1] if earlier else None
 
     def to_arrays(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
         """Tensors and schedule state, for saving (see engine.session)."""

@@ -34,6 +34,8 @@ import torch
 from engine import __version__
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig
+from engine.paths import SESSIONS_ROOT
+from engine.remote.lock import SessionBusy, hold, holder, let_go
 from engine.safe_read import UnsafeFile, open_regular, read_regular
 
 FORMAT = "toygeom-session"
@@ -41,7 +43,6 @@ FORMAT_VERSION = 2
 FIRST_SNAPSHOT_VERSION = 2  # sessions saved before this kept no weight snapshots
 RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
-SESSIONS_ROOT = Path("sessions")  # where runs are saved unless told otherwise
 _MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
 _MAX_HEADER_BYTES = 1 << 24
 _MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: far beyond any model this tool trains
@@ -61,7 +62,7 @@ class SessionInfo:
     total_steps: int
     saved_at: float
     final_loss: float | None
-    running: bool  # a training process said it is still writing and its pid is alive here
+    running: bool  # a live process holds the session's writer lock (engine.remote.lock)
 
 
 def new_session_dir(name: str, root: Path = SESSIONS_ROOT) -> Path:
@@ -78,6 +79,8 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
     from safetensors.torch import save
 
     directory = Path(directory)
+    if running:  # the writer holds the session's lock while it runs: that is what running means
+        _hold(directory)
     trainer.created_at = trainer.created_at or time.time()
     with trainer.consistent():
         tensors = trainer.state_tensors()
@@ -101,7 +104,20 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
         raise SessionError(
             f"{directory}: cannot save ({err.strerror or err}); previous save kept"
         ) from None
+    if not running:  # the last save of this writer
+        let_go(directory)
     return directory
+
+
+def _hold(directory: Path) -> None:
+    try:
+        hold(directory)
+    except SessionBusy as err:
+        raise SessionError(f"{err}; not saved") from None
+    except OSError as err:
+        raise SessionError(
+            f"{directory}: cannot save ({err.strerror or err}); previous save kept"
+        ) from None
 
 
 def _record(
@@ -145,6 +161,7 @@ def mark_stopped(directory: str | Path) -> None:
         write_text_atomic(directory / RECORD_FILE, json.dumps(record, indent=2) + "\n")
     except OSError as err:
         raise SessionError(f"{directory}: cannot write ({err.strerror or err})") from None
+    let_go(directory)
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -388,8 +405,6 @@ def session_info(directory: str | Path) -> SessionInfo:
     final = None
     if isinstance(loss, list) and loss and all(isinstance(v, int | float) for v in loss):
         final = float(sum(loss))
-    writer = record.get("writer") or {}
-    running = bool(writer.get("running")) and _alive(writer.get("pid"), writer.get("host"))
     return SessionInfo(
         path=directory,
         config=config,
@@ -397,17 +412,5 @@ def session_info(directory: str | Path) -> SessionInfo:
         total_steps=record["total_steps"],
         saved_at=float(record.get("saved_at") or 0.0),
         final_loss=final,
-        running=running,
+        running=holder(directory) is not None,
     )
-
-
-def _alive(pid: object, host: object) -> bool:
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from engine.remote import protocol
-from engine.remote.protocol import ProtocolError, decode, encode, pack, unpack
+from engine.remote.protocol import VERSION, ProtocolError, decode, encode, pack, unpack
 
-CONTROL = {"v": 1, "type": "control", "op": "extend", "n": 10, "id": 3}
+CONTROL = {"v": VERSION, "type": "control", "op": "extend", "n": 10, "id": 3}
 METRICS = {
-    "v": 1,
+    "v": VERSION,
     "type": "metrics",
     "step": 10,
     "total": 100,
@@ -37,8 +37,9 @@ def test_a_valid_message_round_trips():
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("v", 2),
-        ("v", "1"),
+        ("v", VERSION + 1),
+        ("v", VERSION - 1),  # a version this side no longer speaks
+        ("v", str(VERSION)),
         ("v", True),
         ("type", "hello"),  # a server message, from a client
         ("type", None),
@@ -83,7 +84,7 @@ def test_missing_fields_and_n_without_extend_are_refused():
     for message in (without_id, {**CONTROL, "op": "pause"}, {**CONTROL, "n": None}):
         with pytest.raises(ProtocolError):
             decode(line(message), protocol.CLIENT_TYPES, 4096)
-    ok = {"v": 1, "type": "control", "op": "pause", "id": 1}
+    ok = {"v": VERSION, "type": "control", "op": "pause", "id": 1}
     assert decode(line(ok), protocol.CLIENT_TYPES, 4096) == ok
 
 
@@ -116,3 +117,30 @@ def test_arrays_round_trip_and_must_fit_their_shape():
         unpack(lying)
     with pytest.raises(ProtocolError):
         unpack({**pack(W), "data": "not base64!"})
+
+
+FETCH = {"v": VERSION, "type": "fetch", "step": 120, "id": 4}
+
+
+def test_a_fetch_round_trips_and_any_wrong_field_is_refused():
+    assert decode(encode("fetch", step=120, id=4)[:-1], protocol.CLIENT_TYPES, 4096) == FETCH
+    wrong = [("step", "120"), ("step", -1), ("step", 2**60), ("step", 1.5), ("step", True),
+             ("step", None), ("id", "4"), ("n", 3), ("op", "pause"), ("W", [])]  # fmt: skip
+    for field, value in wrong:
+        with pytest.raises(ProtocolError):
+            decode(line({**FETCH, field: value}), protocol.CLIENT_TYPES, 4096)
+    with pytest.raises(ProtocolError):
+        decode(line({k: v for k, v in FETCH.items() if k != "step"}), protocol.CLIENT_TYPES, 4096)
+
+
+def test_snapshot_messages_are_the_servers_alone():
+    W = pack(np.zeros((2, 1, 3), np.float32))
+    answer = {"v": VERSION, "type": "snapshot", "id": 4, "step": 120, "W": W}
+    steps = pack(np.arange(3))
+    listed = {"v": VERSION, "type": "snapshot_steps", "steps": steps, "unrecorded_until": 0}
+    for message in (answer, listed):
+        assert decode(line(message), protocol.SERVER_TYPES, 4096) == message
+        with pytest.raises(ProtocolError):  # a client may not send them
+            decode(line(message), protocol.CLIENT_TYPES, 4096)
+    with pytest.raises(ProtocolError):
+        decode(line({**answer, "W": [0.0, 1.0]}), protocol.SERVER_TYPES, 4096)

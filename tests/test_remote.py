@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.remote import protocol
 from engine.remote.address import SOCKET_FILE
 from engine.remote.client import RemoteError, RemoteRun
 from engine.remote.listing import probe, running
-from engine.remote.lock import holder
+from engine.remote.lock import LOCK_FILE, holder
 from engine.remote.server import RunServer, peer_allowed
 from engine.run import RunRefused
 from toygeom_tui.cli import main
@@ -116,6 +117,21 @@ def test_socket_is_private_and_ps_lists_the_run(served, capsys):
     assert table[1].split()[:2] == [str(directory), str(pid)]
 
 
+def test_ps_imports_no_torch(served):
+    """`ps` answers from the sockets alone; torch costs ~2 s to import, so it must not."""
+    directory, pid = served
+    script = (
+        "import sys\nfrom toygeom_tui.cli import main\n"
+        "code = main(['ps', sys.argv[1], '--json'])\n"
+        "print('torch' in sys.modules, file=sys.stderr)\nsys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(directory.parent)], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr.strip() == "False", done.stderr
+    assert [r["pid"] for r in json.loads(done.stdout)] == [pid]
+
+
 def test_a_second_train_is_refused_naming_the_pid(served, capsys):
     directory, pid = served
     for args in (["--resume", str(directory)], ["--preset", "pentagon", "--out", str(directory)]):
@@ -181,8 +197,9 @@ def test_fuzz_drops_bad_connections_and_the_run_trains_on(served):
         b"[" * 100_000 + b"\n",  # deeply nested
         b"x" * (protocol.CLIENT_LINE_LIMIT + 10),  # oversized, no newline
         b'{"v": 1, "type": "control", "op": "save", "id": 1}' + b" " * 5000 + b"\n",
-        json.dumps({**valid, "v": 2}).encode() + b"\n",
-        json.dumps({**valid, "v": "1"}).encode() + b"\n",
+        json.dumps({**valid, "v": protocol.VERSION + 1}).encode() + b"\n",
+        json.dumps({**valid, "v": protocol.VERSION - 1}).encode() + b"\n",
+        json.dumps({**valid, "v": str(protocol.VERSION)}).encode() + b"\n",
         json.dumps({**valid, "type": "hello"}).encode() + b"\n",
         json.dumps({**valid, "op": "rm -rf"}).encode() + b"\n",
         json.dumps({**valid, "id": "1"}).encode() + b"\n",
@@ -311,3 +328,178 @@ def test_a_session_path_too_long_for_a_socket_address_still_serves(in_process, t
     run = RemoteRun.connect(directory)
     assert run.wait_for(lambda r: r.metric_time is not None)
     run.close()
+
+
+def test_snapshots_are_read_as_the_trainers_and_kept_current(in_process, tmp_path):
+    trainer = in_process().trainer
+    wait_until(lambda: len(trainer.snapshots) >= 3)
+    run = RemoteRun.connect(tmp_path)
+    try:
+        first = run.snapshots.steps
+        assert first == sorted(first) and len(run.snapshots) == len(first) >= 3
+        assert set(first) <= set(trainer.snapshots.steps)  # the same steps (none thinned yet)
+        for step in (first[0], first[len(first) // 2], first[-1]):
+            assert torch.equal(run.snapshots.at(step), trainer.snapshots.at(step))
+            assert run.snapshots.at_or_before(step + 1) == step
+        assert run.snapshots.at_or_before(-1) is None
+        assert run.snapshots.unrecorded_until == trainer.snapshots.unrecorded_until == 0
+        with pytest.raises(KeyError):
+            run.snapshots.at(first[-1] + 1)
+        assert run.wait_for(lambda r: r.snapshots.steps[-1] > first[-1], 60)  # as the run keeps
+        assert torch.equal(run.feature_probability, trainer.feature_probability)
+        assert torch.equal(run.importance, trainer.importance)
+        assert run.feature_probability.shape == run.importance.shape == (8, 5)  # inst feats
+        cached = run.snapshots.at(first[1])
+    finally:
+        run.close()
+    # Fetched once, a snapshot stays readable; one never fetched needs the (gone) connection.
+    assert torch.equal(run.snapshots.at(first[1]), cached)
+    with pytest.raises(RunRefused):
+        run.snapshots.at(first[2])
+
+
+def test_a_snapshot_asked_for_from_an_observer_is_refused_not_deadlocked(in_process, tmp_path):
+    in_process()
+    run = RemoteRun.connect(tmp_path)
+    seen: list[BaseException] = []
+
+    def observer(r: RemoteRun) -> None:
+        if not seen:
+            try:
+                r.snapshots.at(0)
+            except BaseException as err:  # noqa: BLE001 (the test reads which one)
+                seen.append(err)
+
+    run.on("log", observer)
+    try:
+        assert run.wait_for(lambda r: bool(seen))
+        assert isinstance(seen[0], RuntimeError) and "observer" in str(seen[0])
+        assert torch.equal(run.snapshots.at(0), run.snapshots.at(0))  # from this thread: fine
+    finally:
+        run.close()
+
+
+def test_bad_fetches_drop_the_connection_and_an_unknown_step_is_refused(in_process, tmp_path):
+    server = in_process()
+    valid = json.loads(protocol.encode("fetch", step=0, id=1))
+    bad = [{**valid, "step": "0"}, {**valid, "step": -1}, {**valid, "step": 2**70},
+           {**valid, "step": 0.0}, {**valid, "id": None}, {**valid, "op": "save"},
+           {k: v for k, v in valid.items() if k != "step"}]  # fmt: skip
+    for message in bad:
+        with raw_connect(tmp_path) as sock:
+            sock.sendall(json.dumps(message).encode() + b"\n")
+            data = read_until_closed(sock)
+            assert b'"type":"snapshot"' not in data and b'"type":"ack"' not in data
+    assert server.dropped == len(bad)
+    with raw_connect(tmp_path) as sock:  # a step never recorded: answered, and still connected
+        lines = protocol.LineReader(sock)
+        sock.sendall(protocol.encode("fetch", step=10**15, id=7))
+        sock.sendall(protocol.encode("fetch", step=0, id=8))
+        answers = {}
+        while len(answers) < 2:
+            m = lines.read()
+            if m["type"] in ("ack", "snapshot"):
+                answers[m["id"]] = m
+    assert answers[7]["type"] == "ack" and not answers[7]["ok"]
+    assert "step 1000000000000000" in answers[7]["error"]
+    assert answers[8]["type"] == "snapshot" and answers[8]["step"] == 0
+    assert server.dropped == len(bad)
+
+
+def test_a_flood_of_fetches_is_dropped_and_the_run_trains_on(in_process, tmp_path):
+    server = in_process(out_limit=64 << 10)
+    watcher = RemoteRun.connect(tmp_path)
+    try:
+        flood = protocol.encode("fetch", step=0, id=1) * 20_000  # answers: ~10 MB, never read
+        with raw_connect(tmp_path) as sock:
+            with contextlib.suppress(OSError):  # the server hangs up mid-flood
+                sock.sendall(flood)
+            wait_until(lambda: server.dropped == 1)
+        at = watcher.step
+        assert watcher.wait_for(lambda r: r.step > at)  # live metrics still come
+        assert server.trainer.state == "training" and server.clients == 1
+    finally:
+        watcher.close()
+
+
+def test_a_reader_that_never_reads_is_dropped_and_others_keep_watching(in_process, tmp_path):
+    server = in_process(out_limit=64 << 10)
+    watcher = RemoteRun.connect(tmp_path)
+    try:
+        with raw_connect(tmp_path):  # connected, reads nothing: its queue grows until dropped
+            wait_until(lambda: server.dropped == 1)
+        at = watcher.step
+        assert watcher.wait_for(lambda r: r.step > at)
+        assert server.trainer.state == "training" and server.clients == 1
+    finally:
+        watcher.close()
+
+
+def test_a_viewer_killed_with_sigkill_leaves_the_run_training(in_process, tmp_path):
+    server = in_process()
+    script = (
+        "import sys, time\nfrom engine.remote.client import RemoteRun\n"
+        "RemoteRun.connect(sys.argv[1])\nprint('attached', flush=True)\ntime.sleep(600)\n"
+    )
+    viewer = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert viewer.stdout.readline().strip() == "attached"
+        assert server.clients == 1
+        viewer.kill()
+        viewer.wait(timeout=30)
+        wait_until(lambda: server.clients == 0)
+        at = server.trainer.step
+        wait_until(lambda: server.trainer.step > at)
+        assert server.trainer.state == "training" and server.dropped == 0  # left, not dropped
+    finally:
+        viewer.kill()
+        viewer.wait(timeout=30)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
+def test_a_lock_file_that_is_no_file_neither_hangs_nor_counts_as_a_writer(tmp_path, kind):
+    lock = tmp_path / LOCK_FILE
+    {"fifo": lambda: os.mkfifo(lock), "directory": lock.mkdir,
+     "symlink": lambda: lock.symlink_to("/dev/zero")}[kind]()  # fmt: skip
+    assert holder(tmp_path) is None
+    assert probe(tmp_path) is None
+
+
+def test_a_client_names_the_version_of_a_run_that_speaks_another(tmp_path):
+    """A run started before a protocol change: the viewer says which versions differ."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / SOCKET_FILE))
+    listener.listen()
+    old = protocol.VERSION - 1
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(json.dumps({"v": old, "type": "hello", "pid": 1}).encode() + b"\n")
+            conn.recv(1)  # until the client hangs up
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    with listener, pytest.raises(RemoteError, match=f"protocol version {old}; this side speaks"):
+        RemoteRun.connect(tmp_path, timeout=10)
+    server.join(timeout=10)
+
+
+def test_running_means_a_held_writer_lock_not_a_pid_in_the_record(tmp_path):
+    from engine import Trainer, preset
+    from engine.session import mark_stopped, read_record, save_session, session_info
+
+    trainer = Trainer(preset("pentagon").replace(steps=20))
+    trainer.run()
+    ours, copy = tmp_path / "ours", tmp_path / "copy"
+    save_session(trainer, ours, running=True)  # an autosave: this process is the writer now
+    assert session_info(ours).running and holder(ours) == os.getpid()
+    refused = cli("train", "--resume", str(ours))  # so another writer is turned away
+    assert refused.returncode == 2 and f"pid {os.getpid()}" in refused.stderr
+    shutil.copytree(ours, copy)  # its record names a live pid that "runs", but holds no lock
+    assert read_record(copy)["writer"] == {**read_record(ours)["writer"], "running": True}
+    assert not session_info(copy).running
+    mark_stopped(ours)  # the writer is done: the lock goes with it
+    assert holder(ours) is None and not session_info(ours).running

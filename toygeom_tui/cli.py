@@ -559,8 +559,8 @@ class ProgressLine:
 def cmd_ps(args: argparse.Namespace) -> int:
     import json
 
+    from engine.paths import SESSIONS_ROOT
     from engine.remote.listing import running
-    from engine.session import SESSIONS_ROOT
 
     runs = running(args.root or SESSIONS_ROOT)
     rows = [

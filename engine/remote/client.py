@@ -3,10 +3,15 @@
     run = RemoteRun.connect("sessions/fg")     # hello, history and weights, then live updates
     run.on("log", lambda r: print(r.step, r.steps_per_second))
     run.pause(); run.step_once(); run.extend(1000); run.save(); run.resume()
+    run.snapshots.at(run.snapshots.steps[-1])   # W of a snapshot, fetched once, then cached
     run.close()                                 # detach: the run trains on
 
+Besides the Run face (engine.run) it reads as a Trainer does: `W`, `b_final`, `snapshots`
+(RemoteSnapshots: the steps kept current, each W fetched on demand), `feature_probability` and
+`importance` (inst feats, from the config), and `eta`, `metric_time` from the run's clock.
 A reader thread applies each message to the mirror (history, latest loss and ‖W‖²_F, weights,
-state) under `consistent()` and then calls the observers, as a Trainer does from its thread.
+snapshot steps, state) under `consistent()` and then calls the observers, as a Trainer does
+from its thread.
 If the connection ends without the run saying it finished, `state` becomes policy.LOST.
 Controls wait for the server's answer and raise RunRefused with its reason (so call them from
 any thread but an observer: observers run on the reader thread, which reads that answer).
@@ -19,6 +24,7 @@ import itertools
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.config import ConfigError, RunConfig
-from engine.history import History
+from engine.config import (
+    ConfigError,
+    RunConfig,
+    resolve_feature_probability,
+    resolve_importance,
+)
+from engine.history import History, SnapshotSteps
 from engine.policy import LOST
 from engine.remote import protocol
 from engine.remote.address import SOCKET_FILE, connect
@@ -36,6 +47,7 @@ from engine.run import EVENTS, RunRefused
 from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED
 
 FINAL = (DONE, STOPPED, DIVERGED)
+SNAPSHOT_CACHE_BYTES = 64 << 20  # fetched snapshots kept; the newest always (one may be larger)
 
 
 class RemoteError(Exception):
@@ -70,6 +82,9 @@ class RemoteRun:
         c = self.config
         self.W = torch.zeros(c.n_inst, c.d_hidden, c.n_features)
         self.b_final = torch.zeros(c.n_inst, c.n_features)
+        self.feature_probability = resolve_feature_probability(c)  # (inst feats), as the run's
+        self.importance = resolve_importance(c)  # (inst feats)
+        self.snapshots = RemoteSnapshots(self)
         self._lock = threading.RLock()
         self._observers: dict[str, list[Callable[[Any], None]]] = {e: [] for e in EVENTS}
         self._ids = itertools.count(1)
@@ -98,6 +113,7 @@ class RemoteRun:
             run._lines = lines
             run._apply(lines.read("history"))
             run._apply(lines.read("weights"))
+            run._apply(lines.read("snapshot_steps"))
         except (OSError, ProtocolError, EOFError) as err:
             sock.close()
             raise RemoteError(f"{directory}: the run did not greet properly ({err})") from None
@@ -177,24 +193,38 @@ class RemoteRun:
 
     # -- control ----------------------------------------------------------------------------------
     def _control(self, op: str, n: int | None = None, timeout: float = 30.0) -> None:
+        fields: dict[str, Any] = {"op": op} if n is None else {"op": op, "n": n}
+        ack = self._request("control", op, timeout, **fields)
+        if not ack["ok"]:
+            raise RunRefused(ack["error"] or f"{op} refused")
+
+    def _fetch(self, step: int, timeout: float = 30.0) -> torch.Tensor:
+        """W (inst hidden feats) of the snapshot at `step`, from the server; KeyError if none."""
+        if threading.current_thread() is self._reader:
+            raise RuntimeError("snapshots.at() waits for the reader thread; not from an observer")
+        answer = self._request("fetch", f"the snapshot at step {step}", timeout, step=step)
+        if answer["type"] == "ack":
+            raise KeyError(answer["error"])
+        W = protocol.unpack(answer["W"])
+        _check(W, tuple(self.W.shape))
+        return torch.from_numpy(W)
+
+    def _request(self, kind: str, what: str, timeout: float, **fields: Any) -> dict[str, Any]:
+        """Send one request and wait for the answer carrying its id (RunRefused if none comes)."""
         if not self.alive:
             raise RunRefused(f"{self.session_dir}: the run's process is gone")
         ident = next(self._ids)
-        fields: dict[str, Any] = {"op": op, "id": ident}
-        if n is not None:
-            fields["n"] = n
         try:
             with self._send_lock:
-                self._sock.sendall(protocol.encode("control", **fields))
+                self._sock.sendall(protocol.encode(kind, id=ident, **fields))
         except OSError:
             raise RunRefused(f"{self.session_dir}: the run's process is gone") from None
         if not self.wait_for(lambda r: ident in r._acks or not r.alive, timeout):
-            raise RunRefused(f"{self.session_dir}: the run did not answer {op} in {timeout:g} s")
-        ack = self._acks.pop(ident, None)
-        if ack is None:
+            raise RunRefused(f"{self.session_dir}: the run did not answer {what} in {timeout:g} s")
+        answer = self._acks.pop(ident, None)
+        if answer is None:
             raise RunRefused(f"{self.session_dir}: the run's process is gone")
-        if not ack["ok"]:
-            raise RunRefused(ack["error"] or f"{op} refused")
+        return answer
 
     # -- the reader thread -----------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -251,8 +281,13 @@ class RemoteRun:
             if kind == "history":
                 self._restore_history(m)
                 return ("log",)
-            if kind == "ack":
+            if kind == "ack" or kind == "snapshot":
                 self._acks[m["id"]] = m
+                return ()
+            if kind == "snapshot_steps":
+                steps = protocol.unpack(m["steps"])
+                _check(steps, (len(steps),))
+                self.snapshots._listed(steps.tolist(), m["unrecorded_until"])
                 return ()
         raise ProtocolError(f"unexpected {kind} after the greeting")
 
@@ -281,3 +316,47 @@ def _vector(values: list[float | None]) -> np.ndarray:
 def _check(array: np.ndarray, shape: tuple[int, ...]) -> None:
     if array.shape != shape:
         raise ProtocolError(f"array of shape {array.shape}, expected {shape}")
+
+
+class RemoteSnapshots(SnapshotSteps):
+    """The served run's weight snapshots, read as engine.history.Snapshots is.
+
+    `steps`, `len()`, `at_or_before()` and `unrecorded_until` answer from the list of steps the
+    server sends whenever the run keeps a new snapshot. `at(step)` fetches W (inst hidden feats)
+    from the server and caches it (bounded, SNAPSHOT_CACHE_BYTES): it blocks for the answer, so
+    call it from a worker thread, never from an observer (observers run on the reader thread,
+    the one that reads that answer; RuntimeError there).
+    """
+
+    def __init__(self, run: RemoteRun) -> None:
+        self._run = run
+        self._steps: list[int] = []
+        self.unrecorded_until = 0
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def at(self, step: int) -> torch.Tensor:
+        """W (inst hidden feats) recorded at exactly `step` (KeyError if none): a copy."""
+        with self._lock:
+            if step not in self._steps:
+                raise KeyError(f"no snapshot at step {step}")
+            cached = self._cache.get(step)
+            if cached is not None:
+                self._cache.move_to_end(step)
+                return cached.clone()
+        W = self._run._fetch(step)
+        with self._lock:
+            self._cache[step] = W
+            size = sum(w.nbytes for w in self._cache.values())
+            while size > SNAPSHOT_CACHE_BYTES and len(self._cache) > 1:
+                size -= self._cache.popitem(last=False)[1].nbytes
+        return W.clone()
+
+    def _listed(self, steps: list[int], unrecorded_until: int) -> None:
+        """The server's current list (reader thread); forget W of steps the run has dropped."""
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ProtocolError("snapshot steps are not ascending")
+        with self._lock:
+            self._steps, self.unrecorded_until = steps, unrecorded_until
+            for gone in set(self._cache) - set(steps):
+                del self._cache[gone]

@@ -3,6 +3,9 @@
 The kernel drops an flock when its process dies, however it dies (SIGKILL included), so a held
 lock means a live writer and a free one means none: no pid-file guessing. The holder writes its
 pid into the file so a refusal can name it.
+
+`train` takes the lock for its whole run (WriterLock); a writer that only autosaves (the app)
+gets it from its first `save_session(running=True)` (hold) until its last save (let_go).
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ class WriterLock:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
+        self._key = self.directory.resolve()
         self._fd: int | None = None
 
     def acquire(self) -> WriterLock:
+        if self._key in _held:  # a second flock from this process would wait on itself
+            raise SessionBusy(self.directory, os.getpid())
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = _open(self.directory)
         try:
@@ -43,12 +49,36 @@ class WriterLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        _held[self._key] = self
         return self
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the last descriptor drops the flock
             self._fd = None
+            _held.pop(self._key, None)
+            _taken.discard(self._key)
+
+
+_held: dict[Path, WriterLock] = {}  # the locks this process holds, by resolved directory
+_taken: set[Path] = set()  # those of them that hold() took, which let_go() releases
+
+
+def hold(directory: str | Path) -> None:
+    """This process writes `directory`: take its lock unless this process holds it already.
+
+    SessionBusy if another process does; OSError if the lock file cannot be made."""
+    key = Path(directory).resolve()
+    if key not in _held:
+        WriterLock(directory).acquire()
+        _taken.add(key)
+
+
+def let_go(directory: str | Path) -> None:
+    """Release the lock that hold() took for `directory` (one taken by WriterLock stays)."""
+    key = Path(directory).resolve()
+    if key in _taken:
+        _held[key].release()
 
 
 def holder(directory: str | Path) -> int | None:

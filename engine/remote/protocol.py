@@ -1,6 +1,6 @@
-"""The wire format between a served run and its clients: JSON lines, version 1.
+"""The wire format between a served run and its clients: JSON lines, version 2.
 
-Every line is one JSON object `{"v": 1, "type": T, ...}` ending in "\n". Each side checks every
+Every line is one JSON object `{"v": 2, "type": T, ...}` ending in "\n". Each side checks every
 field's type against the schema below and drops the connection on anything else: a wrong
 version, an unknown type or field, a line over its size limit. Arrays travel as
 `{"dtype": "f4"|"i8", "shape": [...], "data": base64}` (little-endian), which is compact and
@@ -8,16 +8,20 @@ cheap to encode: a whole history is one line.
 
 Client to server (at most CLIENT_LINE_LIMIT bytes a line):
     control  {op: pause|resume|step|stop|save|extend, n: int >= 1 (extend only), id: int}
+    fetch    {step, id}       the weight snapshot recorded at `step`
 Server to client (at most SERVER_LINE_LIMIT bytes a line), in this order on connect:
     hello    {pid, session, config, step, total, state, rate, log_every, dims_every}
     history  {steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats)}
     weights  {step, W (inst hidden feats), b_final (inst feats)}
+    snapshot_steps {steps (k,), unrecorded_until}      the steps with a weight snapshot
 then, live:
     metrics  {step, total, loss, frob (lists of float|null), rate, eta (float|null), state, time}
     dims     {step, dims (inst feats)}                  every dims interval
     weights  as above                                   at most about once a second
+    snapshot_steps as above                             whenever the run keeps a new snapshot
     state    {state, step, total, error (str|null)}     whenever the run's state changes
-    ack      {id, ok, error (str|null)}                 the answer to a control
+    ack      {id, ok, error (str|null)}                 the answer to a control, or a refused fetch
+    snapshot {id, step, W (inst hidden feats)}          the answer to a fetch
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 1
+VERSION = 2  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter)
 CLIENT_LINE_LIMIT = 4096  # a control is a few dozen bytes
 SERVER_LINE_LIMIT = 256 << 20  # a history of a large model; the client trusts only its own server
 OPS = ("pause", "resume", "step", "stop", "save", "extend")
@@ -82,6 +86,7 @@ def _config(v: Any) -> bool:
 
 SCHEMA: dict[str, dict[str, Any]] = {
     "control": {"op": lambda v: v in OPS, "n": _opt(_int(1)), "id": _int()},
+    "fetch": {"step": _int(), "id": _int()},
     "hello": {
         "pid": _int(1),
         "session": _str,
@@ -114,8 +119,10 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "dims": {"step": _int(), "dims": _array},
     "state": {"state": _str, "step": _int(), "total": _int(), "error": _opt(_str)},
     "ack": {"id": _int(), "ok": lambda v: type(v) is bool, "error": _opt(_str)},
+    "snapshot_steps": {"steps": _array, "unrecorded_until": _int()},
+    "snapshot": {"id": _int(), "step": _int(), "W": _array},
 }
-CLIENT_TYPES = ("control",)
+CLIENT_TYPES = ("control", "fetch")
 SERVER_TYPES = tuple(t for t in SCHEMA if t not in CLIENT_TYPES)
 
 

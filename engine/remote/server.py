@@ -1,14 +1,17 @@
 """Serve a training run over a Unix socket in its session directory: DIR/run.sock.
 
 `RunServer(trainer, directory, save=...)` listens from `start()` until `close()` on a thread of
-its own; the Trainer never waits for it. Its observers only copy a few numbers and wake that
-thread; encoding and sending happen there, and only while someone is connected.
+its own; the Trainer never waits for it. Its observers only copy a few numbers (and W once a
+second) and wake that thread; encoding and sending happen there, and only while someone is
+connected.
 
 Who may connect: the socket is mode 0600 and every peer's uid (SO_PEERCRED) must be ours.
-What a connection may do: send control lines (engine.remote.protocol). Anything else — garbage,
-a line over the limit, half a line left hanging, a client too slow to read what it is sent —
-drops that connection; the run trains on. The caller holds the session's WriterLock, so a
-socket file left by a killed run is stale and is replaced.
+What a connection may do: send control and fetch lines (engine.remote.protocol); a fetch is
+answered from the trainer's weight snapshots. Anything else — garbage, a line over the limit,
+half a line left hanging, a client too slow to read what it is sent or asking faster than it
+reads (more than `out_limit` bytes queued for it) — drops that connection; the run trains on.
+The caller holds the session's WriterLock, so a socket file left by a killed run is stale and
+is replaced.
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from engine import policy
 from engine.remote import protocol
 from engine.remote.address import SOCKET_FILE, socket_address
 from engine.remote.protocol import ProtocolError
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_CLIENTS = 64
 PARTIAL_LINE_TIMEOUT = 5.0  # seconds half a line may hang before the connection is dropped
@@ -60,20 +68,25 @@ class RunServer:
         *,
         uid: int | None = None,
         partial_line_timeout: float = PARTIAL_LINE_TIMEOUT,
+        out_limit: int = OUT_LIMIT,
     ) -> None:
         """`save()` saves the session now (the train command's autosaver); `uid`: who may
         connect (default: the user running this process)."""
         self.partial_line_timeout = partial_line_timeout
+        self.out_limit = out_limit
         self.trainer = trainer
         self.directory = Path(directory)
         self.path = self.directory / SOCKET_FILE
         self.save = save
         self.uid = os.getuid() if uid is None else uid
         self.dropped = 0  # connections dropped for breaking the protocol or the rules
-        self._events: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Callable[[], bytes] | None] = queue.SimpleQueue()
         self._clients: dict[int, _Client] = {}
         self._any = False  # someone is connected: only then do observers do anything
         self._weights_at = 0.0
+        self._snapshot_steps: list[int] = []  # the snapshot steps viewers were last told of
+        self._history_line = (-1, b"")  # (history.version, its encoded line): a burst of
+        # connections within one log interval encodes the history (MBs) once
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector = selectors.DefaultSelector()
         self._listener = self._listen()
@@ -122,43 +135,55 @@ class RunServer:
     def clients(self) -> int:
         return len(self._clients)
 
-    # -- observers: in the training thread, cheap --------------------------------------------------
+    @property
+    def native_id(self) -> int | None:
+        """The server thread's id in the kernel (/proc/self/task/ID), for measuring its CPU."""
+        return self._thread.native_id
+
+    # -- observers: in the training thread, cheap ------------------------------------------------
+    # Each queues a function that encodes its message later, on the server thread: the training
+    # thread only copies what it must (the few numbers, and W once a second), never encodes.
     def _on_log(self, trainer: Any) -> None:
         if not self._any:
             return
         rate = trainer.steps_per_second
         remaining = trainer.total_steps - trainer.step
-        self._send_all(
-            protocol.encode(
-                "metrics",
-                step=trainer.step,
-                total=trainer.total_steps,
-                loss=protocol.floats(trainer.latest_loss),
-                frob=protocol.floats(trainer.latest_frobenius_sq),
-                rate=rate,
-                eta=remaining / rate if rate > 0 else None,
-                state=trainer.state,
-                time=time.time(),
-            )
+        metrics = dict(
+            step=trainer.step,
+            total=trainer.total_steps,
+            loss=trainer.latest_loss,
+            frob=trainer.latest_frobenius_sq,
+            rate=rate,
+            eta=remaining / rate if rate > 0 else None,
+            state=trainer.state,
+            time=time.time(),
         )
+        self._queue(lambda: _metrics(**metrics))
         now = time.monotonic()
         if now - self._weights_at >= WEIGHTS_EVERY:
             self._weights_at = now
-            self._send_all(self._weights())
+            weights = trainer.snapshot()
+            self._queue(lambda: _weights(*weights))
+        steps = trainer.snapshots.steps
+        if steps != self._snapshot_steps:
+            self._snapshot_steps = steps
+            self._queue(lambda: _snapshot_steps(steps, trainer.snapshots.unrecorded_until))
 
     def _on_dims(self, trainer: Any) -> None:
         if not self._any:
             return
         latest = trainer.history.latest_dims()
         if latest is not None:
-            self._send_all(protocol.encode("dims", step=latest[0], dims=protocol.pack(latest[1])))
+            step, dims = latest
+            self._queue(lambda: protocol.encode("dims", step=step, dims=protocol.pack(dims)))
 
     def _on_state(self, trainer: Any) -> None:
         if self._any:
-            self._send_all(self._state())
+            state = (trainer.state, trainer.step, trainer.total_steps, trainer.error)
+            self._queue(lambda: _state(*state))
 
-    def _send_all(self, line: bytes) -> None:
-        self._events.put(line)
+    def _queue(self, message: Callable[[], bytes]) -> None:
+        self._events.put(message)
         self._wake()
 
     def _wake(self) -> None:
@@ -168,22 +193,14 @@ class RunServer:
     # -- messages ----------------------------------------------------------------------------------
     def _state(self) -> bytes:
         t = self.trainer
-        return protocol.encode(
-            "state", state=t.state, step=t.step, total=t.total_steps, error=t.error
-        )
-
-    def _weights(self) -> bytes:
-        W, b_final, step = self.trainer.snapshot()
-        return protocol.encode(
-            "weights", step=step, W=protocol.pack(W.numpy()), b_final=protocol.pack(b_final.numpy())
-        )
+        return _state(t.state, t.step, t.total_steps, t.error)
 
     def _greeting(self) -> bytes:
-        """hello, history and weights of one and the same step."""
+        """hello, history, weights and snapshot steps of one and the same step."""
         t = self.trainer
         with t.consistent():
-            steps, loss, frob = t.history.metrics_arrays()
-            dims_steps, dims = t.history.dims_arrays()
+            version = t.history.version  # copied under the lock, encoded after it
+            copied = None if version == self._history_line[0] else _history_arrays(t.history)
             hello = protocol.encode(
                 "hello",
                 pid=os.getpid(),
@@ -196,16 +213,23 @@ class RunServer:
                 log_every=t.log_every,
                 dims_every=t.dims_every,
             )
-            weights = self._weights()
-        history = protocol.encode(
-            "history",
-            steps=protocol.pack(steps),
-            loss=protocol.pack(loss),
-            frob=protocol.pack(frob),
-            dims_steps=protocol.pack(dims_steps),
-            dims=protocol.pack(dims),
-        )
-        return hello + history + weights
+            weights = t.snapshot()
+            snapshot_steps = t.snapshots.steps
+        if copied is not None:
+            self._history_line = (version, _history(*copied))
+        listed = _snapshot_steps(snapshot_steps, t.snapshots.unrecorded_until)
+        return hello + self._history_line[1] + _weights(*weights) + listed
+
+    def _fetch(self, message: dict[str, Any]) -> bytes:
+        """The snapshot asked for, or a refusal naming the step (it may have been thinned out)."""
+        step = message["step"]
+        try:
+            W = self.trainer.snapshots.at(step)  # Snapshots is thread-safe: no trainer lock
+        except KeyError:
+            error = f"no weight snapshot at step {step}"
+            return protocol.encode("ack", id=message["id"], ok=False, error=error)
+        packed = protocol.pack(W.numpy())
+        return protocol.encode("snapshot", id=message["id"], step=step, W=packed)
 
     # -- the server thread -------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -275,7 +299,14 @@ class RunServer:
                 message = protocol.decode(
                     bytes(line), protocol.CLIENT_TYPES, protocol.CLIENT_LINE_LIMIT
                 )
-                client.out += self._control(client, message)
+                if message["type"] == "fetch":
+                    client.out += self._fetch(message)
+                else:
+                    client.out += self._control(client, message)
+                if len(client.out) > self.out_limit:  # asks faster than it reads: checked per
+                    self._flush(client)  # line, so a flood of fetches costs at most out_limit
+                    if client not in self._clients.values():
+                        return
             if len(client.inbuf) > protocol.CLIENT_LINE_LIMIT:
                 raise ProtocolError("line over the limit")
         except ProtocolError:
@@ -327,7 +358,7 @@ class RunServer:
             else:
                 lines.append(line)
         if lines:
-            blob = b"".join(lines)
+            blob = b"".join(encode() for encode in lines)
             for client in list(self._clients.values()):
                 client.out += blob
                 self._flush(client)
@@ -343,7 +374,7 @@ class RunServer:
         except OSError:
             self._drop(client, counted=False)
             return
-        if len(client.out) > OUT_LIMIT:
+        if len(client.out) > self.out_limit:
             self._drop(client)
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.out else 0)
@@ -365,3 +396,41 @@ class RunServer:
             self._selector.unregister(client.sock)
         client.sock.close()
         self._any = bool(self._clients)
+
+
+# -- encoding, on the server thread ---------------------------------------------------------------
+def _metrics(**fields: Any) -> bytes:
+    loss, frob = protocol.floats(fields.pop("loss")), protocol.floats(fields.pop("frob"))
+    return protocol.encode("metrics", loss=loss, frob=frob, **fields)
+
+
+def _weights(W: torch.Tensor, b_final: torch.Tensor, step: int) -> bytes:
+    W, b = protocol.pack(W.numpy()), protocol.pack(b_final.numpy())
+    return protocol.encode("weights", step=step, W=W, b_final=b)
+
+
+def _history_arrays(history: Any) -> tuple[np.ndarray, ...]:
+    """Copies of steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats)."""
+    return (*history.metrics_arrays(), *history.dims_arrays())
+
+
+def _history(
+    steps: np.ndarray, loss: np.ndarray, frob: np.ndarray, dims_steps: np.ndarray, dims: np.ndarray
+) -> bytes:
+    return protocol.encode(
+        "history",
+        steps=protocol.pack(steps),
+        loss=protocol.pack(loss),
+        frob=protocol.pack(frob),
+        dims_steps=protocol.pack(dims_steps),
+        dims=protocol.pack(dims),
+    )
+
+
+def _snapshot_steps(steps: list[int], unrecorded_until: int) -> bytes:
+    listed = protocol.pack(np.array(steps, dtype=np.int64))
+    return protocol.encode("snapshot_steps", steps=listed, unrecorded_until=unrecorded_until)
+
+
+def _state(state: str, step: int, total: int, error: str | None) -> bytes:
+    return protocol.encode("state", state=state, step=step, total=total, error=error)
