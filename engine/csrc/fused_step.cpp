@@ -107,12 +107,9 @@ inline float uniform1(uint64_t counter, uint64_t key) {
     return float(z >> 40) * 0x1p-24f;
 }
 
-// A broadcast (vf{} + s would first add 0 to s, a scalar add in every inner loop).
-inline vf splat(float s) {
-    vf v;
-    for (int l = 0; l < L; l++) v[l] = s;
-    return v;
-}
+// A broadcast: one vbroadcastss. s − 0 is exactly s (even for −0), so the compiler drops the
+// subtraction; vf{} + s would keep a scalar add, and a lane-by-lane fill became 8 inserts.
+inline vf splat(float s) { return s - vf{}; }
 
 constexpr int TN = 128;     // batch rows per tile of the narrow layout
 constexpr int NARROW = 64;  // hidden·feats up to which a model takes the narrow layout
@@ -416,7 +413,7 @@ inline void store_n(float* p, vn v, int n = LN) {
     else
         for (int l = 0; l < n; l++) p[l] = v[l];
 }
-inline vn splat_n(float s) { return vn{} + s; }
+inline vn splat_n(float s) { return s - vn{}; }  // as splat
 
 // The batch from its raw uniforms, elementwise as generate_batch, for m values x of one feature
 // (p_row null: probability p, pair uniforms u1, u2) or of one row of uniform data (p_row: the
