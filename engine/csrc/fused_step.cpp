@@ -211,17 +211,23 @@ struct Scratch {
     float* block;
 
     explicit Scratch(const Shape& s) {
-        size_t Fp = s.Fp, H = s.H, F = s.F;
-        size_t n = 3 * H * Fp + 6 * Fp + 2 * T * Fp + 2 * T * H + 2 * Fp + 3 * ROWS * F +
-                   (s.narrow ? 3 * F * TN : 0) + 16 * 16;
-        block = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
+        size_t n = 0;  // floats: one pass sizes the block, a second places the buffers in it
+        place(s, [&n](size_t k) -> float* {
+            n += (k + 15) / 16 * 16;  // keep every buffer 64-byte aligned
+            return nullptr;
+        });
+        block = static_cast<float*>(std::aligned_alloc(64, n * 4));
         if (!block) throw std::bad_alloc();
         float* q = block;
-        auto take = [&q](size_t k) {
+        place(s, [&q](size_t k) {
             float* r = q;
-            q += (k + 15) / 16 * 16;  // keep every buffer 64-byte aligned
+            q += (k + 15) / 16 * 16;
             return r;
-        };
+        });
+    }
+    template <typename Take>
+    void place(const Shape& s, Take take) {
+        const size_t Fp = s.Fp, H = s.H, F = s.F;
         W = take(H * Fp), b = take(Fp), imp = take(Fp);
         mW = take(H * Fp), vW = take(H * Fp), mb = take(Fp), vb = take(Fp);
         x = take(T * Fp), g = take(T * Fp), h = take(T * H), gw = take(T * H);
