@@ -66,13 +66,14 @@ def _cpu_id() -> str:
     return "".join(lines)
 
 
-def _build() -> Path:
-    """The path of the compiled library, building it first if this machine has none yet."""
+def _build(source_path: Path = SOURCE) -> Path:
+    """The path of the compiled library of `source_path` (default: this tree's kernel), building
+    it first if this machine has none yet."""
     if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "AMD64"):
         raise KernelUnavailable(
             f"built only on x86-64 Linux, not {sys.platform} {platform.machine()}"
         )
-    source = SOURCE.read_bytes()
+    source = source_path.read_bytes()
     key = hashlib.sha256(
         b"\0".join([source, COMPILER.encode(), *map(str.encode, FLAGS), _cpu_id().encode()])
     )
@@ -84,7 +85,7 @@ def _build() -> Path:
     os.close(fd)
     try:
         result = subprocess.run(
-            [COMPILER, *FLAGS, "-o", partial, str(SOURCE)], capture_output=True, text=True
+            [COMPILER, *FLAGS, "-o", partial, str(source_path)], capture_output=True, text=True
         )
         if result.returncode != 0:
             raise KernelUnavailable(f"{COMPILER} failed: {result.stderr.strip()[-500:]}")
@@ -114,8 +115,11 @@ class Job(ctypes.Structure):
     ]  # fmt: skip
 
 
-def _load() -> ctypes.CDLL:
-    library = ctypes.CDLL(str(_build()))
+def load(source_path: Path = SOURCE) -> ctypes.CDLL:
+    """The kernel of `source_path`, built if need be and loaded (raises KernelUnavailable or
+    OSError). Another source than this tree's (an older revision, for `bench.kernel_rate`) must
+    keep `struct Job` as `Job` mirrors it."""
+    library = ctypes.CDLL(str(_build(source_path)))
     library.toygeom_train.argtypes = [ctypes.POINTER(Job)]
     library.toygeom_train.restype = ctypes.c_int
     return library
@@ -127,7 +131,7 @@ def kernel_error() -> str | None:
     with _lock:
         if _library is None and _error is None:
             try:
-                _library = _load()
+                _library = load()
             except (OSError, subprocess.SubprocessError, KernelUnavailable) as error:
                 _error = f"{type(error).__name__}: {error}"
         return _error
@@ -150,11 +154,13 @@ def _check(*tensors: torch.Tensor | None) -> None:
             raise ValueError("the fused kernel takes contiguous float32 CPU tensors")
 
 
-def _call(job: Job) -> None:
-    error = kernel_error()
-    if error is not None:
-        raise KernelUnavailable(error)
-    if _library.toygeom_train(ctypes.byref(job)) != 0:
+def _call(job: Job, library: ctypes.CDLL | None) -> None:
+    if library is None:
+        error = kernel_error()
+        if error is not None:
+            raise KernelUnavailable(error)
+        library = _library
+    if library.toygeom_train(ctypes.byref(job)) != 0:
         raise MemoryError("fused kernel: out of memory")
 
 
@@ -206,10 +212,12 @@ def fused_grads(
     model: str,
     threads: int | None = None,
     x: torch.Tensor | None = None,
+    library: ctypes.CDLL | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`closed_form_grads` of the batch `generate_batch(data, ..., seed, step)`, drawn inside the
     kernel, or of x (inst batch feats) if given: (loss (inst,), dW (inst hidden feats),
-    db (inst feats)). Float32 CPU tensors; raises KernelUnavailable without a kernel."""
+    db (inst feats)). Float32 CPU tensors; raises KernelUnavailable without a kernel.
+    library: a kernel from `load` to run instead of this tree's."""
     W, b_final = W.detach().contiguous(), b_final.detach().contiguous()
     _check(W, b_final)
     n_inst, d_hidden, n_feat = W.shape
@@ -218,7 +226,7 @@ def fused_grads(
     loss, dW, db = torch.empty(n_inst), torch.empty_like(W), torch.empty_like(b_final)
     job.W, job.b = W.data_ptr(), b_final.data_ptr()
     job.loss, job.dW, job.db = loss.data_ptr(), dW.data_ptr(), db.data_ptr()
-    _call(job)
+    _call(job, library)
     return loss, dW, db
 
 
@@ -236,11 +244,12 @@ def fused_train(
     model: str,
     threads: int | None = None,
     x: torch.Tensor | None = None,
+    library: ctypes.CDLL | None = None,
 ) -> torch.Tensor:
     """Train len(lrs) steps in one call: for i < len(lrs), the batch of step first_step + i
     (drawn inside the kernel, or x[i] of x (steps inst batch feats) if given), its gradients and
     `adam`'s update with lr lrs[i], W, b_final and adam's moments updated in place. Returns the
-    (inst,) sum of the steps' losses."""
+    (inst,) sum of the steps' losses. library: as for `fused_grads`."""
     state = [adam.state[name] for name in adam.names]  # W's, then b_final's
     _check(W, b_final, *(s[key] for s in state for key in ("step", "exp_avg", "exp_avg_sq")))
     job = _job(W, importance, feature_probability, data, seed, first_step, len(lrs), batch_size,
@@ -260,5 +269,5 @@ def fused_train(
         state[1]["exp_avg"].data_ptr(),
         state[1]["exp_avg_sq"].data_ptr(),
     )
-    _call(job)  # also advances the step counts
+    _call(job, library)  # also advances the step counts
     return loss

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -222,6 +223,21 @@ def test_a_build_into_an_empty_cache_leaves_just_the_library(
     assert fused_cpu.kernel_error() is None
     built = list((tmp_path / "toygeom-tui").iterdir())
     assert len(built) == 1 and built[0].suffix == ".so", built  # no temporary file left over
+
+
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64-v4"])
+def test_the_kernel_compiles_for_avx2_and_for_avx512_machines(march: str, tmp_path: Path) -> None:
+    """Each build takes the vector width and blocks of the CPU it is built for; the AVX-512 one
+    cannot run on an AVX2 machine, but it must at least compile wherever it may be built."""
+    flags = [f"-march={march}" if flag == "-march=native" else flag for flag in fused_cpu.FLAGS]
+    out = tmp_path / "kernel.so"
+    result = subprocess.run(
+        [fused_cpu.COMPILER, *flags, "-o", str(out), str(fused_cpu.SOURCE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.stat().st_size > 0
 
 
 @compiles

@@ -13,15 +13,19 @@
 //
 // Two layouts, one per kind of model:
 //   wide (hidden·feats > 64): a tile holds T batch rows, each row the features padded with zeros
-//     to a multiple of 16 (one 512-bit vector). Padded features are inert (x = 0, W = 0, b = 0 →
+//     to a multiple of L (one vector). Padded features are inert (x = 0, W = 0, b = 0 →
 //     D = G = 0), so every vector loop runs over whole vectors. The five products are
-//     register-blocked: h = W x and W G contract over features, 4 rows × 4 hidden dot products
-//     at a time, whose 16 vector accumulators are summed across lanes together (`sum_lanes`);
-//     pre and dW are outer-product updates along the feature vectors (broadcast × vector FMAs).
-//   narrow (the pentagon, the pairs): the batch is the vector axis; per 16 batch rows the whole
+//     register-blocked: h = W x and W G contract over features, BT rows × BJ hidden dot
+//     products at a time, whose L vector accumulators are summed across lanes together
+//     (`sum_lanes`); pre and dW are outer-product updates along the feature vectors (broadcast
+//     × vector FMAs). Each inner loop loads a vector once for all its FMAs (`load_held`) and
+//     broadcasts with one instruction (`splat`): at ~0.75 loads an FMA the loops are bound by
+//     the FMA units, not the load ports (measured on Zen 3: 1.5× the step rate of loads folded
+//     into every FMA and broadcasts built lane by lane).
+//   narrow (the pentagon, the pairs): the batch is the vector axis; per 8 batch rows the whole
 //     step is a few scalar-broadcast FMAs per (hidden, feature) pair, with no padding.
-// Written with GCC vector extensions (gcc, clang) rather than intrinsics: on a CPU without
-// AVX-512 the compiler splits the vectors, slower but the same results.
+// Written with GCC vector extensions (gcc, clang) rather than intrinsics, one source for AVX2
+// and AVX-512: only the vector width, the block sizes and `sum_lanes`'s shuffles differ.
 //
 // Threads take whole instances (all steps of one), so every instance is computed in one fixed
 // order: the results do not depend on the number of threads or on scheduling.
@@ -57,11 +61,19 @@ inline vf load(const float* p) {
     return v;
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+// A vector loaded once for several FMAs: without this GCC folds the load into each FMA as a
+// memory operand, so the inner loops issue ~1.5 loads per FMA and wait on the load ports
+// (measured on Zen 3); an empty asm that takes and gives the register keeps it loaded once.
+inline vf load_held(const float* p) {
+    vf v = load(p);
+    asm("" : "+v"(v));
+    return v;
+}
 
-// out[j] = Σ_lanes v[j] for 16 vectors at once. Each level adds the even and odd chunks of a
-// pair of vectors (chunks of L/2, …, 1 lanes), so the 16 horizontal sums cost 15 two-vector
-// shuffles-and-adds instead of 16 separate reductions.
-inline void sum_lanes(const vf v[16], float out[16]) {
+// out[j] = Σ_lanes v[j] for L vectors (one register block's accumulators) at once. Each level
+// adds the even and odd chunks of a pair of vectors (chunks of L/2, …, 1 lanes), so the L
+// horizontal sums cost L − 1 two-vector shuffles-and-adds instead of L separate reductions.
+inline void sum_lanes(const vf v[L], float out[L]) {
 #ifdef __AVX512F__
     vf w[8], x[4], y[2];
     for (int i = 0; i < 8; i++)
@@ -84,17 +96,15 @@ inline void sum_lanes(const vf v[16], float out[16]) {
                    __builtin_shufflevector(y[0], y[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
                                            25, 27, 29, 31));
 #else
-    vf w[8], x[4];
-    for (int i = 0; i < 8; i++)
+    vf w[4], x[2];
+    for (int i = 0; i < 4; i++)
         w[i] = __builtin_shufflevector(v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
                __builtin_shufflevector(v[2 * i], v[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 2; i++)
         x[i] = __builtin_shufflevector(w[2 * i], w[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13) +
                __builtin_shufflevector(w[2 * i], w[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15);
-    for (int i = 0; i < 2; i++)
-        store(out + 8 * i,
-              __builtin_shufflevector(x[2 * i], x[2 * i + 1], 0, 2, 4, 6, 8, 10, 12, 14) +
-                  __builtin_shufflevector(x[2 * i], x[2 * i + 1], 1, 3, 5, 7, 9, 11, 13, 15));
+    store(out, __builtin_shufflevector(x[0], x[1], 0, 2, 4, 6, 8, 10, 12, 14) +
+                   __builtin_shufflevector(x[0], x[1], 1, 3, 5, 7, 9, 11, 13, 15));
 #endif
 }
 
@@ -107,12 +117,9 @@ inline float uniform1(uint64_t counter, uint64_t key) {
     return float(z >> 40) * 0x1p-24f;
 }
 
-// A broadcast (vf{} + s would first add 0 to s, a scalar add in every inner loop).
-inline vf splat(float s) {
-    vf v;
-    for (int l = 0; l < L; l++) v[l] = s;
-    return v;
-}
+// A broadcast: one vbroadcastss. s − 0 is exactly s (even for −0), so the compiler drops the
+// subtraction; vf{} + s would keep a scalar add, and a lane-by-lane fill became 8 inserts.
+inline vf splat(float s) { return s - vf{}; }
 
 constexpr int TN = 128;     // batch rows per tile of the narrow layout
 constexpr int NARROW = 64;  // hidden·feats up to which a model takes the narrow layout
@@ -204,17 +211,23 @@ struct Scratch {
     float* block;
 
     explicit Scratch(const Shape& s) {
-        size_t Fp = s.Fp, H = s.H, F = s.F;
-        size_t n = 3 * H * Fp + 6 * Fp + 2 * T * Fp + 2 * T * H + 2 * Fp + 3 * ROWS * F +
-                   (s.narrow ? 3 * F * TN : 0) + 16 * 16;
-        block = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
+        size_t n = 0;  // floats: one pass sizes the block, a second places the buffers in it
+        place(s, [&n](size_t k) -> float* {
+            n += (k + 15) / 16 * 16;  // keep every buffer 64-byte aligned
+            return nullptr;
+        });
+        block = static_cast<float*>(std::aligned_alloc(64, n * 4));
         if (!block) throw std::bad_alloc();
         float* q = block;
-        auto take = [&q](size_t k) {
+        place(s, [&q](size_t k) {
             float* r = q;
-            q += (k + 15) / 16 * 16;  // keep every buffer 64-byte aligned
+            q += (k + 15) / 16 * 16;
             return r;
-        };
+        });
+    }
+    template <typename Take>
+    void place(const Shape& s, Take take) {
+        const size_t Fp = s.Fp, H = s.H, F = s.F;
         W = take(H * Fp), b = take(Fp), imp = take(Fp);
         mW = take(H * Fp), vW = take(H * Fp), mb = take(Fp), vb = take(Fp);
         x = take(T * Fp), g = take(T * Fp), h = take(T * H), gw = take(T * H);
@@ -231,29 +244,38 @@ struct Scratch {
 // out[t][j] = Σ_f A[t][f] W[j][f] for the RT × RJ block at (t0, j0); out has row stride H.
 template <int RT, int RJ>
 void dot_block(const float* A, const float* W, const Shape& s, float* out, int t0, int j0) {
-    vf acc[16] = {};
+    static_assert(RT * RJ <= L, "a block's sums fit one sum_lanes");
+    vf acc[L] = {};
     for (int f = 0; f < s.Fp; f += L) {
         vf a[RT], w[RJ];
-        for (int i = 0; i < RT; i++) a[i] = load(A + (t0 + i) * s.Fp + f);
-        for (int j = 0; j < RJ; j++) w[j] = load(W + (j0 + j) * s.Fp + f);
+        for (int i = 0; i < RT; i++) a[i] = load_held(A + (t0 + i) * s.Fp + f);
+        for (int j = 0; j < RJ; j++) w[j] = load_held(W + (j0 + j) * s.Fp + f);
         for (int i = 0; i < RT; i++)
             for (int j = 0; j < RJ; j++) acc[i * RJ + j] += a[i] * w[j];
     }
-    float sums[16];
+    float sums[L];
     sum_lanes(acc, sums);
     for (int i = 0; i < RT; i++)
         for (int j = 0; j < RJ; j++) out[(t0 + i) * s.H + j0 + j] = sums[i * RJ + j];
+}
+
+// The last `rest` (< BJ) hidden rows: a block of RJ = rest.
+template <int RT, int RJ = BJ - 1>
+void dot_rest(const float* A, const float* W, const Shape& s, float* out, int t0, int j0,
+              int rest) {
+    if constexpr (RJ > 0) {
+        if (rest == RJ)
+            dot_block<RT, RJ>(A, W, s, out, t0, j0);
+        else
+            dot_rest<RT, RJ - 1>(A, W, s, out, t0, j0, rest);
+    }
 }
 
 template <int RT>
 void dot_rows(const float* A, const float* W, const Shape& s, float* out, int t0) {
     int j0 = 0;
     for (; j0 + BJ <= s.H; j0 += BJ) dot_block<RT, BJ>(A, W, s, out, t0, j0);
-    switch (s.H - j0) {
-        case 3: dot_block<RT, 3>(A, W, s, out, t0, j0); break;
-        case 2: dot_block<RT, 2>(A, W, s, out, t0, j0); break;
-        case 1: dot_block<RT, 1>(A, W, s, out, t0, j0); break;
-    }
+    dot_rest<RT>(A, W, s, out, t0, j0, s.H - j0);
 }
 
 // out (nt × H) = A (nt × Fp) Wᵀ: h = W x and W G for a tile, batch-major.
@@ -276,12 +298,13 @@ void grad_block(Scratch& k, const Shape& s, int t0, int f0, vf& loss) {
         for (int j = 0; j < NF; j++) acc[i][j] = load(k.b + f0 + j * L);
     for (int hh = 0; hh < s.H; hh++) {
         vf w[NF];
-        for (int j = 0; j < NF; j++) w[j] = load(k.W + hh * s.Fp + f0 + j * L);
+        for (int j = 0; j < NF; j++) w[j] = load_held(k.W + hh * s.Fp + f0 + j * L);
         for (int i = 0; i < RT; i++) {
             vf hb = splat(k.h[(t0 + i) * s.H + hh]);
             for (int j = 0; j < NF; j++) acc[i][j] += hb * w[j];
         }
     }
+    vf block_loss = {};  // summed here, not into `loss`: that is memory, a chain of round trips
     for (int j = 0; j < NF; j++) {
         vf imp = load(k.imp + f0 + j * L), db = load(k.db_tile + f0 + j * L);
         for (int i = 0; i < RT; i++) {
@@ -295,12 +318,13 @@ void grad_block(Scratch& k, const Shape& s, int t0, int f0, vf& loss) {
                 d = pre - x;
                 g = d * imp;
             }
-            loss += d * d * imp;
+            block_loss += d * d * imp;
             db += g;
             store(k.g + (t0 + i) * s.Fp + f0 + j * L, g);
         }
         store(k.db_tile + f0 + j * L, db);
     }
+    loss += block_loss;
 }
 
 template <int RT, bool RELU>
@@ -334,8 +358,8 @@ void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
     for (int t = 0; t < nt; t++) {
         vf g[NF], x[NF];
         for (int j = 0; j < NF; j++) {
-            g[j] = load(k.g + t * s.Fp + f0 + j * L);
-            x[j] = load(k.x + t * s.Fp + f0 + j * L);
+            g[j] = load_held(k.g + t * s.Fp + f0 + j * L);
+            x[j] = load_held(k.x + t * s.Fp + f0 + j * L);
         }
         for (int i = 0; i < RH; i++) {
             vf hb = splat(k.h[t * s.H + h0 + i]), gwb = splat(k.gw[t * s.H + h0 + i]);
@@ -416,7 +440,7 @@ inline void store_n(float* p, vn v, int n = LN) {
     else
         for (int l = 0; l < n; l++) p[l] = v[l];
 }
-inline vn splat_n(float s) { return vn{} + s; }
+inline vn splat_n(float s) { return s - vn{}; }  // as splat
 
 // The batch from its raw uniforms, elementwise as generate_batch, for m values x of one feature
 // (p_row null: probability p, pair uniforms u1, u2) or of one row of uniform data (p_row: the
