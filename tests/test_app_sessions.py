@@ -75,9 +75,9 @@ async def test_o_opens_a_saved_session_which_waits_for_p(
     app = ToygeomApp(make_trainer(small_config), sessions_root=tmp_path, autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_from_browser(pilot, "other-run")  # nothing trained yet: no question
-        await wait_for(pilot, lambda: app.trainer.config.name == "other")
+        await wait_for(pilot, lambda: app.current_run.config.name == "other")
         await wait_for(pilot, lambda: "step 40/200" in status_text(app))
-        assert "ready" in status_text(app) and app.trainer.step == 40
+        assert "ready" in status_text(app) and app.current_run.step == 40
         assert app.session_dir == tmp_path / "other-run"
         assert "saved" in mark_text(app) and "ago" in mark_text(app)
         assert any("opened" in m and "p continues" in m for m in notifications(app))
@@ -99,7 +99,7 @@ async def test_opening_a_session_with_nan_weights_notifies_and_keeps_the_run(
     async with app.run_test(size=(120, 40)) as pilot:
         await open_from_browser(pilot, "poisoned")  # the listing can't see it; loading can
         await wait_for(pilot, lambda: any("NaN" in m for m in notifications(app)))
-        assert app.trainer is trainer and app.is_running
+        assert app.current_run.trainer is trainer and app.is_running
         await pilot.press("j")
         assert app.dashboard.selected == 1
 
@@ -115,18 +115,18 @@ async def test_unsaved_training_is_confirmed_before_open_and_new(
         await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
         assert "50 steps" in app.screen.query_one("Static").render().plain
         await pilot.press("escape")  # stay: nothing changes
-        assert app.trainer is current
+        assert app.current_run is current
 
         await pilot.press("n")
         app.screen.dismiss(small_config.replace(name="third", steps=20))
         await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
         await pilot.press("escape")
-        assert app.trainer is current
+        assert app.current_run is current
 
         await open_from_browser(pilot, "other-run")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
         await pilot.press("s")  # save the current run first, then open the other
-        await wait_for(pilot, lambda: app.trainer.config.name == "other")
+        await wait_for(pilot, lambda: app.current_run.config.name == "other")
     [saved] = [p for p in tmp_path.iterdir() if p.name.startswith("small-")]
     assert load_session(saved, compiled=False).step == 50
     assert not session_info(saved).running

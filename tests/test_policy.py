@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine import Trainer, preset
-from engine.policy import ACTIONS, FOLLOWING, GONE, LOST, READ_ONLY, decide, toggle
+from engine.policy import ACTIONS, GONE, LOST, decide, toggle
 from engine.run import LocalRun, Run, RunRefused
 from engine.trainer import DIVERGED, DONE, PAUSED, READY, STOPPED, TRAINING
 
@@ -16,7 +16,6 @@ ALLOWED = {  # state (step < total) -> the actions it allows
     STOPPED: {"resume", "step", "extend", "save"},
     DONE: {"resume", "step", "extend", "save"},  # done, then extended: not yet finished
     DIVERGED: set(),
-    FOLLOWING: set(),
     LOST: set(),
 }
 
@@ -33,7 +32,6 @@ def test_a_finished_run_can_only_be_extended_or_saved():
 
 
 def test_refusals_say_why():
-    assert decide("pause", FOLLOWING, 1, 2).reason == READ_ONLY
     assert decide("save", LOST, 1, 2).reason == GONE
     assert decide("save", DIVERGED, 1, 2, error="diverged at step 7").reason == "diverged at step 7"
     assert "pause first" in decide("step", TRAINING, 1, 2).reason

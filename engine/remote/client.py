@@ -26,8 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.config import ConfigError, RunConfig
-from engine.history import History
+from engine.config import (
+    ConfigError,
+    RunConfig,
+    resolve_feature_probability,
+    resolve_importance,
+)
+from engine.history import History, Snapshots
 from engine.policy import LOST
 from engine.remote import protocol
 from engine.remote.address import SOCKET_FILE, connect
@@ -70,6 +75,9 @@ class RemoteRun:
         c = self.config
         self.W = torch.zeros(c.n_inst, c.d_hidden, c.n_features)
         self.b_final = torch.zeros(c.n_inst, c.n_features)
+        self.feature_probability = resolve_feature_probability(c)  # from the config, as a Trainer
+        self.importance = resolve_importance(c)
+        self.snapshots = Snapshots(self.log_every)  # the weights this viewer was sent
         self._lock = threading.RLock()
         self._observers: dict[str, list[Callable[[Any], None]]] = {e: [] for e in EVENTS}
         self._ids = itertools.count(1)
@@ -243,6 +251,7 @@ class RemoteRun:
                 _check(b, tuple(self.b_final.shape))
                 self.W.copy_(torch.from_numpy(W))
                 self.b_final.copy_(torch.from_numpy(b))
+                self.snapshots.offer(m["step"], self.W)
                 return ()
             if kind == "state":
                 self.state, self.step, self.total_steps = m["state"], m["step"], m["total"]
