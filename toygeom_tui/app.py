@@ -102,6 +102,7 @@ class RunWatch:
         self.saved_at = saved_at  # wall-clock seconds of the newest save, None before one
         self.marked_running = False  # the newest save says "still being written" (by us)
         self.autosave_failing = False  # told the user once; told again after a save succeeds
+        self.attached = False  # its observers are on the run
 
     # -- on the run's thread (each observer is given the Trainer or the RemoteRun: use self.run)
     def progress(self, _: object = None) -> None:
@@ -152,11 +153,15 @@ class RunWatch:
         self.run.on("log", self.log)
         self.run.on("dims", self.progress)
         self.run.on("state", self.state)
+        self.attached = True
 
     def detach(self) -> None:
-        self.run.off("log", self.log)
-        self.run.off("dims", self.progress)
-        self.run.off("state", self.state)
+        """Stop watching (again is a no-op: a run sent to the background was let go before)."""
+        if self.attached:
+            self.run.off("log", self.log)
+            self.run.off("dims", self.progress)
+            self.run.off("state", self.state)
+            self.attached = False
 
 
 class ToygeomApp(App):
@@ -348,6 +353,10 @@ class ToygeomApp(App):
         then = () if going else ("resume",)
         done = f"training {n:,} more steps, to {run.total_steps + n:,}"
         self.act(("extend", n), *then, done=done)
+
+    def action_stop_run(self) -> None:
+        """Stop training for good (a served run saves and its process ends)."""
+        self.act("stop", done="stopping the run")
 
     # -- time travel (toygeom_tui.time_travel) --------------------------------------------------
     def action_travel(self, delta: int) -> None:
@@ -745,7 +754,9 @@ class ToygeomApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Pause or resume training", "p", self.action_toggle_pause)
         yield SystemCommand("Step once", "space, while paused", self.action_step_once)
-        yield SystemCommand("Train more steps", "+, after the run is done", self.action_train_more)
+        yield SystemCommand("Train more steps", "+", self.action_train_more)
+        yield SystemCommand("Stop training", "for good: a served run saves and ends",
+                            self.action_stop_run)  # fmt: skip
         yield SystemCommand("New run", "n: a form over the run's config", self.action_new_run)
         yield SystemCommand("Save session", "s", self.action_save)
         yield SystemCommand("Open session", "o: the session browser", self.action_open_session)
