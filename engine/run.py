@@ -31,7 +31,7 @@ import torch
 from engine.config import RunConfig
 from engine.history import History
 from engine.policy import decide
-from engine.trainer import EVENTS, Trainer
+from engine.trainer import EVENTS, STOPPED, Trainer
 
 __all__ = ["EVENTS", "LocalRun", "Run", "RunRefused", "as_run"]
 
@@ -107,8 +107,15 @@ class LocalRun:
     def start(self) -> None:
         """Train on a thread until done, stopped or diverged (no-op while it trains)."""
         if not self.training:
-            self._thread = threading.Thread(target=self.trainer.run, name="train", daemon=True)
+            self._thread = threading.Thread(target=self._train, name="train", daemon=True)
             self._thread.start()
+
+    def _train(self) -> None:
+        try:
+            self.trainer.run()
+        except Exception as err:  # the run's news (a "state" event), not a traceback on a thread
+            self.trainer.error = f"training stopped by an error: {err}"
+            self.trainer._set_state(STOPPED)
 
     def _allow(self, action: str) -> None:
         t = self.trainer

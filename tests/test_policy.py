@@ -70,3 +70,18 @@ def _wait(condition, timeout: float = 60.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def test_a_local_run_that_crashes_says_why_and_stops():
+    run = LocalRun(Trainer(preset("pentagon").replace(steps=10**6), compiled=False))
+    states = []
+    run.on("state", lambda t: states.append(t.state))
+
+    def broken(_):
+        raise RuntimeError("disk on fire")
+
+    run.on("log", broken)
+    run.start()
+    assert _wait(lambda: not run.training)
+    assert run.state == STOPPED and states[-1] == STOPPED
+    assert run.error == "training stopped by an error: disk on fire"

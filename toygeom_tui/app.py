@@ -280,9 +280,8 @@ class ToygeomApp(App):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         group, state = event.worker.group, event.state
-        if group in ("control", "move") and state == WorkerState.ERROR:
-            self.notify(f"training stopped by an error: {event.worker.error}", severity="error",
-                        timeout=30)  # fmt: skip
+        if group in ("control", "move", "save") and state == WorkerState.ERROR:
+            self.notify(f"{group} failed: {event.worker.error}", severity="error", timeout=30)
         elif group == "export" and state == WorkerState.SUCCESS:
             self.notify(f"wrote {event.worker.result}", title="Exported")
         elif group == "export" and state == WorkerState.ERROR:
@@ -308,6 +307,8 @@ class ToygeomApp(App):
                 f"step {run.step:,} reached; + trains {self._extra_steps():,} more{saves}",
                 title="Training done",
             )
+        elif message.state == STOPPED and run.error:
+            self.notify(run.error, severity="error", timeout=30)
         elif message.state == LOST:
             self._show_session_mark()
             self.push_screen(LostRunScreen(str(self.session_dir), run.step), self._resume_lost)
