@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,9 @@ from engine.session import load_session, read_record
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
 from toygeom_tui.cli import UserError, choose_run, main
+from toygeom_tui.screens.dynamics import DynamicsScreen
+from toygeom_tui.screens.help import HelpScreen
+from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.screens.lost_run import LostRunScreen
 from toygeom_tui.screens.quit_confirm import QuitConfirmScreen
 
@@ -84,6 +88,8 @@ async def test_an_attached_app_pauses_steps_extends_saves_and_stops_the_run(
             await wait_for(pilot, lambda: "– steps/s" not in status() and "--:--" not in status())
             first = watcher.step
             await wait_for(pilot, lambda: app.current_run.step > first)  # live, not a save
+            snapshots = app.current_run.snapshots
+            await wait_for(pilot, lambda: len(snapshots) >= 2, 30)  # weights to travel back to
 
             await pilot.press("p")
             assert watcher.wait_for(lambda r: r.state == "paused", 30)
@@ -93,6 +99,26 @@ async def test_an_attached_app_pauses_steps_extends_saves_and_stops_the_run(
             await pilot.press("space")
             assert watcher.wait_for(lambda r: r.step == paused_at + 1, 30)
             await wait_for(pilot, lambda: f"step {paused_at + 1:,}/" in status_text(app))
+
+            # Every screen works on the attached run: detail, dynamics, export, help, time travel.
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, InstanceDetailScreen))
+            await wait_for(pilot, lambda: app.screen.shown == (0, paused_at + 1), 30)
+            await pilot.press("escape", "D")
+            await wait_for(pilot, lambda: isinstance(app.screen, DynamicsScreen))
+            await pilot.press("escape", "x", "j")
+            exported = run_dir / f"{app.current_run.config.name}-step{paused_at + 1}-geometry.json"
+            await wait_for(pilot, exported.exists, 30)
+            assert json.loads(exported.read_text())["step"] == paused_at + 1
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press("escape")
+            await pilot.press("less_than_sign")
+            await wait_for(pilot, lambda: app.view_step is not None)
+            assert app.view_step in snapshots.steps and app.view_step < app.current_run.step
+            assert torch.equal(app.moment().W, snapshots.at(app.view_step))
+            await pilot.press("l")
+            await wait_for(pilot, lambda: app.view_step is None)
 
             total = watcher.total_steps
             await pilot.press("plus")

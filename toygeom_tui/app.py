@@ -543,7 +543,8 @@ class ToygeomApp(App):
         self._watch.detach()  # its final save and messages are the new process's now
         try:
             keep_training(run, directory)
-        except BackgroundError as err:
+        except BackgroundError as err:  # the run stays here, stopped at its saved step
+            self.call_from_thread(self._watch.attach)
             self.call_from_thread(self.notify, str(err), title="Not moved", severity="error")
             return
         self.farewell = (
