@@ -2,7 +2,8 @@
 two viewers at once, a SIGKILLed run is shown lost and resumed; a local run sent to the background
 ends with the numbers of a run that never moved; `attach` picks its run.
 
-Every effect is checked on the run itself: its files, or a second RemoteRun of our own.
+Every effect is checked on the run itself: its files, or a second RemoteRun of our own. The runs
+are conftest's live_train (a tiny config, endless, autosaving every second).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from test_app import notifications, status_text, wait_for
-from test_remote import FOREVER, TRAIN, cli, wait_until
+from test_remote import cli, wait_until
 
 from engine.config import RunConfig
 from engine.remote.client import RemoteRun
@@ -43,26 +43,6 @@ def mark_text(app: ToygeomApp) -> str:
     return str(app.dashboard.session_mark.render())
 
 
-@pytest.fixture
-def train(tmp_path: Path) -> Iterator:
-    """Start a served `train` (pentagon, endless) in a directory; killed afterwards."""
-    procs: list[subprocess.Popen] = []
-
-    def start(directory: Path) -> subprocess.Popen:
-        proc = subprocess.Popen([*TRAIN, *FOREVER, "--out", str(directory)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        procs.append(proc)
-        wait_until(lambda: probe(directory) is not None or proc.poll() is not None)
-        assert proc.poll() is None, "train did not start"
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-
-
 def kill_pid(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -73,10 +53,10 @@ def attached(directory: Path) -> ToygeomApp:
 
 
 async def test_an_attached_app_pauses_steps_extends_saves_and_stops_the_run(
-    tmp_path: Path, train
+    tmp_path: Path, live_train
 ) -> None:
     run_dir = tmp_path / "run"
-    proc = train(run_dir)
+    proc = live_train(run_dir, 1.0)
     watcher = RemoteRun.connect(run_dir)  # the run as another terminal sees it
     app = attached(run_dir)
     try:
@@ -125,8 +105,9 @@ async def test_an_attached_app_pauses_steps_extends_saves_and_stops_the_run(
             extra = app.current_run.config.steps
             assert watcher.wait_for(lambda r: r.total_steps == total + extra, 30)
 
+            before = (run_dir / "session.json").stat().st_mtime_ns  # paused: no autosave now
             await pilot.press("s")
-            await wait_for(pilot, lambda: (run_dir / "session.json").exists())
+            await wait_for(pilot, lambda: (run_dir / "session.json").stat().st_mtime_ns != before)
             await wait_for(pilot, lambda: any("saved step" in m for m in notifications(app)))
             assert read_record(run_dir)["step"] == paused_at + 1
 
@@ -139,9 +120,9 @@ async def test_an_attached_app_pauses_steps_extends_saves_and_stops_the_run(
         watcher.close()
 
 
-async def test_q_detaches_and_two_apps_watch_one_run(tmp_path: Path, train) -> None:
+async def test_q_detaches_and_two_apps_watch_one_run(tmp_path: Path, live_train) -> None:
     run_dir = tmp_path / "run"
-    proc = train(run_dir)
+    proc = live_train(run_dir, 1.0)
     one, two = attached(run_dir), attached(run_dir)
     async with one.run_test(size=(120, 40)) as p1, two.run_test(size=(120, 40)) as p2:
         await wait_for(p1, lambda: "attached" in mark_text(one))
@@ -164,10 +145,10 @@ async def test_q_detaches_and_two_apps_watch_one_run(tmp_path: Path, train) -> N
 
 
 async def test_a_killed_run_is_shown_lost_and_resumes_in_the_background(
-    tmp_path: Path, train
+    tmp_path: Path, live_train
 ) -> None:
     run_dir = tmp_path / "run"
-    proc = train(run_dir)
+    proc = live_train(run_dir, 1.0)
     app = attached(run_dir)
     resumed_pid = None
     try:
@@ -238,11 +219,11 @@ def test_attach_with_no_run_says_so_in_one_line(tmp_path: Path) -> None:
 
 
 def test_attach_with_two_runs_asks_which(
-    tmp_path: Path, train, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, live_train, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     monkeypatch.chdir(tmp_path)
     first, second = Path("sessions/a"), Path("sessions/b")
-    train(first), train(second)
+    live_train(first, 1.0), live_train(second, 1.0)
     from engine.remote.listing import running
 
     runs = running("sessions")
