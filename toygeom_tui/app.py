@@ -257,8 +257,8 @@ class ToygeomApp(App):
 
     # -- training ------------------------------------------------------------------------------
     def start_training(self) -> None:
-        """Train the run (a local one autosaves from now on)."""
-        self.act("resume")
+        """Train the run as it stands (held paused if it is; a local one autosaves from now)."""
+        self.act("start")
 
     def act(self, *calls: tuple[str, ...] | str, done: str | None = None) -> None:
         """Call the run's controls in order (("extend", n), "resume", ...) on a thread worker;
