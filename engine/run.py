@@ -31,9 +31,12 @@ import torch
 from engine.config import RunConfig
 from engine.history import History
 from engine.policy import decide
-from engine.trainer import EVENTS, STOPPED, Trainer
+from engine.trainer import DIVERGED, DONE, EVENTS, STOPPED, Trainer
 
 __all__ = ["EVENTS", "LocalRun", "Run", "RunRefused", "as_run"]
+
+
+FINAL = (DONE, STOPPED, DIVERGED)  # states in which Trainer.run() returns
 
 
 class RunRefused(Exception):
@@ -106,6 +109,9 @@ class LocalRun:
 
     def start(self) -> None:
         """Train on a thread until done, stopped or diverged (no-op while it trains)."""
+        ending = self._thread if self.trainer.state in FINAL else None
+        if ending is not None and ending is not threading.current_thread():
+            ending.join()  # its run() is returning (done or stopped): a new one goes on from here
         if not self.training:
             self._thread = threading.Thread(target=self._train, name="train", daemon=True)
             self._thread.start()

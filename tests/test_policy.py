@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from engine import Trainer, preset
@@ -85,3 +87,20 @@ def test_a_local_run_that_crashes_says_why_and_stops():
     assert _wait(lambda: not run.training)
     assert run.state == STOPPED and states[-1] == STOPPED
     assert run.error == "training stopped by an error: disk on fire"
+
+
+def test_a_local_run_resumed_while_its_last_run_returns_trains_on():
+    run = LocalRun(Trainer(preset("pentagon").replace(steps=20), compiled=False))
+    lingering = []
+
+    def linger(t):  # the "done" observers (a final save, say) keep the old thread a moment
+        if t.state == DONE:
+            lingering.append(t.step)
+            time.sleep(0.3)
+
+    run.on("state", linger)
+    run.start()
+    assert _wait(lambda: lingering == [20])
+    run.extend(20)
+    run.resume()  # while the first run() is still returning
+    assert _wait(lambda: run.step == 40 and run.state == DONE and not run.training)
