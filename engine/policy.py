@@ -1,9 +1,8 @@
 """What may happen to a run now: one place for the rules, whoever asks (app, server, script).
 
 `decide(action, state, step, total)` answers with a Verdict: ok, or why not in one line a user
-can act on. A run that trains in another process goes by the same rules; the only differences are
-the states a viewer can see and the server cannot: FOLLOWING (a read-only mirror of files another
-process writes) and LOST (the served run's process is gone).
+can act on. A run that trains in another process goes by the same rules; the one difference is
+a state a viewer can see and the server cannot: LOST (the served run's process is gone).
 """
 
 from __future__ import annotations
@@ -12,11 +11,9 @@ from dataclasses import dataclass
 
 from engine.trainer import DIVERGED, DONE, PAUSED, READY, STOPPED, TRAINING
 
-FOLLOWING = "following"  # engine.follow's mirror state
 LOST = "lost"  # a remote run whose process went away without saying it finished
 
 ACTIONS = ("pause", "resume", "step", "extend", "stop", "save")
-READ_ONLY = "read-only: following a run another process is writing"
 GONE = "the run's process is gone; resume it from its last save"
 STEP_FIRST_PAUSE = "pause first (p), then space steps once"
 
@@ -37,8 +34,6 @@ def decide(action: str, state: str, step: int, total: int, error: str | None = N
     """May `action` happen to a run in `state` at `step` of `total`? `error`: why it diverged."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    if state == FOLLOWING:
-        return Verdict(False, READ_ONLY)
     if state == LOST:
         return Verdict(False, GONE)
     if state == DIVERGED:  # its weights are not finite: nothing to train on, nothing to save

@@ -7,8 +7,10 @@ action may happen now is engine.policy's question, asked the same way for both.
 Reading (any thread):
     config, session_dir, step, total_steps, state, error, paused, preparing,
     steps_per_second, latest_loss (inst,), latest_frobenius_sq (inst,), history (engine.history),
-    snapshot() -> (W (inst hidden feats), b_final (inst feats), step), consistent() (a lock under
-    which weights, step and history belong to one step).
+    snapshots (engine.history.Snapshots' reading face: steps, at, at_or_before, len), W (inst
+    hidden feats), b_final (inst feats), feature_probability (inst feats), importance (inst
+    feats), device, snapshot() -> (W, b_final, step), consistent() (a lock under which weights,
+    step and history belong to one step).
 Watching: on(event, fn) / off(event, fn) with the Trainer's events "log", "dims", "state";
     fn(run) runs on the run's own thread (training thread, or the remote reader thread).
 Control: start() (train; a remote run already does), pause(), resume(), step_once(),
@@ -29,9 +31,12 @@ import torch
 from engine.config import RunConfig
 from engine.history import History
 from engine.policy import decide
-from engine.trainer import EVENTS, Trainer
+from engine.trainer import DIVERGED, DONE, EVENTS, STOPPED, Trainer
 
-__all__ = ["EVENTS", "LocalRun", "Run", "RunRefused"]
+__all__ = ["EVENTS", "LocalRun", "Run", "RunRefused", "as_run"]
+
+
+FINAL = (DONE, STOPPED, DIVERGED)  # states in which Trainer.run() returns
 
 
 class RunRefused(Exception):
@@ -51,6 +56,12 @@ class Run(Protocol):
     latest_loss: np.ndarray | None
     latest_frobenius_sq: np.ndarray | None
     history: History
+    snapshots: Any  # engine.history.Snapshots, or a mirror with its reading interface
+    W: torch.Tensor
+    b_final: torch.Tensor
+    feature_probability: torch.Tensor
+    importance: torch.Tensor
+    device: Any  # a torch.device here; for a remote run, a string naming its process
     remote: bool
 
     @property
@@ -98,9 +109,19 @@ class LocalRun:
 
     def start(self) -> None:
         """Train on a thread until done, stopped or diverged (no-op while it trains)."""
+        ending = self._thread if self.trainer.state in FINAL else None
+        if ending is not None and ending is not threading.current_thread():
+            ending.join()  # its run() is returning (done or stopped): a new one goes on from here
         if not self.training:
-            self._thread = threading.Thread(target=self.trainer.run, name="train", daemon=True)
+            self._thread = threading.Thread(target=self._train, name="train", daemon=True)
             self._thread.start()
+
+    def _train(self) -> None:
+        try:
+            self.trainer.run()
+        except Exception as err:  # the run's news (a "state" event), not a traceback on a thread
+            self.trainer.error = f"training stopped by an error: {err}"
+            self.trainer._set_state(STOPPED)
 
     def _allow(self, action: str) -> None:
         t = self.trainer
@@ -145,6 +166,11 @@ class LocalRun:
             self._thread.join()
 
 
+def as_run(run: Run | Trainer) -> Run:
+    """`run` itself, or a Trainer as a LocalRun (what a notebook or a test may hand over)."""
+    return LocalRun(run) if isinstance(run, Trainer) else run
+
+
 _READ = frozenset(
     (
         "config",
@@ -158,6 +184,11 @@ _READ = frozenset(
         "latest_loss",
         "latest_frobenius_sq",
         "history",
+        "snapshots",
+        "W",
+        "b_final",
+        "feature_probability",
+        "importance",
         "snapshot",
         "consistent",
         "device",

@@ -8,8 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ import pytest
 from test_app import make_trainer, notifications, status_text, wait_for
 
 from engine.config import RunConfig
-from engine.follow import Follower
 from engine.session import WEIGHTS_FILE, load_session, read_record, save_session, session_info
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
@@ -75,9 +72,9 @@ async def test_o_opens_a_saved_session_which_waits_for_p(
     app = ToygeomApp(make_trainer(small_config), sessions_root=tmp_path, autostart=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_from_browser(pilot, "other-run")  # nothing trained yet: no question
-        await wait_for(pilot, lambda: app.trainer.config.name == "other")
+        await wait_for(pilot, lambda: app.current_run.config.name == "other")
         await wait_for(pilot, lambda: "step 40/200" in status_text(app))
-        assert "ready" in status_text(app) and app.trainer.step == 40
+        assert "ready" in status_text(app) and app.current_run.step == 40
         assert app.session_dir == tmp_path / "other-run"
         assert "saved" in mark_text(app) and "ago" in mark_text(app)
         assert any("opened" in m and "p continues" in m for m in notifications(app))
@@ -99,7 +96,7 @@ async def test_opening_a_session_with_nan_weights_notifies_and_keeps_the_run(
     async with app.run_test(size=(120, 40)) as pilot:
         await open_from_browser(pilot, "poisoned")  # the listing can't see it; loading can
         await wait_for(pilot, lambda: any("NaN" in m for m in notifications(app)))
-        assert app.trainer is trainer and app.is_running
+        assert app.current_run.trainer is trainer and app.is_running
         await pilot.press("j")
         assert app.dashboard.selected == 1
 
@@ -115,18 +112,18 @@ async def test_unsaved_training_is_confirmed_before_open_and_new(
         await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
         assert "50 steps" in app.screen.query_one("Static").render().plain
         await pilot.press("escape")  # stay: nothing changes
-        assert app.trainer is current
+        assert app.current_run.trainer is current
 
         await pilot.press("n")
         app.screen.dismiss(small_config.replace(name="third", steps=20))
         await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
         await pilot.press("escape")
-        assert app.trainer is current
+        assert app.current_run.trainer is current
 
         await open_from_browser(pilot, "other-run")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
         await pilot.press("s")  # save the current run first, then open the other
-        await wait_for(pilot, lambda: app.trainer.config.name == "other")
+        await wait_for(pilot, lambda: app.current_run.config.name == "other")
     [saved] = [p for p in tmp_path.iterdir() if p.name.startswith("small-")]
     assert load_session(saved, compiled=False).step == 50
     assert not session_info(saved).running
@@ -181,54 +178,6 @@ async def test_resume_continues_where_the_session_stopped(
     np.testing.assert_array_equal(steps[:n], saved_steps)
     np.testing.assert_array_equal(loss[:n], saved_loss)
     assert steps[n] > saved_steps[-1] and steps[-1] == 200  # one history, continued
-
-
-# -- follow a headless run -------------------------------------------------------------------------
-async def test_follow_a_train_process_and_survive_its_death(tmp_path: Path, live_train) -> None:
-    run = tmp_path / "sessions" / "live"
-    proc = live_train(run, 0.5)
-    try:
-        deadline = time.monotonic() + 40
-        while not session_info(run).running:
-            assert time.monotonic() < deadline and proc.poll() is None, "train never saved"
-            time.sleep(0.1)
-        follower = Follower(run)
-        app = ToygeomApp(follower.trainer, follow=follower, sessions_root=tmp_path / "sessions")
-        async with app.run_test(size=(120, 40)) as pilot:
-            first = follower.trainer.step
-            await wait_for(pilot, lambda: "following" in mark_text(app))
-            await wait_for(pilot, lambda: follower.trainer.step > first)
-            await wait_for(pilot, lambda: f"step {follower.trainer.step:,}/" in status_text(app))
-            await pilot.press("p")
-            assert any("read-only: following" in m for m in notifications(app))
-
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-            await wait_for(pilot, lambda: "writer stopped" in mark_text(app))
-            await pilot.press("j")
-            assert app.dashboard.selected == 1
-            last_save = read_record(run)["step"]
-            await wait_for(pilot, lambda: follower.trainer.step == last_save)
-            stopped_at = follower.trainer.step
-            await pilot.pause(1.2)
-            assert follower.trainer.step == stopped_at
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-    # The next app started on that sessions folder names the interrupted run, once.
-    fresh = ToygeomApp(
-        make_trainer(RunConfig(name="x", n_features=5, d_hidden=2, n_inst=1, steps=10)),
-        sessions_root=tmp_path / "sessions",
-        autostart=False,
-        offer_resume=True,
-    )
-    async with fresh.run_test(size=(120, 40)) as pilot:
-        said = lambda: [m for m in notifications(fresh) if "interrupted" in m]  # noqa: E731
-        await wait_for(pilot, lambda: bool(said()))
-        assert f"{run} was interrupted at step {stopped_at:,}" in said()[0]
-        assert "press o to resume it" in said()[0]
 
 
 # -- export ----------------------------------------------------------------------------------------

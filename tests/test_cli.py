@@ -41,7 +41,8 @@ def start(*args: str) -> subprocess.Popen:
 
 def test_engine_imports_without_textual() -> None:
     code = (
-        "import sys, engine.trainer, engine.session, engine.geometry, engine.follow; "
+        "import sys, engine.trainer, engine.session, engine.geometry, engine.run, "
+        "engine.remote.client, engine.remote.background; "
         "print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -205,28 +206,6 @@ def _wait_for_progress(proc: subprocess.Popen, timeout: float = 120) -> None:
         with contextlib.suppress(BlockingIOError):
             seen += os.read(proc.stderr.fileno(), 65536).decode()
         time.sleep(0.1)
-
-
-def test_a_follower_tracks_a_live_train_process(tmp_path: Path, live_train) -> None:
-    from engine.follow import Follower
-
-    run = tmp_path / "run"
-    proc = live_train(run, 0.5)
-    follower = Follower(run)
-    first = follower.trainer.step
-    assert follower.writer_alive
-    deadline = time.monotonic() + 60
-    while not follower.poll():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert follower.trainer.step > first
-    steps, _, _ = follower.trainer.history.metrics_arrays()
-    assert steps[-1] == follower.trainer.step, "history arrives with the weights"
-    proc.kill()
-    proc.communicate(timeout=30)
-    assert not follower.writer_alive
-    follower.poll()  # the writer may have saved once more before it died
-    assert follower.poll() is False, "nothing new once the writer is gone"
 
 
 def test_progress_says_preparing_until_the_step_is_ready_then_rates_from_there(

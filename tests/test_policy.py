@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from engine import Trainer, preset
-from engine.policy import ACTIONS, FOLLOWING, GONE, LOST, READ_ONLY, decide, toggle
+from engine.policy import ACTIONS, GONE, LOST, decide, toggle
 from engine.run import LocalRun, Run, RunRefused
 from engine.trainer import DIVERGED, DONE, PAUSED, READY, STOPPED, TRAINING
 
@@ -16,7 +18,6 @@ ALLOWED = {  # state (step < total) -> the actions it allows
     STOPPED: {"resume", "step", "extend", "save"},
     DONE: {"resume", "step", "extend", "save"},  # done, then extended: not yet finished
     DIVERGED: set(),
-    FOLLOWING: set(),
     LOST: set(),
 }
 
@@ -33,7 +34,6 @@ def test_a_finished_run_can_only_be_extended_or_saved():
 
 
 def test_refusals_say_why():
-    assert decide("pause", FOLLOWING, 1, 2).reason == READ_ONLY
     assert decide("save", LOST, 1, 2).reason == GONE
     assert decide("save", DIVERGED, 1, 2, error="diverged at step 7").reason == "diverged at step 7"
     assert "pause first" in decide("step", TRAINING, 1, 2).reason
@@ -72,3 +72,35 @@ def _wait(condition, timeout: float = 60.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def test_a_local_run_that_crashes_says_why_and_stops():
+    run = LocalRun(Trainer(preset("pentagon").replace(steps=10**6), compiled=False))
+    states = []
+    run.on("state", lambda t: states.append(t.state))
+
+    def broken(_):
+        raise RuntimeError("disk on fire")
+
+    run.on("log", broken)
+    run.start()
+    assert _wait(lambda: not run.training)
+    assert run.state == STOPPED and states[-1] == STOPPED
+    assert run.error == "training stopped by an error: disk on fire"
+
+
+def test_a_local_run_resumed_while_its_last_run_returns_trains_on():
+    run = LocalRun(Trainer(preset("pentagon").replace(steps=20), compiled=False))
+    lingering = []
+
+    def linger(t):  # the "done" observers (a final save, say) keep the old thread a moment
+        if t.state == DONE:
+            lingering.append(t.step)
+            time.sleep(0.3)
+
+    run.on("state", linger)
+    run.start()
+    assert _wait(lambda: lingering == [20])
+    run.extend(20)
+    run.resume()  # while the first run() is still returning
+    assert _wait(lambda: run.step == 40 and run.state == DONE and not run.training)

@@ -238,8 +238,8 @@ async def test_seeds_from_the_new_run_form_train_as_a_sweep(tmp_path: Path) -> N
         )
         assert [run.name for run in app.screen.info.runs] == ["seed=3", "seed=4"]
         await pilot.press("g", "enter")  # the best seed, first by final loss
-        await wait_for(pilot, lambda: app.session_dir is not None and app.trainer.step == 100)
-        assert app.trainer.step == 100 and app.trainer.config.seed in (3, 4)
+        await wait_for(pilot, lambda: app.session_dir is not None and app.current_run.step == 100)
+        assert app.current_run.step == 100 and app.current_run.config.seed in (3, 4)
         best = sweep_info(directory).best
         assert app.session_dir == directory / best.name
         # The dashboard knows the seed is one of two, and which instances it is best at.

@@ -1,11 +1,13 @@
-"""The Textual app: wiring between one engine Trainer and the screens.
+"""The Textual app: wiring between one engine Run (engine.run) and the screens.
 
-The trainer runs in a thread worker; its observers only post messages (toygeom_tui.messages).
-Everything the user commands goes through the trainer's thread-safe controls. A run is one of:
-  - trained here: autosaved every `autosave_seconds` into its session folder (marked running),
-    saved once more, unmarked, when it ends or the user leaves it with "save";
-  - followed: an engine.follow.Follower's trainer, refreshed from the files another process
-    (`toygeom-tui train`) writes, read-only.
+The app and its screens drive a Run and cannot tell its two sides apart:
+  - a LocalRun, trained here on a thread: autosaved every `autosave_seconds` into its session
+    folder (marked running), saved once more, unmarked, when it ends or the user leaves it
+    with "save"; q may send it to a headless process instead (engine.remote.background);
+  - a RemoteRun, attached to a `toygeom-tui train` process: that process saves; q detaches.
+The run's observers only post messages (toygeom_tui.messages). Controls go through the Run's
+methods on a thread worker (a remote control waits for its answer); engine.policy decides what
+may happen, and a refusal is one notice with its reason.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from engine.atomic import write_text_atomic
 from engine.autosave import Autosaver
 from engine.config import ConfigError, RunConfig
-from engine.follow import Follower
+from engine.policy import LOST, toggle
+from engine.remote.background import BackgroundError, keep_training, resume_headless
+from engine.remote.client import RemoteError, RemoteRun
+from engine.remote.listing import probe
+from engine.run import LocalRun, Run, RunRefused, as_run
 from engine.session import (
     SESSIONS_ROOT,
     SessionError,
@@ -37,22 +42,20 @@ from engine.session import (
     mark_stopped,
     new_session_dir,
     read_record,
-    save_session,
     session_info,
 )
 from engine.sweep import Sweep, SweepError, seed_spec
 from engine.sweep_local import LocalExecutor
-from engine.trainer import DIVERGED, DONE, TRAINING, Trainer
+from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED, TRAINING, Trainer
 from toygeom_tui.export import document_csv, document_json, history_csv, trainer_geometry
 from toygeom_tui.keymap import config_path, read_keymap
 from toygeom_tui.messages import (
-    FollowerPolled,
     InterruptedSessions,
     LoadFailed,
     RunLoaded,
+    RunStateChanged,
     SaveFailed,
     SessionSaved,
-    TrainerStateChanged,
     TrainingProgress,
 )
 from toygeom_tui.screens.dashboard import DashboardScreen
@@ -64,71 +67,81 @@ from toygeom_tui.screens.export_menu import (
     ExportMenuScreen,
 )
 from toygeom_tui.screens.help import HelpScreen
+from toygeom_tui.screens.lost_run import IN_BACKGROUND, LostRunScreen
 from toygeom_tui.screens.new_run import NewRunScreen, SeedsRun
-from toygeom_tui.screens.quit_confirm import QUIT, SAVE_AND_QUIT, QuitConfirmScreen
+from toygeom_tui.screens.quit_confirm import (
+    BACKGROUND,
+    QUIT,
+    SAVE_AND_QUIT,
+    QuitConfirmScreen,
+)
 from toygeom_tui.screens.sessions import SessionBrowserScreen
 from toygeom_tui.screens.sweep import SweepScreen
 from toygeom_tui.time_travel import Moment, moment_at, no_history_reason, step_after_move
 
 DEFAULT_EXTRA_STEPS = 1_000  # `+` on a run configured with steps = 0
-FOLLOW_POLL_SECONDS = 1.0
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see ToygeomApp.on_mount
-READ_ONLY = "read-only: following a run another process is writing"
-WRITER_STOPPED = "read-only: the writer stopped; open the session (o) to train it further"
 
 
 class RunWatch:
-    """The app's observers on one trainer, and what is known about its saves.
+    """The app's observers on one run, and what is known about its saves.
 
-    The observers run on the training thread: they post messages and never touch the UI. The
+    The observers run on the run's thread: they post messages and never touch the UI. The
     save bookkeeping (saved_step, saved_at, marked_running) is only touched on the event loop.
+    A local run is autosaved from here; a remote one saves in its own process.
     """
 
-    def __init__(self, app: App, trainer: Trainer, saved_at: float | None = None) -> None:
-        self.app, self.trainer = app, trainer
+    def __init__(
+        self, app: App, run: Run, saved_at: float | None = None, final_save: bool = True
+    ) -> None:
+        self.app, self.run = app, run
         self.autosaver: Autosaver | None = None
+        self.wants_final_save = final_save  # save once more when the run is done
         # A loaded session's own step is saved; a new run has nothing saved yet.
-        self.saved_step = trainer.step if trainer.session_dir is not None else 0
+        self.saved_step = run.step if run.session_dir is not None else 0
         self.saved_at = saved_at  # wall-clock seconds of the newest save, None before one
         self.marked_running = False  # the newest save says "still being written" (by us)
         self.autosave_failing = False  # told the user once; told again after a save succeeds
+        self.attached = False  # its observers are on the run
 
-    # -- on the training thread -----------------------------------------------------------------
-    def progress(self, trainer: Trainer) -> None:
+    # -- on the run's thread (each observer is given the Trainer or the RemoteRun: use self.run)
+    def progress(self, _: object = None) -> None:
         # A single step (paused) is shown at once. While training runs, the dashboard polls the
-        # trainer from its refresh tick: a message per interval would only wake the UI thread.
-        if trainer.paused:
-            self.app.post_message(TrainingProgress(trainer))
+        # run from its refresh tick: a message per interval would only wake the UI thread.
+        if self.run.paused:
+            self.app.post_message(TrainingProgress(self.run))
 
-    def log(self, trainer: Trainer) -> None:
-        self.progress(trainer)
+    def log(self, _: object) -> None:
+        self.progress()
         if self.autosaver is not None:
-            self.autosaver(trainer)
-
-    def final_save(self) -> None:
-        """Save once more, marked as no longer running (the run ended)."""
-        if self.autosaver is not None:
-            self.autosaver.save(self.trainer, running=False)
+            self.autosaver(self.run.trainer)
 
     def _autosaved(self, running: bool) -> None:
         # Periodic autosaves stay quiet; the final one is announced.
         directory = self.autosaver.directory
         self.app.post_message(
-            SessionSaved(
-                self.trainer, directory, self.trainer.step, running=running, announce=not running
-            )
+            SessionSaved(self.run, directory, self.run.step, running=running, announce=not running)
         )
 
     def _autosave_failed(self, error: SessionError) -> None:
-        self.app.post_message(SaveFailed(self.trainer, str(error), autosave=True))
+        self.app.post_message(SaveFailed(self.run, str(error), autosave=True))
 
-    def state(self, trainer: Trainer) -> None:
-        self.app.post_message(TrainerStateChanged(trainer, trainer.state))
+    def state(self, _: object) -> None:
+        # A local run that is done is saved once more, unmarked, before anyone is told.
+        run, autosaver = self.run, self.autosaver
+        if (
+            run.state == DONE
+            and autosaver is not None
+            and (self.wants_final_save or self.marked_running)
+        ):
+            autosaver.save(run.trainer, running=False)
+        self.app.post_message(RunStateChanged(run, run.state))
 
     # -- on the event loop ----------------------------------------------------------------------
     def start_autosave(self, directory: Path, interval: float) -> None:
-        """Autosave into `directory` every `interval` seconds (0: only the final save, if any)."""
-        if self.autosaver is None:
+        """Autosave a local run into `directory` every `interval` seconds (0: only the final
+        save, if any)."""
+        if self.autosaver is None and not self.run.remote:
             self.autosaver = Autosaver(
                 directory,
                 interval if interval > 0 else math.inf,
@@ -137,14 +150,18 @@ class RunWatch:
             )
 
     def attach(self) -> None:
-        self.trainer.on("log", self.log)
-        self.trainer.on("dims", self.progress)
-        self.trainer.on("state", self.state)
+        self.run.on("log", self.log)
+        self.run.on("dims", self.progress)
+        self.run.on("state", self.state)
+        self.attached = True
 
     def detach(self) -> None:
-        self.trainer.off("log", self.log)
-        self.trainer.off("dims", self.progress)
-        self.trainer.off("state", self.state)
+        """Stop watching (again is a no-op: a run sent to the background was let go before)."""
+        if self.attached:
+            self.run.off("log", self.log)
+            self.run.off("dims", self.progress)
+            self.run.off("state", self.state)
+            self.attached = False
 
 
 class ToygeomApp(App):
@@ -164,43 +181,34 @@ class ToygeomApp(App):
 
     def __init__(
         self,
-        trainer: Trainer,
+        run: Run | Trainer,
         *,
         session_dir: Path | None = None,
         sessions_root: Path = SESSIONS_ROOT,
         autostart: bool = True,
         autosave_seconds: float = 30.0,
-        follow: Follower | None = None,
         offer_resume: bool = False,
         keymap_path: Path | None = None,
     ) -> None:
-        """`follow`: show `follow.trainer` (pass it as `trainer` too) read-only, refreshed as
-        the process writing `follow.directory` saves; `autostart` and autosave do not apply.
-        `offer_resume`: on start, name an interrupted session under `sessions_root` (once).
-        `keymap_path`: the config.toml whose [keymap] remaps keys (default: the user's)."""
+        """`run`: a Run (a Trainer is trained here as a LocalRun). `autostart`: train a local
+        run at once (a remote one trains anyway). `offer_resume`: on start, name an interrupted
+        session under `sessions_root` (once). `keymap_path`: the config.toml whose [keymap]
+        remaps keys (default: the user's)."""
         super().__init__()
+        run = as_run(run)
         self.keymap_path = keymap_path or config_path()
         self.keymap: dict[str, str] = {}  # binding id -> keys, as applied from keymap_path
         self.view_step: int | None = None  # the recorded step the geometry views show; None: live
         self._moment: Moment | None = None
-        if follow is not None and trainer is not follow.trainer:
-            raise ValueError("ToygeomApp: with follow=, trainer must be follow.trainer")
-        self.trainer = trainer
-        self.follower = follow
-        self.session_dir = session_dir or trainer.session_dir
-        if follow is not None:
-            self.session_dir = follow.directory
+        self.current_run = run
+        self.session_dir = session_dir or run.session_dir
         self.sessions_root = sessions_root
-        self.autostart = autostart and follow is None
+        self.autostart = autostart and not run.remote
         self.autosave_seconds = autosave_seconds
-        self.offer_resume = offer_resume and self.session_dir is None and follow is None
-        self._watch = RunWatch(self, trainer, _saved_at(self.session_dir))
-        self.dashboard = DashboardScreen(trainer)
-        self._follow_timer: Timer | None = None
-        self._polling = False
-        self._writer_alive = True
-        self._followed_at = time.time()
-        self._follow_error: str | None = None
+        self.offer_resume = offer_resume and self.session_dir is None
+        self.farewell: str | None = None  # printed once the app is gone (how to come back)
+        self._watch = self._watch_run(run, _saved_at(self.session_dir))
+        self.dashboard = DashboardScreen(run)
         self._sweep_stop = threading.Event()  # set on exit: seeds being trained stop
 
     def get_default_screen(self) -> Screen:
@@ -215,16 +223,15 @@ class ToygeomApp(App):
         self._watch.attach()
         self.set_interval(1.0, self._show_session_mark)
         self._show_session_mark()
-        if self.follower is not None:
-            self._start_following()
-        elif self.autostart:
+        if self.autostart:
             self.start_training()
         if self.offer_resume:
             self._look_for_interrupted(self.sessions_root)
 
     def on_unmount(self) -> None:
-        # Thread workers can't be killed: without this, exiting would wait for the whole run.
-        self.trainer.stop()
+        # A local run stops (its thread is joined); a remote one is let go and trains on.
+        self._watch.detach()
+        self.current_run.close()
         self._sweep_stop.set()  # and a sweep of seeds ends its worker processes
         sys.setswitchinterval(self._switch_interval)
 
@@ -245,36 +252,36 @@ class ToygeomApp(App):
         """The step the current run's newest save holds; training beyond it is in no save."""
         return self._watch.saved_step
 
-    def _refuse_read_only(self) -> bool:
-        """Say why a training key does nothing while following; True if it must do nothing."""
-        if self.follower is None:
-            return False
-        self.notify(READ_ONLY if self._writer_alive else WRITER_STOPPED, severity="warning")
-        return True
+    def _watch_run(self, run: Run, saved_at: float | None) -> RunWatch:
+        return RunWatch(self, run, saved_at, final_save=self.autosave_seconds > 0)
 
     # -- training ------------------------------------------------------------------------------
     def start_training(self) -> None:
-        self._watch.start_autosave(self.session_path(), self.autosave_seconds)
-        self._train(self.trainer, self._watch)
+        """Train the run as it stands (held paused if it is; a local one autosaves from now)."""
+        self.act("start")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(self, trainer: Trainer, watch: RunWatch) -> str:
-        state = trainer.run()
-        if state == DONE and (self.autosave_seconds > 0 or watch.marked_running):
-            watch.final_save()
-        return state
+    def act(self, *calls: tuple[str, ...] | str, done: str | None = None) -> None:
+        """Call the run's controls in order (("extend", n), "resume", ...) on a thread worker;
+        a refusal is one notice with its reason, else `done` (if any) is."""
+        if not self.current_run.remote:
+            self._watch.start_autosave(self.session_path(), self.autosave_seconds)
+        self._control(self.current_run, [(c,) if isinstance(c, str) else c for c in calls], done)
 
-    def _training_thread_running(self) -> bool:
-        return any(
-            w.group == "training" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-            for w in self.workers
-        )
+    @work(thread=True, group="control", exit_on_error=False)
+    def _control(self, run: Run, calls: list[tuple], done: str | None) -> None:
+        try:
+            for name, *args in calls:
+                getattr(run, name)(*args)
+        except RunRefused as err:
+            self.call_from_thread(self.notify, str(err), severity="warning")
+            return
+        if done:
+            self.call_from_thread(self.notify, done)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         group, state = event.worker.group, event.state
-        if group == "training" and state == WorkerState.ERROR:
-            self.notify(f"training stopped by an error: {event.worker.error}", severity="error",
-                        timeout=30)  # fmt: skip
+        if group in ("control", "move", "save") and state == WorkerState.ERROR:
+            self.notify(f"{group} failed: {event.worker.error}", severity="error", timeout=30)
         elif group == "export" and state == WorkerState.SUCCESS:
             self.notify(f"wrote {event.worker.result}", title="Exported")
         elif group == "export" and state == WorkerState.ERROR:
@@ -282,110 +289,80 @@ class ToygeomApp(App):
                         timeout=15)  # fmt: skip
 
     def on_training_progress(self, message: TrainingProgress) -> None:
-        if message.trainer is self.trainer:
+        if message.run is self.current_run:
             self.dashboard.refresh_status()
 
-    def on_trainer_state_changed(self, message: TrainerStateChanged) -> None:
-        trainer = message.trainer
-        if trainer is not self.trainer:
+    def on_run_state_changed(self, message: RunStateChanged) -> None:
+        run = message.run
+        if run is not self.current_run:
             return
         self.dashboard.refresh_status(force=True)
         if message.state == DIVERGED:
             self.dashboard.refresh_charts(force=True)
-            self.notify(trainer.error or "training diverged", title="Diverged", severity="error",
+            self.notify(run.error or "training diverged", title="Diverged", severity="error",
                         timeout=30)  # fmt: skip
         elif message.state == DONE:
-            saves = "" if self.autosave_seconds > 0 else ", s saves"
+            saves = "" if self.autosave_seconds > 0 or run.remote else ", s saves"
             self.notify(
-                f"step {trainer.step:,} reached; + trains {self._extra_steps():,} more{saves}",
+                f"step {run.step:,} reached; + trains {self._extra_steps():,} more{saves}",
                 title="Training done",
             )
+        elif message.state == STOPPED and run.error:
+            self.notify(run.error, severity="error", timeout=30)
+        elif message.state == LOST:
+            self._show_session_mark()
+            self.push_screen(LostRunScreen(str(self.session_dir), run.step), self._resume_lost)
 
     def _extra_steps(self) -> int:
-        return self.trainer.config.steps or DEFAULT_EXTRA_STEPS
+        return self.current_run.config.steps or DEFAULT_EXTRA_STEPS
 
-    def replace_trainer(
+    def replace_run(
         self,
-        trainer: Trainer,
+        run: Run,
         session_dir: Path | None,
         *,
-        follower: Follower | None = None,
         saved_at: float | None = None,
         autostart: bool = True,
     ) -> None:
-        """Show `trainer` instead of the current one (whose thread is told to stop)."""
+        """Show `run` instead of the current one (which is let go: stopped if local)."""
         self._watch.detach()
-        self.trainer.stop()
-        if self._follow_timer is not None:
-            self._follow_timer.stop()
-            self._follow_timer = None
-        self.trainer, self.session_dir, self.follower = trainer, session_dir, follower
+        self._let_go(self.current_run)
+        self.current_run, self.session_dir = run, session_dir
         self.view_step, self._moment = None, None
-        self._watch = RunWatch(self, trainer, saved_at)
+        self._watch = self._watch_run(run, saved_at)
         self._watch.attach()
-        self.dashboard.show_trainer(trainer)
-        if follower is not None:
-            self._start_following()
-        elif autostart:
+        self.dashboard.show_trainer(run)
+        if autostart and not run.remote:
             self.start_training()
         self._show_session_mark()
 
+    @work(thread=True, group="let-go", exit_on_error=False)
+    def _let_go(self, run: Run) -> None:
+        run.close()  # joins a thread or a connection: off the event loop
+
     # -- control actions --------------------------------------------------------------------------
     def action_toggle_pause(self) -> None:
-        t = self.trainer
-        if self._refuse_read_only():
-            return
-        if t.state in (DONE, DIVERGED):
-            self.notify(f"the run is {t.state}; nothing to pause", severity="warning")
-        elif not self._training_thread_running():
-            if t.step >= t.total_steps:
-                self.notify(f"the run is finished at step {t.step:,}; + trains more steps")
-                return
-            t.resume()
-            self.start_training()
-        elif t.paused:
-            t.resume()
-        else:
-            t.pause()
+        self.act(toggle(self.current_run.state))
 
     def action_step_once(self) -> None:
-        t = self.trainer
-        if self._refuse_read_only():
-            return
-        if t.state in (DONE, DIVERGED) or t.step >= t.total_steps:
-            self.notify(f"the run is {t.state}; + trains more steps", severity="warning")
-            return
-        if t.state == TRAINING and not t.paused:
-            self.notify("pause first (p), then space steps once", severity="warning")
-            return
-        t.pause()
-        t.step_once()  # its "log" event redraws the status
-        if not self._training_thread_running():
-            self.start_training()
+        self.act("step_once")
 
     def action_train_more(self) -> None:
-        t = self.trainer
-        if self._refuse_read_only():
-            return
-        running = self._training_thread_running()
-        if t.state == DIVERGED:
-            self.notify(t.error or "the run diverged", severity="error")
-        elif running and t.step < t.total_steps:
-            self.notify("+ adds steps once the run is done", severity="warning")
-        elif t.step < t.total_steps:
-            t.resume()
-            self.notify(f"continuing from step {t.step:,} to {t.total_steps:,}")
-            self.start_training()
-        else:
-            n = self._extra_steps()
-            t.extend(n)
-            self.notify(f"training {n:,} more steps, to {t.total_steps:,}")
-            self.start_training()
+        """+: train more steps (a run that is not training trains on)."""
+        run, n = self.current_run, self._extra_steps()
+        going = run.state in (TRAINING, PAUSED)
+        then = () if going else ("resume",)
+        done = f"training {n:,} more steps, to {run.total_steps + n:,}"
+        self.act(("extend", n), *then, done=done)
+
+    def action_stop_run(self) -> None:
+        """Stop training for good (a served run saves and its process ends)."""
+        self.act("stop", done="stopping the run")
 
     # -- time travel (toygeom_tui.time_travel) --------------------------------------------------
     def action_travel(self, delta: int) -> None:
         """Show the geometry `delta` (±1) recorded steps from the one shown."""
-        t = self.trainer
+        t = self.current_run
         target = step_after_move(t.snapshots.steps, self.view_step, t.step, delta)
         if target is None and self.view_step is None:
             if delta < 0:
@@ -399,7 +376,7 @@ class ToygeomApp(App):
     def travel_to(self, step: int | None) -> None:
         """Show the latest snapshot at or before `step` on every geometry view (None: live)."""
         if step is not None:
-            step = self.trainer.snapshots.at_or_before(step)
+            step = self.current_run.snapshots.at_or_before(step)
         if step == self.view_step:
             return
         self.view_step, self._moment = step, None
@@ -412,7 +389,7 @@ class ToygeomApp(App):
         on is replaced by the latest one before it."""
         if self.view_step is None:
             return None
-        t = self.trainer
+        t = self.current_run
         if self._moment is None or self._moment.step not in t.snapshots.steps:
             step = t.snapshots.at_or_before(self.view_step)
             if step is None:
@@ -429,7 +406,7 @@ class ToygeomApp(App):
             elif chosen is not None:
                 self._build_run(chosen)
 
-        self.push_screen(NewRunScreen(self.trainer.config), start)
+        self.push_screen(NewRunScreen(self.current_run.config), start)
 
     def _start_seeds(self, request: SeedsRun) -> None:
         """Train the seeds as a local sweep in worker processes, and show the sweep screen,
@@ -469,7 +446,9 @@ class ToygeomApp(App):
         except ConfigError as err:
             self.post_message(LoadFailed(str(err)))
             return
-        self.post_message(RunLoaded(trainer, None, autostart=True, done=f"new run: {config.name}"))
+        self.post_message(
+            RunLoaded(LocalRun(trainer), None, autostart=True, done=f"new run: {config.name}")
+        )
 
     def action_open_session(self) -> None:
         def open_(path: Path | None) -> None:
@@ -479,45 +458,41 @@ class ToygeomApp(App):
         self.push_screen(SessionBrowserScreen(self.sessions_root, in_use=self.session_dir), open_)
 
     def open_session(self, path: Path) -> None:
-        """Open a saved session to continue it, or follow it if another process writes it."""
+        """Open a saved session to continue it, or attach to it if a process trains it."""
         ours: set[Path] = set()
-        if self.session_dir is not None and self._watch.marked_running:
+        if self.session_dir is not None and (self._watch.marked_running or self.current_run.remote):
             ours.add(self.session_dir.resolve())
         self._load_run(Path(path), frozenset(ours))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _load_run(self, path: Path, ours: frozenset[Path]) -> None:
         try:
-            info = session_info(path)
-            if info.running and path.resolve() not in ours:
-                follower = Follower(path)
+            if path.resolve() in ours:
+                raise SessionError(f"{path}: this is the run shown here")
+            if probe(path) is not None:
                 loaded = RunLoaded(
-                    follower.trainer,
-                    path,
-                    follower=follower,
-                    saved_at=info.saved_at,
-                    done=f"following {path} (written by another process)",
+                    RemoteRun.connect(path), path, done=f"attached to {path}; q detaches"
                 )
             else:
+                info = session_info(path)
                 trainer = load_session(path)
                 where = "finished" if trainer.step >= trainer.total_steps else "p continues"
                 loaded = RunLoaded(
-                    trainer,
+                    LocalRun(trainer),
                     path,
                     saved_at=info.saved_at,
                     done=f"opened {path} at step {trainer.step:,} ({where})",
                 )
-        except SessionError as err:
+        except (SessionError, RemoteError) as err:
             self.post_message(LoadFailed(str(err)))
             return
         self.post_message(loaded)
 
     def on_run_loaded(self, message: RunLoaded) -> None:
         def show() -> None:
-            self.replace_trainer(
-                message.trainer,
+            self.replace_run(
+                message.run,
                 message.session_dir,
-                follower=message.follower,
                 saved_at=message.saved_at,
                 autostart=message.autostart,
             )
@@ -530,25 +505,27 @@ class ToygeomApp(App):
         self.notify(message.error, title="Cannot open", severity="error", timeout=15)
 
     def _leave_run(self, then: Callable[[], None], doing: str) -> None:
-        """Do `then` (quit, show another run) once the current run's training is saved, or the
-        user chose to let the unsaved steps go."""
-        watch = self._watch
-        if self.follower is not None:
+        """Do `then` (quit, show another run) once the current run's training is saved, sent to
+        the background (quit only), or the user chose to let the unsaved steps go. An attached
+        run is simply let go: its own process saves it."""
+        run, watch = self.current_run, self._watch
+        if run.remote:
             then()
             return
-        unsaved = self.trainer.step - watch.saved_step
+        unsaved = run.step - watch.saved_step
         if unsaved <= 0:
             if watch.marked_running:  # all saved, but the record still says "running"
-                self.trainer.pause()
-                self._save(self.trainer, self.session_path(), running=False, then=then)
+                self._save(run, self.session_path(), finish=True, then=then)
             else:
                 then()
             return
 
         def decide(choice: str | None) -> None:
             if choice == SAVE_AND_QUIT:
-                self.trainer.pause()  # the save holds exactly what the user saw
-                self._save(self.trainer, self.session_path(), running=False, then=then)
+                self._save(run, self.session_path(), finish=True, then=then)
+            elif choice == BACKGROUND:
+                self.notify("moving the run to a background process…")
+                self._to_background(run, self.session_path())
             elif choice == QUIT:
                 if watch.marked_running and self.session_dir is not None:
                     try:  # nobody writes it any more: don't list it as running
@@ -557,36 +534,83 @@ class ToygeomApp(App):
                         self.notify(str(err), severity="warning")
                 then()
 
-        self.push_screen(QuitConfirmScreen(unsaved, doing), decide)
+        trains_on = doing == "quit" and run.state in (TRAINING, PAUSED)
+        self.push_screen(QuitConfirmScreen(unsaved, doing, background=trains_on), decide)
+
+    @work(thread=True, group="move", exit_on_error=False)
+    def _to_background(self, run: Run, directory: Path) -> None:
+        """Train the run on in a headless process, then leave saying how to attach."""
+        self._watch.detach()  # its final save and messages are the new process's now
+        try:
+            keep_training(run, directory)
+        except BackgroundError as err:  # the run stays here, stopped at its saved step
+            self.call_from_thread(self._watch.attach)
+            self.call_from_thread(self.notify, str(err), title="Not moved", severity="error")
+            return
+        self.farewell = (
+            f"{directory} trains on in the background; attach with: toygeom-tui attach {directory}"
+        )
+        self.call_from_thread(self.exit)
+
+    def _resume_lost(self, where: str | None) -> None:
+        """The LostRunScreen's choice: resume the lost run's last save in the background (and
+        attach to it) or here."""
+        if where is not None and self.session_dir is not None:
+            self._resume_from_save(self.session_dir, where == IN_BACKGROUND)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="open")
+    def _resume_from_save(self, directory: Path, in_background: bool) -> None:
+        try:
+            if in_background:
+                resume_headless(directory)
+                run: Run = RemoteRun.connect(directory)
+                done = f"resumed {directory} in the background; attached"
+            else:
+                run = LocalRun(load_session(directory))
+                done = f"resumed {directory} here at step {run.step:,}"
+            saved_at = _saved_at(directory)
+        except (BackgroundError, RemoteError, SessionError) as err:
+            self.post_message(LoadFailed(str(err)))
+            return
+        self.post_message(
+            RunLoaded(run, directory, saved_at=saved_at, autostart=not in_background, done=done)
+        )
 
     def session_path(self) -> Path:
         """Where this run saves: the session it came from, or a new timestamped folder."""
         if self.session_dir is None:
-            self.session_dir = new_session_dir(self.trainer.config.name, self.sessions_root)
+            self.session_dir = new_session_dir(self.current_run.config.name, self.sessions_root)
         return self.session_dir
 
     def action_save(self) -> None:
-        if self._refuse_read_only():
-            return
-        running = self._training_thread_running() and self.trainer.state not in (DONE, DIVERGED)
-        self._save(self.trainer, self.session_path(), running=running, then=None)
+        self._save(self.current_run, self.session_path(), finish=False, then=None)
 
     @work(thread=True, group="save", exit_on_error=False)
     def _save(
-        self, trainer: Trainer, directory: Path, running: bool, then: Callable[[], None] | None
+        self, run: Run, directory: Path, *, finish: bool, then: Callable[[], None] | None
     ) -> None:
-        step = trainer.step
+        """Save `run` (a local one into `directory`); `finish`: it ends first (the save then
+        holds exactly what the user saw and says nobody writes it any more)."""
+        if finish:
+            run.close()  # joins the training thread: the step is final
+        if not run.remote:
+            run.session_dir = directory
+        running = run.state in (TRAINING, PAUSED) and not run.remote
         try:
-            save_session(trainer, directory, running=running)
+            step = run.step
+            run.save()
+        except RunRefused as err:
+            self.post_message(SaveFailed(run, str(err), autosave=False))
+            return
         except SessionError as err:
-            self.post_message(SaveFailed(trainer, str(err), autosave=False))
+            self.post_message(SaveFailed(run, str(err), autosave=False))
             return
         self.post_message(
-            SessionSaved(trainer, directory, step, running=running, announce=True, then=then)
+            SessionSaved(run, directory, step, running=running, announce=True, then=then)
         )
 
     def on_session_saved(self, message: SessionSaved) -> None:
-        if message.trainer is self.trainer:
+        if message.run is self.current_run:
             watch = self._watch
             watch.saved_step = max(watch.saved_step, message.step)
             watch.saved_at = time.time()
@@ -600,7 +624,7 @@ class ToygeomApp(App):
             message.then()
 
     def on_save_failed(self, message: SaveFailed) -> None:
-        watch = self._watch if message.trainer is self.trainer else None
+        watch = self._watch if message.run is self.current_run else None
         if message.autosave and watch is not None:
             if watch.autosave_failing:
                 return  # told already; the status line keeps saying it
@@ -613,13 +637,14 @@ class ToygeomApp(App):
         self.dashboard.show_session_mark(*self.session_mark())
 
     def session_mark(self) -> tuple[str, str]:
-        """The status line's save state: ("saved 12 s ago" | "unsaved" | "following" |
-        "writer stopped", a detail)."""
+        """The status line's save state: ("saved 12 s ago" | "unsaved" | "attached" | "lost",
+        a detail)."""
         now = time.time()
-        if self.follower is not None:
-            first = "[b]following[/b]" if self._writer_alive else "[b]writer stopped[/b]"
-            return first, f"updated {_ago(now - self._followed_at)}"
-        watch = self._watch
+        run, watch = self.current_run, self._watch
+        if run.remote:
+            if run.state == LOST:
+                return "[b]lost[/b]", "its process is gone"
+            return "[b]attached[/b]", f"{run.device} · q detaches"
         first = "unsaved" if watch.saved_at is None else f"saved {_ago(now - watch.saved_at)}"
         if watch.autosave_failing:
             second = "[b]autosave failing[/b]"
@@ -664,50 +689,6 @@ class ToygeomApp(App):
             timeout=20,
         )
 
-    # -- following a run another process writes ------------------------------------------------
-    def _start_following(self) -> None:
-        self._writer_alive, self._follow_error = True, None
-        self._followed_at = time.time()
-        self._follow_timer = self.set_interval(FOLLOW_POLL_SECONDS, self._poll_tick)
-        self._poll_tick()
-
-    def _poll_tick(self) -> None:
-        if self.follower is not None and not self._polling:
-            self._polling = True  # one poll at a time: two would reload the trainer at once
-            self._poll(self.follower)
-
-    @work(thread=True, exit_on_error=False, group="follow")
-    def _poll(self, follower: Follower) -> None:
-        changed = alive = False
-        try:
-            changed = follower.poll()
-            alive = follower.writer_alive
-        finally:  # whatever happened, the next tick may poll again
-            self.post_message(FollowerPolled(follower, changed, alive))
-
-    def on_follower_polled(self, message: FollowerPolled) -> None:
-        self._polling = False
-        follower = message.follower
-        if follower is not self.follower:
-            return
-        if message.changed:
-            self._followed_at = time.time()
-            self.dashboard.refresh_status(force=True)
-            self.dashboard.refresh_charts()
-        if message.writer_alive != self._writer_alive:
-            self._writer_alive = message.writer_alive
-            if not message.writer_alive:
-                self.notify(
-                    f"the process writing {follower.directory} stopped at step "
-                    f"{follower.trainer.step:,}; o opens the session to continue it",
-                    title="Writer stopped",
-                    timeout=15,
-                )
-        if follower.error is not None and follower.error != self._follow_error:
-            self.notify(follower.error, title="Cannot refresh", severity="warning")
-        self._follow_error = follower.error
-        self._show_session_mark()
-
     # -- export --------------------------------------------------------------------------------
     def export_dir(self) -> Path:
         """The run's session folder once it exists, else sessions_root/exports."""
@@ -724,7 +705,7 @@ class ToygeomApp(App):
 
     def export(self, choice: str) -> None:
         """Write one export (export_menu's choices) to export_dir(); a notification says where."""
-        t = self.trainer
+        t = self.current_run
         stem = self.export_dir() / f"{t.config.name}-step{t.step}"
         if choice == SCREENSHOT:
             # After the menu is gone, so the picture is of the screen below it.
@@ -761,6 +742,10 @@ class ToygeomApp(App):
 
     # -- app ----------------------------------------------------------------------------------
     async def action_quit(self) -> None:
+        run = self.current_run
+        if run.remote and run.state not in (DONE, STOPPED, DIVERGED, LOST):
+            where = self.session_dir
+            self.farewell = f"detached; {where} trains on. Back with: toygeom-tui attach {where}"
         self._leave_run(self.exit, "quit")
 
     def action_help(self) -> None:
@@ -771,7 +756,9 @@ class ToygeomApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Pause or resume training", "p", self.action_toggle_pause)
         yield SystemCommand("Step once", "space, while paused", self.action_step_once)
-        yield SystemCommand("Train more steps", "+, after the run is done", self.action_train_more)
+        yield SystemCommand("Train more steps", "+", self.action_train_more)
+        yield SystemCommand("Stop training", "for good: a served run saves and ends",
+                            self.action_stop_run)  # fmt: skip
         yield SystemCommand("New run", "n: a form over the run's config", self.action_new_run)
         yield SystemCommand("Save session", "s", self.action_save)
         yield SystemCommand("Open session", "o: the session browser", self.action_open_session)
@@ -826,27 +813,20 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d ago"
 
 
-def run_app(
-    trainer: Trainer,
-    *,
-    session_dir: Path | None = None,
-    mouse: bool = True,
-    follow: Follower | None = None,
-) -> None:
-    """Run the app on `trainer` until the user quits (training stops with it).
+def run_app(run: Run | Trainer, *, session_dir: Path | None = None, mouse: bool = True) -> None:
+    """Run the app on `run` until the user quits, then say how to come back to a run that
+    trains on (a local run stops with the app unless sent to the background; a remote one
+    trains on).
 
     An opened session (`session_dir`) waits for `p`; a new run starts training at once, and
     an interrupted session in sessions/ is offered for resume.
-    `follow`: show a run another process is writing, read-only (trainer is follow.trainer).
     """
-    app = ToygeomApp(
-        trainer,
-        session_dir=session_dir,
-        autostart=session_dir is None,
-        follow=follow,
-        offer_resume=session_dir is None and follow is None,
-    )
+    run = as_run(run)
+    fresh = session_dir is None and not run.remote
+    app = ToygeomApp(run, session_dir=session_dir, autostart=fresh, offer_resume=fresh)
     try:
         app.run(mouse=mouse)
     finally:
-        app.trainer.stop()
+        app.current_run.close()
+    if app.farewell:
+        print(app.farewell)

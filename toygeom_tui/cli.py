@@ -107,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the presets")
 
-    open_ = sub.add_parser("open", help="open a saved session in the app")
+    attach = sub.add_parser(
+        "attach",
+        help="open the app on a running run (DIR, or the one under sessions/); q detaches",
+    )
+    attach.add_argument("session", nargs="?", metavar="DIR", help="default: the run training now")
+    attach.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+
+    open_ = sub.add_parser("open", help="open a saved session in the app (attach if it trains)")
     open_.add_argument("session", metavar="DIR")
     open_.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     open_.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
@@ -438,44 +445,20 @@ def _refuse_if_trained(out: Path) -> None:
         raise UserError(str(SessionBusy(out, pid or None)))
 
 
-DETACH_LOG = "train.log"
-DETACH_WAIT = 300.0  # seconds to wait for the background run to serve before returning anyway
-
-
 def _detach(args: argparse.Namespace, out: Path) -> int:
-    """Run this same `train` in a new session of its own, its output in DIR/train.log; return
-    once it serves the session (print the path) or has failed (its last line, exit 2).
-
-    A fresh interpreter, not a fork: forking after torch started its thread pools can hang."""
-    import subprocess
-
-    from engine.remote.listing import probe
+    """Run this same `train` headless in the background (engine.remote.background), its output
+    in DIR/train.log; print the path once it serves the session, or its last line (exit 2)."""
+    from engine.remote.background import BackgroundError, start_headless
 
     argv = [a for a in (args.raw_argv or sys.argv[1:]) if a != "--detach"]
     if not args.out:
         argv += ["--out", str(out)]
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        log = open(out / DETACH_LOG, "ab")  # noqa: SIM115 (handed to the child)
-    except OSError as err:
-        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
-    with log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "toygeom_tui", *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # not the terminal's: logging out does not stop it
-        )
-    deadline = time.monotonic() + DETACH_WAIT
-    while child.poll() is None:
-        hello = probe(out)
-        if (hello is not None and hello["pid"] == child.pid) or time.monotonic() > deadline:
-            print(out)  # serving (or still starting: its log says how far it got)
-            return 0
-        time.sleep(0.05)
-    lines = (out / DETACH_LOG).read_text(errors="replace").strip().splitlines()
-    raise UserError(lines[-1].removeprefix("toygeom-tui: ") if lines else "training failed")
+        start_headless(argv, out)
+    except BackgroundError as err:
+        raise UserError(str(err)) from None
+    print(out)
+    return 0
 
 
 def _check_writable(out: Path, *, resuming: bool) -> None:
@@ -483,9 +466,10 @@ def _check_writable(out: Path, *, resuming: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
     from engine.remote.address import SOCKET_FILE
+    from engine.remote.background import LOG_FILE
     from engine.remote.lock import LOCK_FILE
 
-    ours = {DETACH_LOG, LOCK_FILE, SOCKET_FILE}  # left by a run that never saved
+    ours = {LOG_FILE, LOCK_FILE, SOCKET_FILE}  # left by a run that never saved
     if not out.is_dir() or all(p.name in ours for p in out.iterdir()):
         return
     if not (out / "session.json").exists():
@@ -655,8 +639,8 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    """Open a session; one that a live `train` process is still writing is followed read-only."""
-    from engine.session import SessionError, session_info
+    """Open a session; one that a `train` process serves is attached to."""
+    from engine.remote.listing import probe
     from engine.sweep import is_sweep
 
     directory = Path(args.session)
@@ -665,24 +649,54 @@ def cmd_open(args: argparse.Namespace) -> int:
             f"{directory}: a sweep, not one session; open one of its runs ({directory}/NAME), "
             "or browse it in the app's session browser (o)"
         )
-    try:
-        running = session_info(directory).running
-    except SessionError as err:
-        raise UserError(str(err)) from None
-    if running:
-        from engine.follow import Follower
-        from toygeom_tui.app import run_app
-
-        try:
-            follower = Follower(directory)
-        except SessionError as err:
-            raise UserError(str(err)) from None
-        run_app(follower.trainer, follow=follower, mouse=not args.no_mouse)
-        return 0
+    if probe(directory) is not None:
+        return _attach(directory, mouse=not args.no_mouse)
     trainer = _load(args.session, device=args.device)
     from toygeom_tui.app import run_app
 
     run_app(trainer, session_dir=directory, mouse=not args.no_mouse)
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from engine.remote.listing import running
+    from engine.session import SESSIONS_ROOT
+
+    if args.session:
+        return _attach(Path(args.session), mouse=not args.no_mouse)
+    runs = running(SESSIONS_ROOT)
+    if not runs:
+        raise UserError(
+            f"no run is training under {SESSIONS_ROOT}/; start one with toygeom-tui train --detach"
+        )
+    directory = runs[0][0] if len(runs) == 1 else choose_run(runs, sys.stdin, sys.stderr)
+    return _attach(directory, mouse=not args.no_mouse)
+
+
+def choose_run(runs: list[tuple[Path, dict[str, Any]]], stdin: Any, stderr: Any) -> Path:
+    """Ask which of several running runs to attach to: a numbered list, a number typed back."""
+    for i, (directory, hello) in enumerate(runs, 1):
+        step, total = hello.get("step", "?"), hello.get("total", "?")
+        stderr.write(f"{i:>3}  {directory}  step {step}/{total}  {hello['state']}\n")
+    stderr.write(f"attach to which run? [1-{len(runs)}] ")
+    stderr.flush()
+    answer = stdin.readline().strip()
+    if answer.isdigit() and 1 <= int(answer) <= len(runs):
+        return runs[int(answer) - 1][0]
+    raise UserError(
+        f"no run chosen ({answer or 'nothing'} typed); name one: toygeom-tui attach DIR"
+    )
+
+
+def _attach(directory: Path, *, mouse: bool) -> int:
+    from engine.remote.client import RemoteError, RemoteRun
+    from toygeom_tui.app import run_app
+
+    try:
+        run = RemoteRun.connect(directory)
+    except RemoteError as err:
+        raise UserError(str(err)) from None
+    run_app(run, session_dir=directory, mouse=mouse)
     return 0
 
 
@@ -706,5 +720,6 @@ COMMANDS = {
     "export": cmd_export,
     "presets": cmd_presets,
     "open": cmd_open,
+    "attach": cmd_attach,
     "bench": cmd_bench,
 }

@@ -1,7 +1,8 @@
 """Messages from the training and saving threads to the UI.
 
-The trainer calls its observers on the training thread; they only post these (post_message is
-thread-safe) and never touch widgets. While training runs, the UI polls the trainer from a
+A run (engine.run) calls its observers on its own thread (training, or a remote run's reader);
+they only post these (post_message is thread-safe) and never touch widgets. While training
+runs, the UI polls the run from a
 refresh tick instead of being told about steps; progress is sent for single steps taken while
 paused, and is coalescible: a newer progress message replaces an unprocessed older one.
 """
@@ -13,32 +14,31 @@ from pathlib import Path
 
 from textual.message import Message
 
-from engine.follow import Follower
-from engine.trainer import Trainer
+from engine.run import Run
 
 
 class TrainingProgress(Message):
     """A step taken while paused (space), to show at once."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, run: Run) -> None:
         super().__init__()
-        self.trainer = trainer
+        self.run = run
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TrainingProgress) and message.trainer is self.trainer
+        return isinstance(message, TrainingProgress) and message.run is self.run
 
 
-class TrainerStateChanged(Message):
-    """trainer.state became `state` (never coalesced: done or diverged must be seen)."""
+class RunStateChanged(Message):
+    """run.state became `state` (never coalesced: done or diverged must be seen)."""
 
-    def __init__(self, trainer: Trainer, state: str) -> None:
+    def __init__(self, run: Run, state: str) -> None:
         super().__init__()
-        self.trainer = trainer
+        self.run = run
         self.state = state
 
 
 class SessionSaved(Message):
-    """`trainer` at `step` was saved to `directory` (by an autosave, `s`, or the final save).
+    """`run` at `step` was saved to `directory` (by an autosave, `s`, or the final save).
 
     `running`: the record says the run is still being written. `announce`: tell the user (a
     manual or final save; autosaves only update the status line). `then`: what the user asked
@@ -47,7 +47,7 @@ class SessionSaved(Message):
 
     def __init__(
         self,
-        trainer: Trainer,
+        run: Run,
         directory: Path,
         step: int,
         *,
@@ -56,37 +56,35 @@ class SessionSaved(Message):
         then: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self.trainer, self.directory, self.step = trainer, directory, step
+        self.run, self.directory, self.step = run, directory, step
         self.running, self.announce, self.then = running, announce, then
 
 
 class SaveFailed(Message):
-    """A save of `trainer` failed; `autosave` failures are told once until a save succeeds."""
+    """A save of `run` failed; `autosave` failures are told once until a save succeeds."""
 
-    def __init__(self, trainer: Trainer, error: str, *, autosave: bool) -> None:
+    def __init__(self, run: Run, error: str, *, autosave: bool) -> None:
         super().__init__()
-        self.trainer, self.error, self.autosave = trainer, error, autosave
+        self.run, self.error, self.autosave = run, error, autosave
 
 
 class RunLoaded(Message):
-    """A run built off the event loop (opened session, follower, new run), ready to be shown.
+    """A run made off the event loop (opened or attached session, new run), ready to be shown.
 
-    `follower`: an engine.follow.Follower when the session is being written by another process
-    (show it read-only). `saved_at`: wall-clock time of the session's newest save, if any.
+    `saved_at`: wall-clock time of the session's newest save, if any.
     """
 
     def __init__(
         self,
-        trainer: Trainer,
+        run: Run,
         session_dir: Path | None,
         *,
-        follower: Follower | None = None,
         saved_at: float | None = None,
         autostart: bool = False,
         done: str = "",
     ) -> None:
         super().__init__()
-        self.trainer, self.session_dir, self.follower = trainer, session_dir, follower
+        self.run, self.session_dir = run, session_dir
         self.saved_at, self.autostart, self.done = saved_at, autostart, done
 
 
@@ -96,14 +94,6 @@ class LoadFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
-
-
-class FollowerPolled(Message):
-    """One poll of a followed session: `changed` (new save loaded), whether its writer lives."""
-
-    def __init__(self, follower: Follower, changed: bool, writer_alive: bool) -> None:
-        super().__init__()
-        self.follower, self.changed, self.writer_alive = follower, changed, writer_alive
 
 
 class InterruptedSessions(Message):

@@ -72,7 +72,7 @@ def step_after_move(recorded: list[int], current: int | None, live: int, delta: 
 
 def no_history_reason(trainer: Any) -> str:
     """Why there is nothing to travel back to (said when `<` has nowhere to go)."""
-    gap = trainer.snapshots.unrecorded_until
+    gap = getattr(trainer.snapshots, "unrecorded_until", 0)  # a remote mirror records from 0
     if gap:
         return (
             f"no weight snapshots before step {gap:,}: the session was saved by an older "

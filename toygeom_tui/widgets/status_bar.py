@@ -8,7 +8,7 @@ import numpy as np
 from rich.markup import escape
 from textual.widgets import Static
 
-from engine.trainer import Trainer
+from engine.run import Run
 from toygeom_tui.clock import clock
 from toygeom_tui.time_travel import Moment
 
@@ -19,7 +19,7 @@ STATE_MARKS = {
     "done": "✓",
     "stopped": "■",
     "diverged": "✗",
-    "following": "⇣",
+    "lost": "✗",
 }
 
 
@@ -29,10 +29,15 @@ def _value(array: np.ndarray | None, index: int, fmt: str) -> str:
     return format(float(array[index]), fmt)
 
 
+def _where(device: object) -> str:
+    """Where the run trains: the torch device's type, or a remote run's own words (its pid)."""
+    return device if isinstance(device, str) else device.type  # type: ignore[attr-defined]
+
+
 class StatusBar(Static):
     def show(
         self,
-        trainer: Trainer,
+        trainer: Run,
         selected: int,
         feature_probability: np.ndarray,
         jumps: int = 0,
@@ -49,7 +54,7 @@ class StatusBar(Static):
             speed = "preparing the step… (the first run builds or compiles it)"
         run = (
             f"[b]{STATE_MARKS.get(state, '?')} {state}[/b]  {escape(cfg.name)} · "
-            f"{trainer.device.type} · step {trainer.step:,}/{trainer.total_steps:,} · "
+            f"{_where(trainer.device)} · step {trainer.step:,}/{trainer.total_steps:,} · "
             f"{jumps} jump{'s' * (jumps != 1)} · {speed} · ETA {eta}"
         )
         p = float(feature_probability[selected])
