@@ -37,7 +37,7 @@ def seeds_line(app: ToygeomApp) -> str:
 def list_rows(app: ToygeomApp) -> list[str]:
     """The instance list's lines as drawn: the header, then a row per instance."""
     widget = app.dashboard.instance_list
-    return [widget.render_line(y).text for y in range(1 + app.trainer.config.n_inst)]
+    return [widget.render_line(y).text for y in range(1 + app.current_run.config.n_inst)]
 
 
 async def seeds_shown(app: ToygeomApp, pilot, seed: int) -> None:
@@ -78,7 +78,7 @@ async def test_the_seed_keys_open_the_next_previous_and_best_seed(sweep: Path) -
         await seeds_shown(app, pilot, 0)
         await pilot.press("right_curly_bracket")  # }: the next finished seed
         await seeds_shown(app, pilot, 1)
-        assert app.session_dir == sweep / "seed=1" and app.trainer.config.seed == 1
+        assert app.session_dir == sweep / "seed=1" and app.current_run.config.seed == 1
         await pilot.press("right_curly_bracket")  # seed 2 is pending: round to seed 0
         await seeds_shown(app, pilot, 0)
         assert app.session_dir == sweep / "seed=0"
