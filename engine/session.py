@@ -34,6 +34,7 @@ import torch
 from engine import __version__
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig
+from engine.history import History, Snapshots
 from engine.paths import SESSIONS_ROOT
 from engine.remote.lock import SessionBusy, hold, holder, let_go
 from engine.safe_read import UnsafeFile, open_regular, read_regular
@@ -334,6 +335,52 @@ def load_tensors(directory: str | Path, config: RunConfig) -> dict[str, torch.Te
     return tensors
 
 
+@dataclass(frozen=True)
+class SavedSession:
+    """A saved session as a plain value: what it holds, without a Trainer (no optimizer, no
+    step kernel), for export, compare and viewing. `load_session` is the one to train it on."""
+
+    directory: Path
+    config: RunConfig
+    step: int
+    total_steps: int
+    W: torch.Tensor  # (inst hidden feats)
+    b_final: torch.Tensor  # (inst feats)
+    history: History
+    snapshots: Snapshots
+    latest_loss: np.ndarray | None  # (inst,) the final loss when saved, NaN where unknown
+    created_at: float | None
+
+    @property
+    def latest_frobenius_sq(self) -> np.ndarray:
+        """‖W‖²_F per instance (inst,)."""
+        return self.W.square().sum(dim=(1, 2)).numpy()
+
+
+def load_saved(directory: str | Path) -> SavedSession:
+    """The session in `directory` as a SavedSession. Raises SessionError with a one-line
+    message for anything wrong, as load_session does; nothing is written."""
+    directory = Path(directory)
+    record = read_record(directory)
+    config = config_from_record(record, directory / RECORD_FILE)
+    tensors = load_tensors(directory, config)
+    history = History(config.n_inst, config.n_features)
+    snapshots = Snapshots(every=1)  # `every` paces recording, and a saved session records none
+    _restore_records(history, snapshots, record, tensors, directory)
+    return SavedSession(
+        directory=directory,
+        config=config,
+        step=record["step"],
+        total_steps=record["total_steps"],
+        W=tensors["W"],
+        b_final=tensors["b_final"],
+        history=history,
+        snapshots=snapshots,
+        latest_loss=_final_loss(record, config),
+        created_at=record.get("created_at"),
+    )
+
+
 def load_session(
     directory: str | Path, *, device: str | None = None, compiled: bool | None = None
 ) -> Any:
@@ -369,31 +416,55 @@ def restore_into(
     trainer.total_steps = record["total_steps"]
     try:
         trainer.load_state_tensors(tensors, record["step"])
-        history = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
-        if history:
-            trainer.history.restore(history, record.get("history") or {})
-        _restore_snapshots(trainer, record, tensors)
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise SessionError(
+            f"{directory / WEIGHTS_FILE}: optimizer state does not fit ({err})"
+        ) from None
+    _restore_records(trainer.history, trainer.snapshots, record, tensors, directory)
+    loss = _final_loss(record, trainer.config)
+    if loss is not None:
+        trainer.latest_loss = loss
+    trainer.latest_frobenius_sq = tensors["W"].square().sum(dim=(1, 2)).numpy()
+
+
+def _restore_records(
+    history: History,
+    snapshots: Snapshots,
+    record: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    directory: Path,
+) -> None:
+    """Fill `history` and `snapshots` from a validated record and its tensors."""
+    try:
+        arrays = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
+        if arrays:
+            history.restore(arrays, record.get("history") or {})
+        _restore_snapshots(snapshots, record, tensors, tuple(tensors["W"].shape))
     except (KeyError, ValueError, RuntimeError) as err:
         raise SessionError(
             f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})"
         ) from None
+
+
+def _final_loss(record: dict[str, Any], config: RunConfig) -> np.ndarray | None:
+    """The record's final loss per instance (inst,), NaN where it was not finite; None if absent."""
     loss = record.get("final_loss")
-    if isinstance(loss, list) and len(loss) == trainer.config.n_inst:
-        trainer.latest_loss = np.array([np.nan if v is None else v for v in loss], np.float32)
-    trainer.latest_frobenius_sq = tensors["W"].square().sum(dim=(1, 2)).numpy()
+    if isinstance(loss, list) and len(loss) == config.n_inst:
+        return np.array([np.nan if v is None else v for v in loss], np.float32)
+    return None
 
 
-def _restore_snapshots(trainer: Any, record: dict[str, Any], tensors: dict) -> None:
+def _restore_snapshots(
+    snapshots: Snapshots, record: dict[str, Any], tensors: dict, shape: tuple[int, ...]
+) -> None:
     """Format 2 on: the saved snapshots (none after the saved step). Format 1: none before it."""
     if record["format_version"] < FIRST_SNAPSHOT_VERSION or "snapshots.steps" not in tensors:
-        trainer.snapshots.start_after(record["step"])
+        snapshots.start_after(record["step"])
         return
     steps = tensors["snapshots.steps"]
     if steps.dtype != torch.int64 or steps.ndim != 1 or bool((steps > record["step"]).any()):
         raise ValueError("snapshot steps are not steps of this run")
-    trainer.snapshots.restore(
-        steps, tensors["snapshots.W"], record.get("snapshots") or {}, tuple(trainer.W.shape)
-    )
+    snapshots.restore(steps, tensors["snapshots.W"], record.get("snapshots") or {}, shape)
 
 
 def session_info(directory: str | Path) -> SessionInfo:

@@ -16,6 +16,7 @@ from engine.session import (
     RECORD_FILE,
     WEIGHTS_FILE,
     SessionError,
+    load_saved,
     load_session,
     mark_stopped,
     save_session,
@@ -52,6 +53,29 @@ def test_round_trip_restores_everything(saved) -> None:
     assert record["format"] == "toygeom-session" and record["format_version"] == 2
 
 
+def test_a_saved_session_loads_as_a_value_without_a_trainer(saved, monkeypatch) -> None:
+    trainer, path = saved
+    trainer.run(until=100)  # snapshots and history past the save must not appear
+    loaded = load_session(path, compiled=False)
+
+    def no_trainer(*args, **kwargs):
+        raise AssertionError("load_saved built a Trainer")
+
+    monkeypatch.setattr(Trainer, "__init__", no_trainer)
+    value = load_saved(path)
+    assert value.config == loaded.config and value.directory == path
+    assert (value.step, value.total_steps) == (60, loaded.total_steps)
+    assert torch.equal(value.W, loaded.W) and torch.equal(value.b_final, loaded.b_final)
+    assert (value.latest_loss == loaded.latest_loss).all() and value.latest_loss.shape == (4,)
+    assert (value.latest_frobenius_sq == loaded.latest_frobenius_sq).all()
+    for a, b in zip(value.history.metrics_arrays(), loaded.history.metrics_arrays(), strict=True):
+        assert (a == b).all()
+    assert value.snapshots.steps == loaded.snapshots.steps and len(value.snapshots) > 0
+    assert value.snapshots.steps[-1] <= 60
+    for step in value.snapshots.steps:
+        assert torch.equal(value.snapshots.at(step), loaded.snapshots.at(step))
+
+
 def test_resume_is_bit_exact(tmp_path, small_config: RunConfig) -> None:
     straight = Trainer(small_config, compiled=False)
     straight.run()
@@ -70,9 +94,13 @@ def test_resume_is_bit_exact(tmp_path, small_config: RunConfig) -> None:
 
 
 def _expect(path, *words: str) -> str:
+    """The one-line SessionError of loading `path`, to train on or as a value (the same)."""
     with pytest.raises(SessionError) as err:
         load_session(path, compiled=False)
     message = str(err.value)
+    with pytest.raises(SessionError) as as_value:
+        load_saved(path)
+    assert str(as_value.value) == message
     assert "\n" not in message
     for word in words:
         assert word in message, message

@@ -235,10 +235,10 @@ def history_csv(history: Any) -> str:
 
 
 def session_history_csv(directory: str | Path) -> str:
-    """The history of a saved session as CSV (loads the session without training it)."""
-    from engine.session import load_session
+    """The history of a saved session as CSV."""
+    from engine.session import load_saved
 
-    return history_csv(load_session(directory, compiled=False).history)
+    return history_csv(load_saved(directory).history)
 
 
 def geometry_csv(directory: str | Path, k_partners: int = 5, at: int | None = None) -> str:

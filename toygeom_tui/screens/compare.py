@@ -22,7 +22,7 @@ from textual.widgets import Footer, Static
 
 from engine.config import RunConfig, resolve_feature_probability
 from engine.geometry import dimensionality, dims_per_feature, feature_norms
-from engine.session import SessionError, load_session
+from engine.session import SessionError, load_saved
 from toygeom_tui.series import rgb
 from toygeom_tui.widgets.compare_chart import (
     SERIES_STYLES,
@@ -52,22 +52,22 @@ class ComparedSession:
 def load_compared(path: Path) -> ComparedSession:
     """Load a session and measure its geometry; never raises (runs in a worker thread)."""
     try:
-        trainer = load_session(path, device="cpu", compiled=False)
+        saved = load_saved(path)
     except SessionError as err:
         return ComparedSession(path, error=str(err))
     except Exception as err:  # a file from anywhere must never take the app down
         return ComparedSession(path, error=f"{path}: cannot load ({type(err).__name__}: {err})")
-    W = trainer.W.detach()  # (inst hidden feats)
-    config = trainer.config
+    W = saved.W  # (inst hidden feats)
+    config = saved.config
     inverse_p = 1.0 / resolve_feature_probability(config).mean(dim=1).double().numpy()
     represented = feature_norms(W) > REPRESENTED_NORM  # (inst feats)
-    loss = trainer.latest_loss
+    loss = saved.latest_loss
     final = float(np.sum(loss)) if loss is not None and np.isfinite(loss).all() else None
     return ComparedSession(
         path,
         config=config,
-        step=trainer.step,
-        total_steps=trainer.total_steps,
+        step=saved.step,
+        total_steps=saved.total_steps,
         final_loss=final,
         dims_star=DimsStarSeries(path.name, inverse_p, dims_per_feature(W).double().numpy()),
         dims_spread=DimsSpreadSeries(path.name, dimensionality(W)[represented].double().numpy()),
