@@ -144,7 +144,8 @@ async def test_space_while_training_asks_to_pause_first(long_config: RunConfig) 
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: trainer.state == "training")
         await pilot.press("space")
-        assert any("pause first" in m for m in notifications(app))
+        await wait_for(pilot, lambda: any("pause first" in m for m in notifications(app)))
+        assert trainer.state == "training"
 
 
 async def test_layout_adapts_to_width_and_says_when_too_small(small_config: RunConfig) -> None:
@@ -289,9 +290,10 @@ async def test_plus_trains_more_after_done(small_config: RunConfig) -> None:
     app = ToygeomApp(trainer)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: trainer.state == "done")
-        await pilot.press("plus")
+        await pilot.press("plus")  # acts on a worker thread: wait for it, never assume it ran
+        told = lambda: any("training 30 more steps" in m for m in notifications(app))  # noqa: E731
+        await wait_for(pilot, told)
         assert trainer.total_steps == 60
-        assert any("training 30 more steps" in m for m in notifications(app))
         await wait_for(pilot, lambda: trainer.state == "done" and trainer.step == 60)
 
 

@@ -224,10 +224,10 @@ async def test_export_to_an_unwritable_place_says_why(
 def test_export_functions_of_a_live_trainer_match_a_saved_session(
     small_config: RunConfig, tmp_path: Path
 ) -> None:
-    from toygeom_tui.export import document_json, geometry_json, trainer_geometry
+    from toygeom_tui.export import document_json, geometry_json, run_geometry
 
     trainer = saved_run(small_config, tmp_path / "run", 40)
-    live = json.loads(document_json(trainer_geometry(trainer)))
+    live = json.loads(document_json(run_geometry(trainer)))
     saved = json.loads(geometry_json(tmp_path / "run"))
     assert live["instances"] == saved["instances"]
     assert live["step"] == saved["step"] == 40

@@ -47,7 +47,7 @@ from engine.session import (
 from engine.sweep import Sweep, SweepError, seed_spec
 from engine.sweep_local import LocalExecutor
 from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED, TRAINING, Trainer
-from toygeom_tui.export import document_csv, document_json, history_csv, trainer_geometry
+from toygeom_tui.export import document_csv, document_json, history_csv, run_geometry
 from toygeom_tui.keymap import config_path, read_keymap
 from toygeom_tui.messages import (
     InterruptedSessions,
@@ -331,7 +331,7 @@ class ToygeomApp(App):
         self.view_step, self._moment = None, None
         self._watch = self._watch_run(run, saved_at)
         self._watch.attach()
-        self.dashboard.show_trainer(run)
+        self.dashboard.show_run(run)
         if autostart and not run.remote:
             self.start_training()
         self._show_session_mark()
@@ -719,12 +719,10 @@ class ToygeomApp(App):
             self._write_export(Path(f"{stem}-history.csv"), lambda: history_csv(t.history))
         elif choice == GEOMETRY_JSON:
             self._write_export(
-                Path(f"{stem}-geometry.json"), lambda: document_json(trainer_geometry(t))
+                Path(f"{stem}-geometry.json"), lambda: document_json(run_geometry(t))
             )
         elif choice == GEOMETRY_CSV:
-            self._write_export(
-                Path(f"{stem}-geometry.csv"), lambda: document_csv(trainer_geometry(t))
-            )
+            self._write_export(Path(f"{stem}-geometry.csv"), lambda: document_csv(run_geometry(t)))
 
     @work(thread=True, exit_on_error=False, group="export")
     def _write_export(self, path: Path, text: Callable[[], str]) -> Path:

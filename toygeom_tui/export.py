@@ -1,5 +1,5 @@
 """Geometry as JSON or CSV, history as CSV, and the jump list as JSON or CSV: of a saved session
-(the `export` command) or of a live Trainer (the app's export).
+(the `export` command) or of a live run (the app's export).
 
 A feature's partners are the other features j with the largest |Ŵ_i·W_j| (the terms of D_i's
 denominator), in that order, as everywhere in the app."""
@@ -145,16 +145,17 @@ def jumps_csv(doc: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def trainer_geometry(trainer: Any, k_partners: int = 5) -> dict[str, Any]:
-    """The export document of a live engine Trainer, from one consistent `snapshot()`.
+def run_geometry(run: Any, k_partners: int = 5) -> dict[str, Any]:
+    """The export document of a live run (engine.run.Run, or a Trainer), from one consistent
+    `snapshot()`.
 
     Raises ValueError for non-finite weights (a diverged run has no geometry).
     """
-    W, _, step = trainer.snapshot()
-    loss = trainer.latest_loss
-    losses = [None] * trainer.config.n_inst if loss is None else [_num(v) for v in loss.tolist()]
-    where = str(trainer.session_dir) if trainer.session_dir is not None else None
-    return _document(where, trainer.config, step, W, losses, k_partners)
+    W, _, step = run.snapshot()
+    loss = run.latest_loss
+    losses = [None] * run.config.n_inst if loss is None else [_num(v) for v in loss.tolist()]
+    where = str(run.session_dir) if run.session_dir is not None else None
+    return _document(where, run.config, step, W, losses, k_partners)
 
 
 def _document(
@@ -218,7 +219,7 @@ def geometry_json(directory: str | Path, k_partners: int = 5, at: int | None = N
 
 
 def document_json(doc: dict[str, Any]) -> str:
-    """A geometry document (session_geometry, trainer_geometry) as JSON text."""
+    """A geometry document (session_geometry, run_geometry) as JSON text."""
     return json.dumps(doc, indent=1) + "\n"
 
 

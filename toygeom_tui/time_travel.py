@@ -33,10 +33,10 @@ class Moment:
         return f"at step {self.step:,} (live: {live_step:,})"
 
 
-def moment_at(trainer: Any, step: int) -> Moment:
-    """The Moment of `trainer` (an engine Trainer) at snapshot `step` (KeyError if none)."""
-    W = trainer.snapshots.at(step)
-    steps, loss, _ = trainer.history.metrics_arrays()
+def moment_at(run: Any, step: int) -> Moment:
+    """The Moment of `run` (an engine Run) at snapshot `step` (KeyError if none)."""
+    W = run.snapshots.at(step)
+    steps, loss, _ = run.history.metrics_arrays()
     found = np.flatnonzero(steps == step)
     logged = loss[found[0]] if len(found) else np.full(W.shape[0], np.nan)
     return Moment(
@@ -70,9 +70,9 @@ def step_after_move(recorded: list[int], current: int | None, live: int, delta: 
     return past[max(0, target)]
 
 
-def no_history_reason(trainer: Any) -> str:
+def no_history_reason(run: Any) -> str:
     """Why there is nothing to travel back to (said when `<` has nowhere to go)."""
-    gap = getattr(trainer.snapshots, "unrecorded_until", 0)  # a remote mirror records from 0
+    gap = getattr(run.snapshots, "unrecorded_until", 0)  # a remote mirror records from 0
     if gap:
         return (
             f"no weight snapshots before step {gap:,}: the session was saved by an older "

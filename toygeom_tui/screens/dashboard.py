@@ -28,9 +28,9 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.jumps import Jump, history_jumps
+from engine.run import Run
 from engine.seeds import SeedGroup, seed_group
 from engine.sweep import SweepError
-from engine.trainer import Trainer
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
@@ -78,9 +78,9 @@ class DashboardScreen(Screen):
     selected: var[int] = var(0, init=False)
     smooth: var[bool] = var(False, init=False)
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, run: Run) -> None:
         super().__init__()
-        self.trainer = trainer
+        self.run = run
         self._drawn_version = -1
         self._shown_status: tuple | None = None
         self._session_mark = ("", "")
@@ -89,7 +89,7 @@ class DashboardScreen(Screen):
         self._dims: np.ndarray | None = None
         self._dims_step = -1  # the step of the newest D_i record the jumps were found in
         self.jumps: list[Jump] = []  # every jump so far (engine.jumps)
-        self._feature_probability = _instance_probability(trainer)
+        self._feature_probability = _instance_probability(run)
 
         self.status_bar = StatusBar(id="status")
         self.session_mark = Static(id="session-mark")
@@ -125,22 +125,22 @@ class DashboardScreen(Screen):
         self.refresh_status()
 
     # -- the run being shown ---------------------------------------------------------------------
-    def show_trainer(self, trainer: Trainer) -> None:
+    def show_run(self, run: Run) -> None:
         """Switch to another run (new run, opened session)."""
-        self.trainer = trainer
-        self._feature_probability = _instance_probability(trainer)
+        self.run = run
+        self._feature_probability = _instance_probability(run)
         self._drawn_version = -1
         self._metrics, self._dims = None, None
         self._dims_step, self.jumps = -1, []
-        self.selected = min(self.selected, trainer.config.n_inst - 1)
-        self._set_seeds(self._same_group(trainer))
+        self.selected = min(self.selected, run.config.n_inst - 1)
+        self._set_seeds(self._same_group(run))
         self.read_seeds()
         self.refresh_status(force=True)
         self.refresh_charts()
 
     def refresh_status(self, force: bool = False) -> None:
         """Redraw the header and instance list if anything they show changed (cheap check)."""
-        t = self.trainer
+        t = self.run
         moment = shown_moment(self.app)
         key = (
             t.step,
@@ -170,7 +170,7 @@ class DashboardScreen(Screen):
 
     def show_session_mark(self, first: str, second: str) -> None:
         """The two lines right of the status: the session's save state ("saved 12 s ago",
-        "unsaved", "following") and a detail (autosave interval, writer)."""
+        "unsaved", "attached", "lost") and a detail (autosave interval, writer)."""
         self._session_mark = (first, second)
         self._show_session_mark()
 
@@ -189,28 +189,28 @@ class DashboardScreen(Screen):
         self.refresh_status()
         if not self.is_current or self.has_class("-too-small"):
             return  # hidden charts cost nothing; they catch up when shown again
-        version = self.trainer.history.version
+        version = self.run.history.version
         if version != self._drawn_version:
             self._drawn_version = version
-            self._metrics = self.trainer.history.metrics_arrays()
-            latest = self.trainer.history.latest_dims()
+            self._metrics = self.run.history.metrics_arrays()
+            latest = self.run.history.latest_dims()
             self._dims = latest[1] if latest is not None else None
             if latest is not None and latest[0] != self._dims_step:
                 self._dims_step = latest[0]
-                self._find_jumps(self.trainer)
+                self._find_jumps(self.run)
         elif not force:
             return
         self._draw_charts()
 
     @work(thread=True, exclusive=True, group="jumps", exit_on_error=False)
-    def _find_jumps(self, trainer: Trainer) -> None:
+    def _find_jumps(self, run: Run) -> None:
         """All jumps so far, off the event loop (tens of ms for the default run's history)."""
-        found = history_jumps(trainer.history)
+        found = history_jumps(run.history)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_jumps, trainer, found)
+            self.app.call_from_thread(self._show_jumps, run, found)
 
-    def _show_jumps(self, trainer: Trainer, found: list[Jump]) -> None:
-        if trainer is self.trainer:
+    def _show_jumps(self, run: Run, found: list[Jump]) -> None:
+        if run is self.run:
             self.jumps = found
             self.refresh_status()
 
@@ -218,17 +218,17 @@ class DashboardScreen(Screen):
         if self._metrics is None or not self.loss_chart.is_attached:
             return
         steps, loss, frob = self._metrics
-        total = self.trainer.total_steps
+        total = self.run.total_steps
         moment = shown_moment(self.app)
         at = None if moment is None else moment.step
         self.loss_chart.show_history(steps, loss, total, self.smooth, at)
         self.frobenius_chart.show_history(steps, frob, total, self.smooth, at)
-        last_frob = frob[-1] if len(frob) else np.full(self.trainer.config.n_inst, np.nan)
+        last_frob = frob[-1] if len(frob) else np.full(self.run.config.n_inst, np.nan)
         dims = self._dims
         if moment is not None:
             last_frob, dims = moment.frobenius_sq, moment.dims
         with np.errstate(divide="ignore", invalid="ignore"):
-            dims_star = self.trainer.config.d_hidden / last_frob
+            dims_star = self.run.config.d_hidden / last_frob
         self.geometry_chart.show_geometry(1 / self._feature_probability, dims_star, dims)
 
     # -- selection and view ------------------------------------------------------------------------
@@ -243,13 +243,13 @@ class DashboardScreen(Screen):
         self._draw_charts()
 
     def action_select(self, delta: int) -> None:
-        self.selected = max(0, min(self.selected + delta, self.trainer.config.n_inst - 1))
+        self.selected = max(0, min(self.selected + delta, self.run.config.n_inst - 1))
 
     def action_select_first(self) -> None:
         self.selected = 0
 
     def action_select_last(self) -> None:
-        self.selected = self.trainer.config.n_inst - 1
+        self.selected = self.run.config.n_inst - 1
 
     def action_toggle_smoothing(self) -> None:
         self.smooth = not self.smooth
@@ -259,10 +259,10 @@ class DashboardScreen(Screen):
         self.selected = event.instance
 
     def action_open_detail(self) -> None:
-        self.app.push_screen(InstanceDetailScreen(self.trainer, self.selected))
+        self.app.push_screen(InstanceDetailScreen(self.run, self.selected))
 
     def action_open_dynamics(self) -> None:
-        self.app.push_screen(DynamicsScreen(self.trainer, self.selected))
+        self.app.push_screen(DynamicsScreen(self.run, self.selected))
 
     def time_changed(self) -> None:
         """The app's view_step moved: every view of geometry shows the new moment."""
@@ -272,26 +272,26 @@ class DashboardScreen(Screen):
     # -- the run's seeds -------------------------------------------------------------------------
     def read_seeds(self) -> None:
         """Read the run's group of seeds again (off the event loop); none for a new run."""
-        if self.trainer.session_dir is None:
+        if self.run.session_dir is None:
             self._set_seeds(None)
         else:
-            self._load_seeds(self.trainer, self.trainer.session_dir)
+            self._load_seeds(self.run, self.run.session_dir)
 
     def _rescan_seeds(self) -> None:
         if self.seeds is not None and self.seeds.filling and self.is_current:
             self.read_seeds()
 
     @work(thread=True, exclusive=True, group="seeds", exit_on_error=False)
-    def _load_seeds(self, trainer: Trainer, directory: Path) -> None:
+    def _load_seeds(self, run: Run, directory: Path) -> None:
         try:
             group: SeedGroup | str | None = seed_group(directory)
         except SweepError as err:
             group = str(err)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._seeds_read, trainer, group)
+            self.app.call_from_thread(self._seeds_read, run, group)
 
-    def _seeds_read(self, trainer: Trainer, group: SeedGroup | str | None) -> None:
-        if trainer is not self.trainer or not self.is_attached:
+    def _seeds_read(self, run: Run, group: SeedGroup | str | None) -> None:
+        if run is not self.run or not self.is_attached:
             return  # another run is shown by now
         if isinstance(group, str):  # a broken record: say so once, keep what is shown
             if group != self._seeds_problem:
@@ -307,12 +307,12 @@ class DashboardScreen(Screen):
         self.seed_status.set_class(group is not None, "-shown")
         self.instance_list.show_seeds(group)
 
-    def _same_group(self, trainer: Trainer) -> SeedGroup | None:
-        """The group shown, seen from `trainer` if it is another of its seeds, so stepping
+    def _same_group(self, run: Run) -> SeedGroup | None:
+        """The group shown, seen from `run` if it is another of its seeds, so stepping
         through seeds marks the right one at once (the read that follows brings it up to date)."""
-        if self.seeds is None or trainer.session_dir is None:
+        if self.seeds is None or run.session_dir is None:
             return None
-        return self.seeds.seen_from(trainer.session_dir)
+        return self.seeds.seen_from(run.session_dir)
 
     def _seeds_or_refuse(self) -> SeedGroup | None:
         if self.seeds is None:
@@ -368,6 +368,6 @@ class DashboardScreen(Screen):
         self.refresh_charts(force=True)
 
 
-def _instance_probability(trainer: Trainer) -> np.ndarray:
+def _instance_probability(run: Run) -> np.ndarray:
     """(inst,) each instance's feature probability p, averaged over its features."""
-    return trainer.feature_probability.mean(dim=1).cpu().numpy().astype(np.float64)
+    return run.feature_probability.mean(dim=1).cpu().numpy().astype(np.float64)

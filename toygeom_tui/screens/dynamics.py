@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from engine.geometry import NAMED_FRACTIONS, REPRESENTED, feature_norms
 from engine.jumps import Jump, history_jumps
-from engine.trainer import Trainer
+from engine.run import Run
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.dims_history_chart import DimsHistoryChart
@@ -32,7 +32,7 @@ def _loss(value: float | None) -> str:
 
 
 class DynamicsScreen(Screen):
-    """Instance `instance` of a (possibly still training) trainer; `feature` starts selected."""
+    """Instance `instance` of a (possibly still training) run; `feature` starts selected."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
@@ -60,10 +60,10 @@ class DynamicsScreen(Screen):
     DynamicsScreen.-narrow DimsHistoryChart, DynamicsScreen.-narrow MarkedLossChart { height: 1fr; }
     """
 
-    def __init__(self, trainer: Trainer, instance: int, feature: int | None = None) -> None:
+    def __init__(self, run: Run, instance: int, feature: int | None = None) -> None:
         super().__init__()
-        self.trainer = trainer
-        self.instance = max(0, min(trainer.config.n_inst - 1, instance))
+        self.run = run
+        self.instance = max(0, min(run.config.n_inst - 1, instance))
         self.feature = feature
         self.jumps: list[Jump] = []  # this instance's, in step order (the list's rows)
         self._drawn: tuple[int, int] | None = None  # (instance, history version) on screen
@@ -87,14 +87,14 @@ class DynamicsScreen(Screen):
     # -- data ----------------------------------------------------------------------------------
     def poll(self) -> None:
         """Redraw when the history moved on or another instance was asked for."""
-        key = (self.instance, self.trainer.history.version)
+        key = (self.instance, self.run.history.version)
         if key != self._drawn:
             self._drawn = key
             self._show_history()
         self._update_header()
 
     def _show_history(self) -> None:
-        t, inst = self.trainer, self.instance
+        t, inst = self.run, self.instance
         dims_steps, dims = t.history.dims_arrays()
         loss_steps, loss, _ = t.history.metrics_arrays()
         self.jumps = history_jumps(t.history, inst)
@@ -137,7 +137,7 @@ class DynamicsScreen(Screen):
             chart.selection_changed()
 
     def _update_header(self) -> None:
-        t, inst = self.trainer, self.instance
+        t, inst = self.run, self.instance
         moment = shown_moment(self.app)
         count = len(self.jumps)
         parts = [
@@ -160,8 +160,8 @@ class DynamicsScreen(Screen):
             return
         jump = self.jumps[event.cursor_row]
         self.feature = jump.feature
-        after = [s for s in self.trainer.snapshots.steps if s >= jump.step]
-        target = after[0] if after and after[0] < self.trainer.step else None
+        after = [s for s in self.run.snapshots.steps if s >= jump.step]
+        target = after[0] if after and after[0] < self.run.step else None
         if target is None:
             self.app.travel_to(None)
             self.notify(f"feature {jump.feature}: no snapshot after step {jump.step:,}; live")
@@ -180,7 +180,7 @@ class DynamicsScreen(Screen):
             table.move_cursor(row=max(0, min(len(self.jumps) - 1, table.cursor_row + rows)))
 
     def action_instance(self, delta: int) -> None:
-        target = max(0, min(self.trainer.config.n_inst - 1, self.instance + delta))
+        target = max(0, min(self.run.config.n_inst - 1, self.instance + delta))
         if target != self.instance:
             self.instance, self.feature = target, None
             self.query_one(DataTable).move_cursor(row=0)

@@ -1,8 +1,8 @@
 """InstanceDetailScreen: one instance's features, their partners and pictures of its geometry.
 
-It polls the trainer once a second; only when the step moved (or the instance changed) does it
+It polls the run once a second; only when the step moved (or the instance changed) does it
 take a snapshot and run `engine.geometry.analyze` on that one instance, in a thread worker, so
-neither the trainer's lock nor the analysis ever blocks a key press. While the app travels back
+neither the run's lock nor the analysis ever blocks a key press. While the app travels back
 in time (toygeom_tui.time_travel), everything shows the weights of that recorded step instead.
 """
 
@@ -20,7 +20,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.geometry import NAMED_FRACTIONS, InstanceGeometry, analyze
-from engine.trainer import Trainer
+from engine.run import Run
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import Moment, shown_moment
@@ -40,7 +40,7 @@ def _num(x: float, fmt: str = ".3g") -> str:
 
 
 class InstanceDetailScreen(Screen):
-    """Inspect instance `instance` of a (possibly still training) trainer."""
+    """Inspect instance `instance` of a (possibly still training) run."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
@@ -85,10 +85,10 @@ class InstanceDetailScreen(Screen):
     InstanceDetailScreen.-narrow.-toggled #inspector { display: none; }
     """
 
-    def __init__(self, trainer: Trainer, instance: int) -> None:
+    def __init__(self, run: Run, instance: int) -> None:
         super().__init__()
-        self.trainer = trainer
-        self.instance = max(0, min(trainer.config.n_inst - 1, instance))
+        self.run = run
+        self.instance = max(0, min(run.config.n_inst - 1, instance))
         self.geometry: InstanceGeometry | None = None  # of the instance and step on screen
         self.shown: tuple[int, int] | None = None  # (instance, step) on screen
         self.W: np.ndarray | None = None  # (hidden feats) of the instance on screen
@@ -108,7 +108,7 @@ class InstanceDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.set_class(self.trainer.config.d_hidden == 2, "-vectors")
+        self.set_class(self.run.config.d_hidden == 2, "-vectors")
         self.query_one(GramHeatmap).border_title = "WᵀW (features grouped by component)"
         self.query_one(FeatureVectors).border_title = "feature vectors (d_hidden = 2)"
         self.query_one(DimsHistogram).border_title = "D_i histogram · named fractions"
@@ -118,10 +118,10 @@ class InstanceDetailScreen(Screen):
 
     # -- data --------------------------------------------------------------------------------
     def poll(self) -> None:
-        """Analyse again if the trainer moved on or another instance was asked for."""
+        """Analyse again if the run moved on or another instance was asked for."""
         moved_on = self.shown is None or self.shown[0] != self.instance
         moment = shown_moment(self.app)
-        step = self.trainer.step if moment is None else moment.step
+        step = self.run.step if moment is None else moment.step
         if moved_on or (self.shown[1] != step and time.monotonic() >= self._next_analysis):
             self.analyze_instance(self.instance, moment)
         else:
@@ -131,7 +131,7 @@ class InstanceDetailScreen(Screen):
     def analyze_instance(self, instance: int, moment: Moment | None) -> None:
         """Analyse `instance` live, or at `moment` (time travel)."""
         if moment is None:
-            W, _, step = self.trainer.snapshot()
+            W, _, step = self.run.snapshot()
         else:
             W, step = moment.W, moment.step
         started = time.monotonic()  # after the snapshot: waiting for the lock costs no CPU
@@ -168,7 +168,7 @@ class InstanceDetailScreen(Screen):
         by_component = sorted(shown, key=lambda f: (f.component < 0, f.component, f.index))
         self.query_one(GramHeatmap).show(W, [f.index for f in by_component], table.selected)
         if W.shape[0] == 2:
-            importance = self.trainer.importance[instance].cpu().numpy()
+            importance = self.run.importance[instance].cpu().numpy()
             self.query_one(FeatureVectors).show(W, importance, table.selected)
         fractions = [(f.label, f.value) for f in NAMED_FRACTIONS]
         self.query_one(DimsHistogram).show(
@@ -178,8 +178,8 @@ class InstanceDetailScreen(Screen):
         self._update_header()
 
     def _update_header(self) -> None:
-        cfg, inst = self.trainer.config, self.instance
-        p = self.trainer.feature_probability[inst].cpu().numpy()
+        cfg, inst = self.run.config, self.instance
+        p = self.run.feature_probability[inst].cpu().numpy()
         p_text = (
             f"p {_num(p[0])} (1/p {_num(1 / p[0])})"
             if np.ptp(p) == 0
@@ -191,13 +191,13 @@ class InstanceDetailScreen(Screen):
             parts += [
                 f"‖W‖²_F {_num(self.geometry.frobenius_sq)}",
                 f"D* {_num(self.geometry.dims_per_feature)}",
-                f"step {self.shown[1]:,}/{self.trainer.total_steps:,}",
+                f"step {self.shown[1]:,}/{self.run.total_steps:,}",
             ]
             if moment is not None and moment.step == self.shown[1]:
-                parts[-1] = f"[reverse b] {moment.marker(self.trainer.step)} [/]"
+                parts[-1] = f"[reverse b] {moment.marker(self.run.step)} [/]"
         else:
             parts.append("analysing…")
-        parts.append(self.trainer.state)
+        parts.append(self.run.state)
         header = " · ".join(parts)
         if self.note:
             header += f"\n⚠ {self.note}"
@@ -211,7 +211,7 @@ class InstanceDetailScreen(Screen):
     def on_feature_table_highlighted(self, event: FeatureTable.Highlighted) -> None:
         self._show_partners(event.feature)
         self.query_one(GramHeatmap).select(event.feature)
-        if self.trainer.config.d_hidden == 2:
+        if self.run.config.d_hidden == 2:
             self.query_one(FeatureVectors).select(event.feature)
 
     # -- actions -----------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class InstanceDetailScreen(Screen):
         self.query_one(FeatureTable).move(rows)
 
     def action_instance(self, delta: int) -> None:
-        target = max(0, min(self.trainer.config.n_inst - 1, self.instance + delta))
+        target = max(0, min(self.run.config.n_inst - 1, self.instance + delta))
         if target != self.instance:
             self.instance = target
             self.geometry = None
@@ -242,7 +242,7 @@ class InstanceDetailScreen(Screen):
 
     def action_dynamics(self) -> None:
         feature = self.query_one(FeatureTable).selected
-        self.app.push_screen(DynamicsScreen(self.trainer, self.instance, feature))
+        self.app.push_screen(DynamicsScreen(self.run, self.instance, feature))
 
     def time_changed(self) -> None:
         """The app's view_step moved: show the geometry of the new moment."""

@@ -37,7 +37,7 @@ def _where(device: object) -> str:
 class StatusBar(Static):
     def show(
         self,
-        trainer: Run,
+        run: Run,
         selected: int,
         feature_probability: np.ndarray,
         jumps: int = 0,
@@ -45,21 +45,21 @@ class StatusBar(Static):
     ) -> None:
         """feature_probability (inst,): each instance's p (mean over its features); `jumps`: how
         many so far; `moment`: the recorded step the geometry views show (None: live)."""
-        cfg, state = trainer.config, trainer.state
-        rate = trainer.steps_per_second
+        cfg, state = run.config, run.state
+        rate = run.steps_per_second
         live = state == "training" and rate > 0
-        eta = clock((trainer.total_steps - trainer.step) / rate) if live else "--:--"
+        eta = clock((run.total_steps - run.step) / rate) if live else "--:--"
         speed = f"{rate:,.1f} steps/s" if live else "– steps/s"
-        if state == "training" and trainer.preparing:
+        if state == "training" and run.preparing:
             speed = "preparing the step… (the first run builds or compiles it)"
-        run = (
+        line = (
             f"[b]{STATE_MARKS.get(state, '?')} {state}[/b]  {escape(cfg.name)} · "
-            f"{_where(trainer.device)} · step {trainer.step:,}/{trainer.total_steps:,} · "
+            f"{_where(run.device)} · step {run.step:,}/{run.total_steps:,} · "
             f"{jumps} jump{'s' * (jumps != 1)} · {speed} · ETA {eta}"
         )
         p = float(feature_probability[selected])
-        frob = trainer.latest_frobenius_sq
-        loss = trainer.latest_loss
+        frob = run.latest_frobenius_sq
+        loss = run.latest_loss
         if moment is not None:
             frob, loss = moment.frobenius_sq, moment.loss
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -71,6 +71,6 @@ class StatusBar(Static):
             f" · D* {_value(dims_star, selected, '.3g')}"
         )
         if moment is not None:
-            instance = f"[reverse b] {moment.marker(trainer.step)} [/] {instance}"
+            instance = f"[reverse b] {moment.marker(run.step)} [/] {instance}"
         # Fixed height: no layout pass, which would re-render every widget on the screen.
-        self.update(f"{run}\n{instance}", layout=False)
+        self.update(f"{line}\n{instance}", layout=False)
