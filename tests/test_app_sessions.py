@@ -187,14 +187,20 @@ async def test_export_writes_geometry_history_and_screenshot(
     saved_run(small_config, tmp_path / "run", 60)
     trainer = load_session(tmp_path / "run", compiled=False)
     app = ToygeomApp(trainer, session_dir=tmp_path / "run", autostart=False)
+    seen: dict[str, str] = {}  # every notice by identity: one may expire (5 s) before the next
+
+    def told_so_far() -> int:
+        seen.update((n.identity, n.message) for n in app._notifications)
+        return len(seen)
+
     async with app.run_test(size=(120, 40)) as pilot:
         for done, key in enumerate(("j", "c", "h", "s"), start=1):
             await pilot.press("x")
             assert isinstance(app.screen, ExportMenuScreen)
             await pilot.press(key)
-            await wait_for(pilot, lambda n=done: len(notifications(app)) >= n)
+            await wait_for(pilot, lambda n=done: told_so_far() >= n)
             await app.workers.wait_for_complete()
-        told = notifications(app)
+        told = list(seen.values())
     assert all(m.startswith("wrote ") for m in told), told
     doc = json.loads((tmp_path / "run" / "small-step60-geometry.json").read_text())
     assert doc["step"] == 60 and len(doc["instances"]) == 4
