@@ -26,7 +26,7 @@ from engine.config import RunConfig
 from engine.remote.client import RemoteRun
 from engine.remote.listing import probe
 from engine.run import LocalRun
-from engine.session import load_session, read_record
+from engine.session import load_saved, load_session, read_record
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
 from toygeom_tui.cli import UserError, choose_run, main
@@ -171,6 +171,27 @@ async def test_a_killed_run_is_shown_lost_and_resumes_in_the_background(
     finally:
         if resumed_pid is not None:
             kill_pid(resumed_pid)
+
+
+async def test_a_killed_run_resumes_here_from_its_last_save(tmp_path: Path, live_train) -> None:
+    run_dir = tmp_path / "run"
+    proc = live_train(run_dir, 1.0)
+    app = attached(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")  # a save to resume from
+        await wait_for(pilot, lambda: any("saved step" in m for m in notifications(app)))
+        saved = read_record(run_dir)["step"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        await wait_for(pilot, lambda: isinstance(app.screen, LostRunScreen), 30)
+        await pilot.press("h")  # resume here, in this app
+        await wait_for(pilot, lambda: not app.current_run.remote, 60)
+        assert app.session_dir == run_dir and app.current_run.config == load_saved(run_dir).config
+        told = f"resumed {run_dir} here at step {saved:,}"
+        await wait_for(pilot, lambda: any(told in m for m in notifications(app)), 30)
+        await wait_for(pilot, lambda: app.current_run.step > saved, 60)  # it trains on, here
+        assert app.current_run.state == "training" and probe(run_dir) is None
+        assert "attached" not in mark_text(app) and "lost" not in mark_text(app)
 
 
 async def test_a_local_run_sent_to_the_background_ends_as_if_it_never_moved(
