@@ -144,6 +144,17 @@ async def test_q_detaches_and_two_apps_watch_one_run(tmp_path: Path, live_train)
         third.close()
 
 
+async def save_then_lose(app: ToygeomApp, pilot, proc: subprocess.Popen, run_dir: Path) -> int:
+    """Save the attached run (s), SIGKILL its process, wait for the lost screen; the saved step."""
+    await pilot.press("s")  # a save to resume from
+    await wait_for(pilot, lambda: any("saved step" in m for m in notifications(app)))
+    saved = read_record(run_dir)["step"]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    await wait_for(pilot, lambda: isinstance(app.screen, LostRunScreen), 30)
+    return saved
+
+
 async def test_a_killed_run_is_shown_lost_and_resumes_in_the_background(
     tmp_path: Path, live_train
 ) -> None:
@@ -153,12 +164,7 @@ async def test_a_killed_run_is_shown_lost_and_resumes_in_the_background(
     resumed_pid = None
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("s")  # a save to resume from
-            await wait_for(pilot, lambda: any("saved step" in m for m in notifications(app)))
-            saved = read_record(run_dir)["step"]
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            await wait_for(pilot, lambda: isinstance(app.screen, LostRunScreen), 30)
+            saved = await save_then_lose(app, pilot, proc, run_dir)
             assert "lost" in mark_text(app) and "lost" in status_text(app)
             await pilot.press("b")  # resume in the background, and attach to it
             moved = lambda: app.current_run.remote and app.current_run.pid != proc.pid  # noqa: E731
@@ -178,12 +184,7 @@ async def test_a_killed_run_resumes_here_from_its_last_save(tmp_path: Path, live
     proc = live_train(run_dir, 1.0)
     app = attached(run_dir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("s")  # a save to resume from
-        await wait_for(pilot, lambda: any("saved step" in m for m in notifications(app)))
-        saved = read_record(run_dir)["step"]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        await wait_for(pilot, lambda: isinstance(app.screen, LostRunScreen), 30)
+        saved = await save_then_lose(app, pilot, proc, run_dir)
         await pilot.press("h")  # resume here, in this app
         await wait_for(pilot, lambda: not app.current_run.remote, 60)
         assert app.session_dir == run_dir and app.current_run.config == load_saved(run_dir).config
