@@ -151,8 +151,9 @@ async def test_autosave_writes_a_running_session_then_a_final_one(
         await wait_for(pilot, lambda: "saved" in mark_text(app))
         assert "autosave" in mark_text(app)
         await wait_for(pilot, lambda: trainer.state == "done", timeout=60)
-        await wait_for(pilot, lambda: read_record(directory)["step"] == STEPS)
-        assert not read_record(directory)["writer"]["running"]
+        # The last autosave (running) can land at the final step just before the final save.
+        final = lambda: read_record(directory)  # noqa: E731
+        await wait_for(pilot, lambda: final()["step"] == STEPS and not final()["writer"]["running"])
         await wait_for(pilot, lambda: app.saved_step == STEPS)  # its message follows the file
         await pilot.press("q")  # everything saved: no question
         await pilot.pause()
