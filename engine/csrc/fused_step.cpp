@@ -108,13 +108,17 @@ inline void sum_lanes(const vf v[L], float out[L]) {
 #endif
 }
 
-// SplitMix64 as engine/rng.py: u = (mix64(counter·γ + key) >> 40) · 2⁻²⁴, one counter.
-inline float uniform1(uint64_t counter, uint64_t key) {
-    uint64_t z = counter * 0x9E3779B97F4A7C15ull + key;
+// SplitMix64 as engine/rng.py: the uniform of element e is 24 bits of z = mix64(⌊e/2⌋·γ + key),
+// bits 8..31 for an even e and 40..63 for an odd one (one hash, two uniforms).
+template <typename Q>  // uint64_t, or a vector of them
+inline Q mix64(Q z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z = z ^ (z >> 31);
-    return float(z >> 40) * 0x1p-24f;
+    return z ^ (z >> 31);
+}
+inline float uniform1(uint64_t e, uint64_t key) {
+    const uint64_t z = mix64((e >> 1) * 0x9E3779B97F4A7C15ull + key);
+    return float(uint32_t(z >> (e & 1 ? 40 : 8)) & 0xFFFFFF) * 0x1p-24f;
 }
 
 // A broadcast: one vbroadcastss. s − 0 is exactly s (even for −0), so the compiler drops the
@@ -129,40 +133,27 @@ constexpr int ROWS = TN > T ? TN : T;
 constexpr int PRESENCE = 0, MAGNITUDE = 1, CHOICE = 2;
 enum Data { UNIFORM = 0, CORRELATED = 1, ANTICORRELATED = 2, GIVEN = 3 };
 
-// u[i] = uniform of counter + i·stride (engine.rng.uniform_from_counter), for i < n.
-// Computed as the hash's top 24 bits, which SplitMix64's last xorshift (z ^ z >> 31) leaves
-// unchanged, so it is skipped; the input (counter + i·stride)·γ + key advances by a constant
-// (one 64-bit product fewer a number, which AVX2 builds from three 32-bit ones); the top bits of
-// 8 lanes are gathered by one shuffle.
-// `then` maps each vector of 8 uniforms (and, for the tail, single ones) before it is stored.
-struct Keep {
-    template <typename V>
-    V operator()(V u) const { return u; }
-};
-template <typename Then = Keep>
-void draw_uniforms(float* u, uint64_t counter, int n, uint64_t key, uint64_t stride = 1,
-                   Then then = Then()) {
+// u[i] = the uniform of element e + i (engine.rng.uniforms), for i < n. Eight at a time from
+// four hashes, whose two 32-bit halves are, in memory order, the uniforms of elements 2c and
+// 2c + 1, so one shift takes each one's 24 bits; the hash's input ⌊e/2⌋·γ + key advances by a
+// constant (one 64-bit product fewer a hash, which AVX2 builds from three 32-bit ones).
+void draw_uniforms(float* u, uint64_t e, int n, uint64_t key) {
     typedef uint64_t vq __attribute__((vector_size(32)));  // 4 lanes: one AVX2 register
     typedef uint32_t v8u __attribute__((vector_size(32)));
     typedef int32_t v8i __attribute__((vector_size(32)));
     typedef float v8f __attribute__((vector_size(32)));
     const uint64_t gamma = 0x9E3779B97F4A7C15ull;
-    const vq lane = {0, 1, 2, 3};
-    vq z0 = (lane * stride + counter) * gamma + key;
-    const uint64_t advance = 4 * stride * gamma;
-    auto mix = [](vq z) {  // SplitMix64's finaliser up to its last xorshift
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        return (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    };
     int i = 0;
+    if (n > 0 && e & 1) u[i++] = uniform1(e, key);  // an odd first element: its pair's high half
+    const vq lane = {0, 1, 2, 3};
+    vq z = (lane + (e + i) / 2) * gamma + key;
     for (; i + 8 <= n; i += 8) {
-        vq a = mix(z0), b = mix(z0 + advance);
-        z0 += 2 * advance;
-        v8u high = __builtin_shufflevector((v8u)a, (v8u)b, 1, 3, 5, 7, 9, 11, 13, 15);
-        v8f v = then(__builtin_convertvector((v8i)(high >> 8), v8f) * 0x1p-24f);  // bits 40..63
+        const vq m = mix64(z);
+        z += 4 * gamma;
+        const v8f v = __builtin_convertvector((v8i)((v8u)m >> 8), v8f) * 0x1p-24f;
         std::memcpy(u + i, &v, sizeof v);
     }
-    for (; i < n; i++) u[i] = then(uniform1(counter + i * stride, key));
+    for (; i < n; i++) u[i] = uniform1(e + i, key);
 }
 
 }  // namespace
@@ -207,7 +198,7 @@ struct Scratch {
     float *dW, *db_tile;       // H × Fp, Fp
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
     float *flat, *u1, *u2;     // ROWS × F: drawn rows, unpadded; uniforms of the pair streams
-    float *xT, *u1T, *u2T;     // F × TN, F/2 × TN: the narrow tile's batch and pair uniforms
+    float* xT;                 // F × TN: the narrow tile's batch, feature-major
     float* block;
 
     explicit Scratch(const Shape& s) {
@@ -233,8 +224,7 @@ struct Scratch {
         x = take(T * Fp), g = take(T * Fp), h = take(T * H), gw = take(T * H);
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
         flat = take(ROWS * F), u1 = take(ROWS * F), u2 = take(ROWS * F);
-        xT = u1T = u2T = nullptr;
-        if (s.narrow) xT = take(F * TN), u1T = take(F * TN), u2T = take(F * TN);
+        xT = s.narrow ? take(F * TN) : nullptr;
     }
     ~Scratch() { std::free(block); }
     Scratch(const Scratch&) = delete;
@@ -484,48 +474,15 @@ void draw_rows(const Job& j, Scratch& k, int inst, int i, int b0, int nt) {
     }
 }
 
-// Rows b0 .. b0+nt−1 of the batch into k.xT (F × TN), feature-major, lanes nt .. m−1 zero: the
-// counters of one feature are `feats` apart (a pair stream's, F/2), so they are drawn column by
-// column, with no transposition.
+// Rows b0 .. b0+nt−1 of the batch into k.xT (F × TN), feature-major, lanes nt .. m−1 zero:
+// drawn as rows, then transposed (F ≤ NARROW: a few hundred values a tile).
 void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int m) {
-    const int F = j.feats, K = F / 2;
-    const int64_t step = j.first_step + i;
-    const uint64_t row0 = uint64_t(inst) * j.batch + b0;
-    const uint64_t n = uint64_t(j.n_inst) * j.batch * F;
-    const float* p = j.p + size_t(inst) * F;
-    auto column = [&](float* dst, int stream, uint64_t n_stream, int width, int f) {
-        const uint64_t first = stream_base(j, step, stream, n_stream) + row0 * width + f;
-        draw_uniforms(dst, first, nt, j.key, width);
-        std::fill(dst + nt, dst + m, 0.0f);
-    };
+    draw_rows(j, k, inst, i, b0, nt);
+    const int F = j.feats;
     for (int f = 0; f < F; f++) {
         float* x = k.xT + f * TN;
-        if (j.data == GIVEN) {
-            const float* src = j.x + ((size_t(i) * j.n_inst + inst) * j.batch + b0) * F + f;
-            for (int t = 0; t < nt; t++) x[t] = src[size_t(t) * F];
-            std::fill(x + nt, x + m, 0.0f);
-        } else if (j.data != UNIFORM) {
-            column(x, MAGNITUDE, n, F, f);
-        }
-    }
-    if (j.data == GIVEN) return;
-    if (j.data == UNIFORM) {  // x = u/p if u < p else 0, as drawn
-        for (int f = 0; f < F; f++) {
-            const float pf = p[f];
-            auto sparse = [pf](auto u) { return u < pf ? u / pf : 0; };
-            float* x = k.xT + f * TN;
-            draw_uniforms(x, stream_base(j, step, PRESENCE, n) + row0 * F + f, nt, j.key, F,
-                          sparse);
-            std::fill(x + nt, x + m, 0.0f);
-        }
-        return;
-    }
-    for (int q = 0; q < K; q++) {
-        column(k.u1T + q * TN, PRESENCE, n / 2, K, q);
-        if (j.data == ANTICORRELATED) column(k.u2T + q * TN, CHOICE, n / 2, K, q);
-        for (int f = 2 * q; f < 2 * q + 2; f++)
-            combine(k.xT + f * TN, k.u1T + q * TN, k.u2T + q * TN, nullptr, p[2 * q], j.data,
-                    f == 2 * q, nt);
+        for (int t = 0; t < nt; t++) x[t] = k.flat[t * F + f];
+        std::fill(x + nt, x + m, 0.0f);
     }
 }
 
