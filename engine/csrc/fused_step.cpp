@@ -43,12 +43,13 @@
 namespace {
 
 // The wide layout's vectors are the CPU's widest: 16 floats with AVX-512 (32 registers), else 8
-// (AVX2, 16 registers); its register blocks are sized to fit (dot products BT × BJ, outer
-// products BR rows × BF vectors), as wider vectors split by the compiler spill to memory.
+// (AVX2, 16 registers); its register blocks are sized to fit (dot products BT × BJ, pre and G
+// BT rows × BG vectors, dW BT hidden rows × BF vectors), as wider vectors split by the compiler
+// spill to memory.
 #ifdef __AVX512F__
-constexpr int L = 16, BJ = 4, BF = 4;
+constexpr int L = 16, BJ = 4, BF = 4, BG = 4;
 #else
-constexpr int L = 8, BJ = 2, BF = 2;
+constexpr int L = 8, BJ = 3, BF = 2, BG = 3;
 #endif
 constexpr int BT = 4;  // batch rows (or hidden rows of dW) per register block
 constexpr int T = 32;  // batch rows per tile: a tile's x and G rows (2 × 32 × 208 floats) stay in L1/L2
@@ -232,19 +233,28 @@ struct Scratch {
 };
 
 // out[t][j] = Σ_f A[t][f] W[j][f] for the RT × RJ block at (t0, j0); out has row stride H.
+// The RJ rows of W stay in registers while the RT rows of A come in one at a time, so a block
+// holds RT·RJ + RJ + 1 vectors: on AVX2 a 4 × 3 block (12 sums, enough to hide the FMAs'
+// latency) fits the 16 registers.
 template <int RT, int RJ>
 void dot_block(const float* A, const float* W, const Shape& s, float* out, int t0, int j0) {
-    static_assert(RT * RJ <= L, "a block's sums fit one sum_lanes");
-    vf acc[L] = {};
+    constexpr int N = RT * RJ;
+    vf acc[N];
+    for (int q = 0; q < N; q++) acc[q] = vf{};
     for (int f = 0; f < s.Fp; f += L) {
-        vf a[RT], w[RJ];
-        for (int i = 0; i < RT; i++) a[i] = load_held(A + (t0 + i) * s.Fp + f);
+        vf w[RJ];
         for (int j = 0; j < RJ; j++) w[j] = load_held(W + (j0 + j) * s.Fp + f);
-        for (int i = 0; i < RT; i++)
-            for (int j = 0; j < RJ; j++) acc[i * RJ + j] += a[i] * w[j];
+        for (int i = 0; i < RT; i++) {
+            const vf a = load_held(A + (t0 + i) * s.Fp + f);
+            for (int j = 0; j < RJ; j++) acc[i * RJ + j] += a * w[j];
+        }
     }
-    float sums[L];
-    sum_lanes(acc, sums);
+    float sums[(N + L - 1) / L * L];
+    for (int q = 0; q < N; q += L) {  // L sums at a time, the last padded with zeros
+        vf part[L];
+        for (int l = 0; l < L; l++) part[l] = q + l < N ? acc[q + l] : vf{};
+        sum_lanes(part, sums + q);
+    }
     for (int i = 0; i < RT; i++)
         for (int j = 0; j < RJ; j++) out[(t0 + i) * s.H + j0 + j] = sums[i * RJ + j];
 }
@@ -320,7 +330,7 @@ void grad_block(Scratch& k, const Shape& s, int t0, int f0, vf& loss) {
 template <int RT, bool RELU>
 void grad_rows(Scratch& k, const Shape& s, int t0, vf& loss) {
     int f0 = 0;
-    for (; f0 + BF * L <= s.Fp; f0 += BF * L) grad_block<RT, BF, RELU>(k, s, t0, f0, loss);
+    for (; f0 + BG * L <= s.Fp; f0 += BG * L) grad_block<RT, BG, RELU>(k, s, t0, f0, loss);
     switch ((s.Fp - f0) / L) {
         case 3: grad_block<RT, 3, RELU>(k, s, t0, f0, loss); break;
         case 2: grad_block<RT, 2, RELU>(k, s, t0, f0, loss); break;
