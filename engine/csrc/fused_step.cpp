@@ -49,7 +49,7 @@ namespace {
 #ifdef __AVX512F__
 constexpr int L = 16, BJ = 4, BF = 4, BG = 4;
 #else
-constexpr int L = 8, BJ = 3, BF = 2, BG = 3;
+constexpr int L = 8, BJ = 3, BF = 3, BG = 3;
 #endif
 constexpr int BT = 4;  // batch rows (or hidden rows of dW) per register block
 constexpr int T = 32;  // batch rows per tile: a tile's x and G rows (2 × 32 × 208 floats) stay in L1/L2
@@ -349,26 +349,27 @@ void grad_tile(Scratch& k, const Shape& s, int nt, vf& loss) {
     }
 }
 
-// dW[h] += Σ_t h[t][h] G[t] + (W G)[t][h] x[t] for hidden rows h0.. and feature vectors f0..
+// dW[h] += Σ_t h[t][h] G[t] + (W G)[t][h] x[t] for hidden rows h0.. and feature vectors f0..:
+// one product of k = 2·nt terms, [h | W G]ᵀ [G; x], taken as two loops over the same sums. Each
+// step adds once to every sum, its NF vectors held and its RH broadcasts one at a time, so an
+// AVX2 block of 4 × 3 (12 sums, enough to hide the FMAs' latency) fits the 16 registers.
 template <int RH, int NF>
 void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
     vf acc[RH][NF];
     for (int i = 0; i < RH; i++)
         for (int j = 0; j < NF; j++) acc[i][j] = load(k.dW + (h0 + i) * s.Fp + f0 + j * L);
-    for (int t = 0; t < nt; t++) {
-        vf g[NF], x[NF];
-        for (int j = 0; j < NF; j++) {
-            g[j] = load_held(k.g + t * s.Fp + f0 + j * L);
-            x[j] = load_held(k.x + t * s.Fp + f0 + j * L);
-        }
-        for (int i = 0; i < RH; i++) {
-            vf hb = splat(k.h[t * s.H + h0 + i]), gwb = splat(k.gw[t * s.H + h0 + i]);
-            for (int j = 0; j < NF; j++) {  // two FMAs
-                acc[i][j] += hb * g[j];
-                acc[i][j] += gwb * x[j];
+    auto add = [&](const float* left, const float* right) {  // acc += leftᵀ right over the tile
+        for (int t = 0; t < nt; t++) {
+            vf r[NF];
+            for (int j = 0; j < NF; j++) r[j] = load_held(right + t * s.Fp + f0 + j * L);
+            for (int i = 0; i < RH; i++) {
+                const vf lb = splat(left[t * s.H + h0 + i]);
+                for (int j = 0; j < NF; j++) acc[i][j] += lb * r[j];
             }
         }
-    }
+    };
+    add(k.h, k.g);
+    add(k.gw, k.x);
     for (int i = 0; i < RH; i++)
         for (int j = 0; j < NF; j++) store(k.dW + (h0 + i) * s.Fp + f0 + j * L, acc[i][j]);
 }
