@@ -16,16 +16,20 @@
 //     to a multiple of L (one vector). Padded features are inert (x = 0, W = 0, b = 0 →
 //     D = G = 0), so every vector loop runs over whole vectors. The five products are
 //     register-blocked: h = W x and W G contract over features, BT rows × BJ hidden dot
-//     products at a time, whose L vector accumulators are summed across lanes together
+//     products at a time, whose vector accumulators are summed across lanes together
 //     (`sum_lanes`); pre and dW are outer-product updates along the feature vectors (broadcast
 //     × vector FMAs). Each inner loop loads a vector once for all its FMAs (`load_held`) and
-//     broadcasts with one instruction (`splat`): at ~0.75 loads an FMA the loops are bound by
+//     broadcasts with one instruction (`splat`): at ≤ 0.75 loads an FMA the loops are bound by
 //     the FMA units, not the load ports (measured on Zen 3: 1.5× the step rate of loads folded
-//     into every FMA and broadcasts built lane by lane).
+//     into every FMA and broadcasts built lane by lane). Every block holds 12 sums on AVX2
+//     (16 on AVX-512), enough to hide the FMAs' latency: one side of each block stays in
+//     registers, the other comes in a vector (or a broadcast) at a time. For instances whose
+//     features are rare (mean p < SPARSE_P), h = W x runs over each row's nonzeros alone.
 //   narrow (the pentagon, the pairs): the batch is the vector axis; per 8 batch rows the whole
 //     step is a few scalar-broadcast FMAs per (hidden, feature) pair, with no padding.
 // Written with GCC vector extensions (gcc, clang) rather than intrinsics, one source for AVX2
-// and AVX-512: only the vector width, the block sizes and `sum_lanes`'s shuffles differ.
+// and AVX-512: only the vector width, the block sizes and `sum_lanes`'s shuffles differ (the
+// sparse path's left-packing uses AVX2 intrinsics, with a scalar loop where AVX2 is missing).
 //
 // Threads take whole instances (all steps of one), so every instance is computed in one fixed
 // order: the results do not depend on the number of threads or on scheduling.
