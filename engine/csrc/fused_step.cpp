@@ -208,7 +208,7 @@ struct Scratch {
     float *dW, *db_tile;       // H × Fp, Fp
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
     float *flat, *u1, *u2;     // ROWS × F: drawn rows, unpadded; uniforms of the pair streams
-    float* xT;                 // F × TN: the narrow tile's batch, feature-major
+    float *xT, *u1T, *u2T;     // F × TN, F/2 × TN: the narrow tile's batch and pair uniforms
     float* block;
 
     explicit Scratch(const Shape& s) {
@@ -235,7 +235,8 @@ struct Scratch {
         nz = reinterpret_cast<int32_t*>(take(Fp + 8));
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
         flat = take(ROWS * F), u1 = take(ROWS * F), u2 = take(ROWS * F);
-        xT = s.narrow ? take(F * TN) : nullptr;
+        xT = u1T = u2T = nullptr;
+        if (s.narrow) xT = take(F * TN), u1T = take(F * TN), u2T = take(F * TN);
     }
     ~Scratch() { std::free(block); }
     Scratch(const Scratch&) = delete;
@@ -589,14 +590,26 @@ void draw_rows(const Job& j, Scratch& k, int inst, int i, int b0, int nt) {
 }
 
 // Rows b0 .. b0+nt−1 of the batch into k.xT (F × TN), feature-major, lanes nt .. m−1 zero:
-// drawn as rows, then transposed (F ≤ NARROW: a few hundred values a tile).
+// the raw uniforms are drawn as rows (consecutive elements share hashes), transposed (F ≤
+// NARROW: a few hundred values a tile), then combined a whole column of one feature at a time.
 void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int m) {
-    draw_rows(j, k, inst, i, b0, nt);
-    const int F = j.feats;
+    draw_raw(j, k, inst, i, b0, nt);
+    const int F = j.feats, K = F / 2;
+    auto transpose = [&](const float* rows, float* columns, int width) {  // nt × width
+        for (int f = 0; f < width; f++) {
+            float* column = columns + f * TN;
+            for (int t = 0; t < nt; t++) column[t] = rows[t * width + f];
+            std::fill(column + nt, column + m, 0.0f);
+        }
+    };
+    transpose(k.flat, k.xT, F);
+    if (j.data == CORRELATED || j.data == ANTICORRELATED) transpose(k.u1, k.u1T, K);
+    if (j.data == ANTICORRELATED) transpose(k.u2, k.u2T, K);
+    const float* p = j.p + size_t(inst) * F;
     for (int f = 0; f < F; f++) {
-        float* x = k.xT + f * TN;
-        for (int t = 0; t < nt; t++) x[t] = k.flat[t * F + f];
-        std::fill(x + nt, x + m, 0.0f);
+        const int q = j.data == UNIFORM ? f : f & ~1;  // pairs use their first feature's p
+        combine(k.xT + f * TN, k.u1T + f / 2 * TN, k.u2T + f / 2 * TN, nullptr, p[q], j.data,
+                f % 2 == 0, nt);
     }
 }
 
