@@ -89,6 +89,21 @@ def test_fused_gradients_equal_autograd_for_every_variant(
         assert_relative(a, b, 2e-6)
 
 
+@pytest.mark.parametrize("d_hidden", [30, 40])  # 4 hidden vectors on AVX2; 5, past the sparse path
+@pytest.mark.parametrize("data", ["uniform", "correlated"])
+def test_rare_and_common_features_take_their_own_paths_to_the_same_gradients(
+    data: str, d_hidden: int
+) -> None:
+    """An instance with rare features (mean p < 0.35) takes h = W x over its nonzeros, one with
+    common features the dense product: both equal autograd's on the very batch drawn."""
+    W, b_final, _, importance = _setup(3, d_hidden, 50)
+    p = torch.tensor([0.9, 0.08, 0.3])[:, None].expand(3, 50).contiguous()
+    x = generate_batch(data, p, 300, 5, 2)
+    drawn = fused_cpu.fused_grads(W, b_final, p, importance, data, 5, 2, 300, "relu")
+    for a, b in zip(drawn, autograd_grads(W, b_final, x, importance, "relu"), strict=True):
+        assert_relative(a, b, 1e-5)
+
+
 def test_the_kernel_draws_only_the_batches_it_can_draw_bit_for_bit() -> None:
     W, b_final, p, importance = _setup(2, 2, 4)
     with pytest.raises(ValueError, match="pass others as x"):
