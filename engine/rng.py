@@ -8,7 +8,8 @@ Each hash gives two uniforms: element e of the counter space takes 24 bits of
 z = mix64(⌊e/2⌋·γ + key), bits 8..31 for an even e and 40..63 for an odd one. Hashing is most
 of the cost of drawing a batch (the default run draws 4M uniforms a step; on AVX2 a 64-bit
 product takes three 32-bit ones), so sharing one hash between two uniforms made the whole fused
-step 1.12× faster on Zen 3. Runs saved before this draw different batches when resumed.
+step 1.08× faster on Zen 3. Sessions saved by engine 0.1.0 (one hash a uniform) draw other
+batches when resumed.
 """
 
 from __future__ import annotations
