@@ -406,7 +406,24 @@ def load_session(
         trainer.state = DONE
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
+    trainer.load_note = batches_note(record)
     return trainer
+
+
+# Engine versions that drew other batches than this one (0.2.0 takes two uniforms a hash).
+OTHER_BATCHES = ("0.1.0",)
+
+
+def batches_note(record: dict[str, Any]) -> str | None:
+    """One line if the session's own engine drew other batches: training it on continues with
+    this engine's draws (same distribution), not bit for bit what its engine would have done."""
+    version = record.get("engine_version")
+    if version not in OTHER_BATCHES:
+        return None
+    return (
+        f"trained by engine {version}, which drew other batches; training on continues with "
+        f"{__version__}'s (same distribution, other draws)"
+    )
 
 
 def restore_into(

@@ -95,6 +95,7 @@ class Trainer:
         self.latest_frobenius_sq: np.ndarray | None = None
         self.created_at: float | None = None  # set by the first save (engine.session)
         self.session_dir: Path | None = None  # the session this run was loaded from, if any
+        self.load_note: str | None = None  # a line for the user about that session, if any
         self._observers: dict[str, list[Observer]] = {e: [] for e in EVENTS}
         self._lock = threading.RLock()  # held for each step; snapshot() takes it too
         self._wake = threading.Condition()

@@ -245,6 +245,29 @@ async def test_open_a_saved_session_shows_it(
         assert app.dashboard.selected == 2
 
 
+async def test_opening_a_session_whose_engine_drew_other_batches_says_so(
+    small_config: RunConfig, tmp_path: Path, eager_app_trainers: None
+) -> None:
+    other = make_trainer(small_config.replace(name="other"), 25)
+    save_session(other, tmp_path / "other-run")
+    record = json.loads((tmp_path / "other-run" / "session.json").read_text())
+    record.update(engine_version="0.1.0", saved_at=1e12)  # newer than the weights' own copy
+    (tmp_path / "other-run" / "session.json").write_text(json.dumps(record))
+    # From the session browser: the note is part of the "opened" notice.
+    app = ToygeomApp(make_trainer(small_config), sessions_root=tmp_path, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("o")
+        await wait_for(pilot, lambda: getattr(app.screen, "scanned", False))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_run.config.name == "other")
+        await wait_for(pilot, lambda: any("drew other batches" in m for m in notifications(app)))
+    # From `open DIR`: the app is handed the loaded session's note.
+    loaded = load_session(tmp_path / "other-run", compiled=False)
+    app = ToygeomApp(loaded, autostart=False, notice=loaded.load_note)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: any("engine 0.1.0" in m for m in notifications(app)))
+
+
 async def test_quit_asks_first_when_training_is_unsaved(small_config: RunConfig) -> None:
     app = ToygeomApp(make_trainer(small_config, 30), autostart=False)
     async with app.run_test(size=(100, 30)) as pilot:

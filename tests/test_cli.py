@@ -139,6 +139,25 @@ def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
     assert load_session(run, compiled=False).step == 250
 
 
+def test_resuming_a_session_whose_engine_drew_other_batches_says_so_once(
+    tmp_path: Path, config_file: Path
+) -> None:
+    run = tmp_path / "run"
+    trained = cli(
+        "train", "--config", str(config_file), "--steps", "40", "--eager", "--out", str(run)
+    )
+    assert trained.returncode == 0 and "other batches" not in trained.stderr
+    record = json.loads((run / "session.json").read_text())
+    record.update(engine_version="0.1.0", saved_at=1e12)  # newer than the weights' own copy
+    (run / "session.json").write_text(json.dumps(record))
+    out = cli("train", "--resume", str(run), "--steps", "60", "--eager")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("trained by engine 0.1.0, which drew other batches") == 1
+    again = cli("train", "--resume", str(run), "--steps", "80", "--eager")
+    assert again.returncode == 0 and "other batches" not in again.stderr, "saved by this engine"
+    assert load_session(run, compiled=False).step == 80
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

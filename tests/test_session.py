@@ -143,6 +143,14 @@ def _edit_record(path, **changes) -> None:
     (path / RECORD_FILE).write_text(json.dumps(record))
 
 
+def test_a_session_whose_engine_drew_other_batches_says_so(saved) -> None:
+    _, path = saved
+    assert load_session(path, compiled=False).load_note is None, "this engine's own session"
+    _edit_record(path, engine_version="0.1.0")
+    note = load_session(path, compiled=False).load_note
+    assert "engine 0.1.0" in note and "other batches" in note
+
+
 def test_future_and_wrong_versions(saved) -> None:
     _, path = saved
     _edit_record(path, format_version=99)

@@ -189,11 +189,13 @@ class ToygeomApp(App):
         autosave_seconds: float = 30.0,
         offer_resume: bool = False,
         keymap_path: Path | None = None,
+        notice: str | None = None,
     ) -> None:
         """`run`: a Run (a Trainer is trained here as a LocalRun). `autostart`: train a local
         run at once (a remote one trains anyway). `offer_resume`: on start, name an interrupted
         session under `sessions_root` (once). `keymap_path`: the config.toml whose [keymap]
-        remaps keys (default: the user's)."""
+        remaps keys (default: the user's). `notice`: a line to show once the app is up (what
+        loading the session found)."""
         super().__init__()
         run = as_run(run)
         self.keymap_path = keymap_path or config_path()
@@ -207,6 +209,7 @@ class ToygeomApp(App):
         self.autosave_seconds = autosave_seconds
         self.offer_resume = offer_resume and self.session_dir is None
         self.farewell: str | None = None  # printed once the app is gone (how to come back)
+        self.notice = notice
         self._watch = self._watch_run(run, _saved_at(self.session_dir))
         self.dashboard = DashboardScreen(run)
         self._sweep_stop = threading.Event()  # set on exit: seeds being trained stop
@@ -227,6 +230,8 @@ class ToygeomApp(App):
             self.start_training()
         if self.offer_resume:
             self._look_for_interrupted(self.sessions_root)
+        if self.notice:
+            self.notify(self.notice, timeout=15)
 
     def on_unmount(self) -> None:
         # A local run stops (its thread is joined); a remote one is let go and trains on.
@@ -477,11 +482,12 @@ class ToygeomApp(App):
                 info = session_info(path)
                 trainer = load_session(path)
                 where = "finished" if trainer.step >= trainer.total_steps else "p continues"
+                note = f"; {trainer.load_note}" if trainer.load_note else ""
                 loaded = RunLoaded(
                     LocalRun(trainer),
                     path,
                     saved_at=info.saved_at,
-                    done=f"opened {path} at step {trainer.step:,} ({where})",
+                    done=f"opened {path} at step {trainer.step:,} ({where}){note}",
                 )
         except (SessionError, RemoteError) as err:
             self.post_message(LoadFailed(str(err)))
@@ -811,17 +817,26 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d ago"
 
 
-def run_app(run: Run | Trainer, *, session_dir: Path | None = None, mouse: bool = True) -> None:
+def run_app(
+    run: Run | Trainer,
+    *,
+    session_dir: Path | None = None,
+    mouse: bool = True,
+    notice: str | None = None,
+) -> None:
     """Run the app on `run` until the user quits, then say how to come back to a run that
     trains on (a local run stops with the app unless sent to the background; a remote one
     trains on).
 
     An opened session (`session_dir`) waits for `p`; a new run starts training at once, and
-    an interrupted session in sessions/ is offered for resume.
+    an interrupted session in sessions/ is offered for resume. `notice`: a line shown once the
+    app is up (what loading the session found).
     """
     run = as_run(run)
     fresh = session_dir is None and not run.remote
-    app = ToygeomApp(run, session_dir=session_dir, autostart=fresh, offer_resume=fresh)
+    app = ToygeomApp(
+        run, session_dir=session_dir, autostart=fresh, offer_resume=fresh, notice=notice
+    )
     try:
         app.run(mouse=mouse)
     finally:

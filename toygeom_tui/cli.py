@@ -238,6 +238,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _detach(args, out)
     if args.resume:  # loading only reads; the lock below decides who writes
         trainer = _load(args.resume, device=args.device, compiled=compiled)
+        if trainer.load_note:
+            print(f"toygeom-tui: {out}: {trainer.load_note}", file=sys.stderr)
         if args.steps is not None:
             if args.steps < trainer.step:
                 raise UserError(f"--steps {args.steps} is below the session's step {trainer.step}")
@@ -654,7 +656,7 @@ def cmd_open(args: argparse.Namespace) -> int:
     trainer = _load(args.session, device=args.device)
     from toygeom_tui.app import run_app
 
-    run_app(trainer, session_dir=directory, mouse=not args.no_mouse)
+    run_app(trainer, session_dir=directory, mouse=not args.no_mouse, notice=trainer.load_note)
     return 0
 
 
