@@ -66,16 +66,17 @@ def _cpu_id() -> str:
     return "".join(lines)
 
 
-def _build(source_path: Path = SOURCE) -> Path:
-    """The path of the compiled library of `source_path` (default: this tree's kernel), building
-    it first if this machine has none yet."""
+def _build(source_path: Path = SOURCE, defines: tuple[str, ...] = ()) -> Path:
+    """The path of the compiled library of `source_path` (default: this tree's kernel) with the
+    macros `defines` ("NAME=VALUE"), building it first if this machine has none yet."""
     if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "AMD64"):
         raise KernelUnavailable(
             f"built only on x86-64 Linux, not {sys.platform} {platform.machine()}"
         )
     source = source_path.read_bytes()
+    flags = (*FLAGS, *(f"-D{d}" for d in defines))
     key = hashlib.sha256(
-        b"\0".join([source, COMPILER.encode(), *map(str.encode, FLAGS), _cpu_id().encode()])
+        b"\0".join([source, COMPILER.encode(), *map(str.encode, flags), _cpu_id().encode()])
     )
     target = cache_dir() / f"fused_step-{key.hexdigest()[:16]}.so"
     if target.exists():
@@ -85,7 +86,7 @@ def _build(source_path: Path = SOURCE) -> Path:
     os.close(fd)
     try:
         result = subprocess.run(
-            [COMPILER, *FLAGS, "-o", partial, str(source_path)], capture_output=True, text=True
+            [COMPILER, *flags, "-o", partial, str(source_path)], capture_output=True, text=True
         )
         if result.returncode != 0:
             raise KernelUnavailable(f"{COMPILER} failed: {result.stderr.strip()[-500:]}")
@@ -115,11 +116,12 @@ class Job(ctypes.Structure):
     ]  # fmt: skip
 
 
-def load(source_path: Path = SOURCE) -> ctypes.CDLL:
-    """The kernel of `source_path`, built if need be and loaded (raises KernelUnavailable or
-    OSError). Another source than this tree's (an older revision, for `bench.kernel_rate`) must
-    keep `struct Job` as `Job` mirrors it."""
-    library = ctypes.CDLL(str(_build(source_path)))
+def load(source_path: Path = SOURCE, defines: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """The kernel of `source_path`, built with the macros `defines` if need be and loaded (raises
+    KernelUnavailable or OSError). Another source than this tree's (an older revision, for
+    `bench.kernel_rate`) must keep `struct Job` as `Job` mirrors it. The tests build
+    TOYGEOM_LANES=8 and =16 to run both vector widths' layouts on any machine."""
+    library = ctypes.CDLL(str(_build(source_path, defines)))
     library.toygeom_train.argtypes = [ctypes.POINTER(Job)]
     library.toygeom_train.restype = ctypes.c_int
     return library

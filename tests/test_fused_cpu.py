@@ -8,6 +8,7 @@ to, a failing build fails these tests.
 
 from __future__ import annotations
 
+import ctypes
 import platform
 import shutil
 import subprocess
@@ -102,6 +103,52 @@ def test_rare_and_common_features_take_their_own_paths_to_the_same_gradients(
     drawn = fused_cpu.fused_grads(W, b_final, p, importance, data, 5, 2, 300, "relu")
     for a, b in zip(drawn, autograd_grads(W, b_final, x, importance, "relu"), strict=True):
         assert_relative(a, b, 1e-5)
+
+
+@pytest.fixture(scope="module", params=[8, 16], ids=["8-lanes", "16-lanes"])
+def lanes_kernel(request: pytest.FixtureRequest) -> ctypes.CDLL:
+    """The kernel built with TOYGEOM_LANES = 8 (AVX2's layout) or 16 (AVX-512's), whatever this
+    CPU has: the compiler splits a 16-float vector in two where AVX-512 is missing, so both
+    layouts' blocks, remainders and lane sums run on every machine."""
+    return fused_cpu.load(defines=(f"TOYGEOM_LANES={request.param}",))
+
+
+@compiles
+def test_both_vector_widths_give_autograds_gradients_and_train_alike(
+    lanes_kernel: ctypes.CDLL,
+) -> None:
+    """Every wide shape and data variant, both models, and rare features at 4 and 5 hidden
+    vectors' worth of hidden units (16 lanes: 64 and 80), against autograd on the very batch;
+    then 4 steps of Adam against the eager step, bit for bit whatever the threads."""
+    wide = [shape for shape in SHAPES if shape[1] * shape[2] > 64]
+    shapes = [*wide, (3, 64, 50, 120), (3, 80, 50, 120)]
+    for n_inst, d_hidden, n_feat, batch in shapes:
+        W, b_final, p, importance = _setup(n_inst, d_hidden, n_feat)
+        p[1] = 0.08  # rare: h = W x over the nonzeros
+        for data in VARIANTS:
+            q = _batch_args(data, p)
+            x = generate_batch(data, q, batch, 7, 3)
+            for model in ("relu", "linear"):
+                args = (W, b_final, q, importance, data, 7, 3, batch, model)
+                got = fused_cpu.fused_grads(*args, x=x if data == "normal" else None,
+                                            library=lanes_kernel)  # fmt: skip
+                want = autograd_grads(W, b_final, x, importance, model)
+                for a, b in zip(got, want, strict=True):
+                    assert_relative(a, b, 1e-5)
+    cfg = RunConfig(n_inst=5, d_hidden=20, n_features=200, batch_size=300, seed=2)
+    W0, b0, p, importance = _setup(5, 20, 200)
+    lrs = [1e-2, 5e-3, 2e-3, 1e-3]
+    want_W, want_b, _ = _eager_training(cfg, W0, b0, p, importance, lrs)
+    results = []
+    for threads in (1, 3):
+        W, b_final = W0.clone(), b0.clone()
+        adam = Adam({"W": W, "b_final": b_final}, cfg)
+        fused_cpu.fused_train(W, b_final, adam, p, importance, "uniform", cfg.seed, 0, lrs, 300,
+                              "relu", threads, library=lanes_kernel)  # fmt: skip
+        results.append((W, b_final))
+        torch.testing.assert_close(W, want_W, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(b_final, want_b, rtol=1e-4, atol=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
 
 
 def test_the_kernel_draws_only_the_batches_it_can_draw_bit_for_bit() -> None:

@@ -51,8 +51,20 @@ namespace {
 // The wide layout's vectors are the CPU's widest: 16 floats with AVX-512 (32 registers), else 8
 // (AVX2, 16 registers); its register blocks are sized to fit (dot products BT × BJ, pre and G
 // BT rows × BG vectors, dW BT hidden rows × BF vectors), as wider vectors split by the compiler
-// spill to memory.
+// spill to memory. TOYGEOM_LANES (8 or 16) sets the width where the CPU does not: the tests
+// build both widths on every machine, so the AVX-512 layout's logic runs on an AVX2 CPU (each
+// vector op split in two by the compiler) and the AVX2 layout's on an AVX-512 one.
+#ifndef TOYGEOM_LANES
 #ifdef __AVX512F__
+#define TOYGEOM_LANES 16
+#else
+#define TOYGEOM_LANES 8
+#endif
+#endif
+#if TOYGEOM_LANES != 8 && TOYGEOM_LANES != 16
+#error "TOYGEOM_LANES must be 8 or 16"
+#endif
+#if TOYGEOM_LANES == 16
 constexpr int L = 16, BJ = 4, BF = 4, BG = 4;
 #else
 constexpr int L = 8, BJ = 3, BF = 3, BG = 3;
@@ -73,7 +85,9 @@ inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 // (measured on Zen 3); an empty asm that takes and gives the register keeps it loaded once.
 inline vf load_held(const float* p) {
     vf v = load(p);
+#if TOYGEOM_LANES == 8 || defined(__AVX512F__)  // a vector wider than the registers: no asm
     asm("" : "+v"(v));
+#endif
     return v;
 }
 
@@ -81,7 +95,7 @@ inline vf load_held(const float* p) {
 // adds the even and odd chunks of a pair of vectors (chunks of L/2, …, 1 lanes), so the L
 // horizontal sums cost L − 1 two-vector shuffles-and-adds instead of L separate reductions.
 inline void sum_lanes(const vf v[L], float out[L]) {
-#ifdef __AVX512F__
+#if TOYGEOM_LANES == 16
     vf w[8], x[4], y[2];
     for (int i = 0; i < 8; i++)
         w[i] = __builtin_shufflevector(v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17,
