@@ -74,3 +74,23 @@ def test_train_rate_times_train_and_the_plain_loop_on_a_preset() -> None:
     assert r["matmul"]["gflops"] > 0
     assert lines and lines[0].startswith("round 1/1 pentagon: plain ")
     assert train_rate.step_flops(RunConfig()) == 5 * 2 * 20 * 1024 * 20 * 200
+
+
+def test_engine_section_says_what_the_default_ratio_asks_of_this_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rates as measured (stood in for: timing them is the train_rate test's job), the
+    verdicts and the share the 15× target would take of the matmul rate, from those rates."""
+    from engine.config import PRESETS
+
+    rates = {name: {"plain": 10.0, "train": 120.0} for name in PRESETS}
+    rates["matmul"] = {"gflops": 100.0}
+    monkeypatch.setattr(train_rate, "measure", lambda *args, **kwargs: rates)
+    figures = {f.name: f for f in report._engine(quick=True, say=lambda line: None)}
+    default = figures["feature-geometry: train vs plain loop"]
+    assert default.value == pytest.approx(12.0) and default.met is False  # 12× < 15×
+    assert figures["pentagon: train vs plain loop"].met is True  # 12× ≥ 10×
+    share = figures["default run: share of the fp32 matmul rate"]
+    flops = train_rate.step_flops(PRESETS["feature-geometry"]) / 1e9  # 0.82 GFLOP a step
+    assert share.value == pytest.approx(120 * flops / 100) and share.met is True
+    assert f"15× would be {15 * 10 * flops / 100:.0%}" in share.shown  # 123%: out of reach
