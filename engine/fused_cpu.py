@@ -11,11 +11,13 @@ Why ctypes and not a torch extension: no pybind11, ninja or torch headers are ne
 takes ~4 s, and ctypes releases the GIL for the call, so the app's UI thread keeps running.
 The library is cached under $XDG_CACHE_HOME/toygeom-tui (or ~/.cache/toygeom-tui), keyed by the
 source, the flags and the CPU (`-march=native`), and built into a temporary file that is renamed
-into place, so concurrent processes never load a half-written library.
+into place, so concurrent processes never load a half-written library. Each build prunes the
+cache to the KEEP_BUILDS libraries used last (every version, or edit, of the source adds one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -36,6 +38,10 @@ COMPILER = "g++"
 # No -ffast-math: the batch must stay bit-identical to engine.rng's (u / p is a true division)
 # and sums keep their written order, so results are deterministic and match torch to float noise.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-pthread")
+
+# Libraries the cache keeps, by last use: enough for a few versions side by side and the tests'
+# variants (two vector widths, an older revision for bench.kernel_rate).
+KEEP_BUILDS = 8
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
@@ -80,6 +86,8 @@ def _build(source_path: Path = SOURCE, defines: tuple[str, ...] = ()) -> Path:
     )
     target = cache_dir() / f"fused_step-{key.hexdigest()[:16]}.so"
     if target.exists():
+        with contextlib.suppress(OSError):  # a read-only cache: nothing to keep track of
+            os.utime(target)  # used now: pruning goes by last use
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
@@ -94,7 +102,24 @@ def _build(source_path: Path = SOURCE, defines: tuple[str, ...] = ()) -> Path:
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
+    _prune(target.parent)
     return target
+
+
+def _prune(directory: Path) -> None:
+    """Delete all but the KEEP_BUILDS libraries used last. One deleted while a process has it
+    loaded stays mapped there; a process that needs it again builds it again."""
+    libraries = sorted(directory.glob("fused_step-*.so"), key=_last_use, reverse=True)
+    for old in libraries[KEEP_BUILDS:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
+def _last_use(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # deleted meanwhile by another process's prune
+        return 0.0
 
 
 class Job(ctypes.Structure):

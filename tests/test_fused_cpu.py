@@ -9,6 +9,7 @@ to, a failing build fails these tests.
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import shutil
 import subprocess
@@ -285,6 +286,28 @@ def test_a_build_into_an_empty_cache_leaves_just_the_library(
     assert fused_cpu.kernel_error() is None
     built = list((tmp_path / "toygeom-tui").iterdir())
     assert len(built) == 1 and built[0].suffix == ".so", built  # no temporary file left over
+
+
+def test_a_build_keeps_the_libraries_used_last_and_prunes_the_rest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Old builds (other versions of the source) do not pile up: a new build keeps itself and
+    the KEEP_BUILDS − 1 used last; loading a cached library marks it used."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = tmp_path / "toygeom-tui"
+    cache.mkdir()
+    old = [cache / f"fused_step-old{i:02d}.so" for i in range(fused_cpu.KEEP_BUILDS + 3)]
+    for age, path in enumerate(old):
+        path.write_bytes(b"an older build")
+        os.utime(path, (1e9 - age, 1e9 - age))  # old[0] used last
+    other = cache / "notes.txt"  # not a library: left alone
+    other.write_text("mine")
+    os.utime(old[-1], None)  # a cached library used just now
+    built = fused_cpu._build()
+    kept = set(cache.glob("fused_step-*.so"))
+    assert kept == {built, old[-1], *old[: fused_cpu.KEEP_BUILDS - 2]}
+    assert other.exists()
+    assert fused_cpu._build() == built, "cached: found again, not rebuilt"
 
 
 @pytest.mark.parametrize("march", ["x86-64-v3", "x86-64-v4"])
