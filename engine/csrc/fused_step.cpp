@@ -85,7 +85,7 @@ inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 // (measured on Zen 3); an empty asm that takes and gives the register keeps it loaded once.
 inline vf load_held(const float* p) {
     vf v = load(p);
-#if TOYGEOM_LANES == 8 || defined(__AVX512F__)  // a vector wider than the registers: no asm
+#if TOYGEOM_LANES == 8 || defined(__AVX512F__)  // else the vector is wider than any register
     asm("" : "+v"(v));
 #endif
     return v;
