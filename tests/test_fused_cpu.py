@@ -65,14 +65,29 @@ def _batch_args(data: str, p: torch.Tensor) -> torch.Tensor:
     return p.clamp(max=0.5) if data == "anticorrelated" else p
 
 
+@pytest.fixture(scope="module", params=[8, 16], ids=["8-lanes", "16-lanes"])
+def lanes_kernel(request: pytest.FixtureRequest) -> ctypes.CDLL:
+    """The kernel built with TOYGEOM_LANES = 8 (AVX2's layout) or 16 (AVX-512's), whatever this
+    CPU has: the compiler splits a 16-float vector in two where AVX-512 is missing, so both
+    layouts' blocks, remainders and lane sums run on every machine."""
+    return fused_cpu.load(defines=(f"TOYGEOM_LANES={request.param}",))
+
+
 @pytest.mark.parametrize("model", ["relu", "linear"])
 @pytest.mark.parametrize("data", VARIANTS)
 @pytest.mark.parametrize(("n_inst", "d_hidden", "n_feat", "batch"), SHAPES)
 def test_fused_gradients_equal_autograd_for_every_variant(
-    model: str, data: str, n_inst: int, d_hidden: int, n_feat: int, batch: int
+    lanes_kernel: ctypes.CDLL,
+    model: str,
+    data: str,
+    n_inst: int,
+    d_hidden: int,
+    n_feat: int,
+    batch: int,
 ) -> None:
-    """The kernel draws the batch itself (normal: passed in), bit for bit generate_batch's: its
-    gradients equal those of the very batch passed in, and autograd's on it."""
+    """The kernel, at either vector width, draws the batch itself (normal: passed in), bit for
+    bit generate_batch's: its gradients equal those of the very batch passed in, and autograd's
+    on it."""
     if n_feat % 2 and data.endswith("correlated"):
         pytest.skip("pairs need an even feature count (the config says so)")
     W, b_final, p, importance = _setup(n_inst, d_hidden, n_feat)
@@ -80,8 +95,8 @@ def test_fused_gradients_equal_autograd_for_every_variant(
     for seed, step in ((3, 11), (12345, 10**9)):  # counters past 2^32; products wrap
         x = generate_batch(data, p, batch, seed, step)
         args = (W, b_final, p, importance, data, seed, step, batch, model)
-        passed = fused_cpu.fused_grads(*args, x=x)
-        drawn = passed if data == "normal" else fused_cpu.fused_grads(*args)
+        passed = fused_cpu.fused_grads(*args, x=x, library=lanes_kernel)
+        drawn = passed if data == "normal" else fused_cpu.fused_grads(*args, library=lanes_kernel)
         for a, b in zip(drawn, passed, strict=True):
             assert torch.equal(a, b), "the kernel's batch is generate_batch's"
         for a, b in zip(drawn, autograd_grads(W, b_final, x, importance, model), strict=True):
@@ -91,51 +106,31 @@ def test_fused_gradients_equal_autograd_for_every_variant(
         assert_relative(a, b, 2e-6)
 
 
-@pytest.mark.parametrize("d_hidden", [30, 40])  # 4 hidden vectors on AVX2; 5, past the sparse path
+# The sparse path's reach, 4 hidden vectors, and one past it: 30 and 40 hidden at 8 lanes, 64
+# and 80 at 16.
+@pytest.mark.parametrize("d_hidden", [30, 40, 64, 80])
 @pytest.mark.parametrize("data", ["uniform", "correlated"])
 def test_rare_and_common_features_take_their_own_paths_to_the_same_gradients(
-    data: str, d_hidden: int
+    lanes_kernel: ctypes.CDLL, data: str, d_hidden: int
 ) -> None:
     """An instance with rare features (mean p < 0.35) takes h = W x over its nonzeros, one with
-    common features the dense product: both equal autograd's on the very batch drawn."""
+    common features the dense product: both equal autograd's on the very batch drawn, at
+    either vector width."""
     W, b_final, _, importance = _setup(3, d_hidden, 50)
     p = torch.tensor([0.9, 0.08, 0.3])[:, None].expand(3, 50).contiguous()
     x = generate_batch(data, p, 300, 5, 2)
-    drawn = fused_cpu.fused_grads(W, b_final, p, importance, data, 5, 2, 300, "relu")
+    drawn = fused_cpu.fused_grads(W, b_final, p, importance, data, 5, 2, 300, "relu",
+                                  library=lanes_kernel)  # fmt: skip
     for a, b in zip(drawn, autograd_grads(W, b_final, x, importance, "relu"), strict=True):
         assert_relative(a, b, 1e-5)
 
 
-@pytest.fixture(scope="module", params=[8, 16], ids=["8-lanes", "16-lanes"])
-def lanes_kernel(request: pytest.FixtureRequest) -> ctypes.CDLL:
-    """The kernel built with TOYGEOM_LANES = 8 (AVX2's layout) or 16 (AVX-512's), whatever this
-    CPU has: the compiler splits a 16-float vector in two where AVX-512 is missing, so both
-    layouts' blocks, remainders and lane sums run on every machine."""
-    return fused_cpu.load(defines=(f"TOYGEOM_LANES={request.param}",))
-
-
 @compiles
-def test_both_vector_widths_give_autograds_gradients_and_train_alike(
+def test_both_vector_widths_train_as_the_eager_step_whatever_the_threads(
     lanes_kernel: ctypes.CDLL,
 ) -> None:
-    """Every wide shape and data variant, both models, and rare features at 4 and 5 hidden
-    vectors' worth of hidden units (16 lanes: 64 and 80), against autograd on the very batch;
-    then 4 steps of Adam against the eager step, bit for bit whatever the threads."""
-    wide = [shape for shape in SHAPES if shape[1] * shape[2] > 64]
-    shapes = [*wide, (3, 64, 50, 120), (3, 80, 50, 120)]
-    for n_inst, d_hidden, n_feat, batch in shapes:
-        W, b_final, p, importance = _setup(n_inst, d_hidden, n_feat)
-        p[1] = 0.08  # rare: h = W x over the nonzeros
-        for data in VARIANTS:
-            q = _batch_args(data, p)
-            x = generate_batch(data, q, batch, 7, 3)
-            for model in ("relu", "linear"):
-                args = (W, b_final, q, importance, data, 7, 3, batch, model)
-                got = fused_cpu.fused_grads(*args, x=x if data == "normal" else None,
-                                            library=lanes_kernel)  # fmt: skip
-                want = autograd_grads(W, b_final, x, importance, model)
-                for a, b in zip(got, want, strict=True):
-                    assert_relative(a, b, 1e-5)
+    """4 steps of Adam in one call at either vector width end where the eager step ends, bit
+    for bit the same at 1 and 3 threads."""
     cfg = RunConfig(n_inst=5, d_hidden=20, n_features=200, batch_size=300, seed=2)
     W0, b0, p, importance = _setup(5, 20, 200)
     lrs = [1e-2, 5e-3, 2e-3, 1e-3]
