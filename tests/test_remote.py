@@ -332,13 +332,15 @@ def test_a_session_path_too_long_for_a_socket_address_still_serves(in_process, t
 
 def test_snapshots_are_read_as_the_trainers_and_kept_current(in_process, tmp_path):
     trainer = in_process().trainer
-    wait_until(lambda: len(trainer.snapshots) >= 3)
+    wait_until(lambda: len(trainer.snapshots) >= 5)  # 4 fetched below, and one never
     run = RemoteRun.connect(tmp_path)
     try:
         first = run.snapshots.steps
-        assert first == sorted(first) and len(run.snapshots) == len(first) >= 3
+        assert first == sorted(first) and len(run.snapshots) == len(first) >= 5
         assert set(first) <= set(trainer.snapshots.steps)  # the same steps (none thinned yet)
-        for step in (first[0], first[len(first) // 2], first[-1]):
+        fetched = (first[0], first[len(first) // 2], first[-1], first[1])
+        never = next(step for step in first if step not in fetched)
+        for step in fetched[:3]:
             assert torch.equal(run.snapshots.at(step), trainer.snapshots.at(step))
             assert run.snapshots.at_or_before(step + 1) == step
         assert run.snapshots.at_or_before(-1) is None
@@ -355,7 +357,7 @@ def test_snapshots_are_read_as_the_trainers_and_kept_current(in_process, tmp_pat
     # Fetched once, a snapshot stays readable; one never fetched needs the (gone) connection.
     assert torch.equal(run.snapshots.at(first[1]), cached)
     with pytest.raises(RunRefused):
-        run.snapshots.at(first[2])
+        run.snapshots.at(never)
 
 
 def test_a_snapshot_asked_for_from_an_observer_is_refused_not_deadlocked(in_process, tmp_path):
