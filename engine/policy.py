@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.trainer import DIVERGED, DONE, PAUSED, READY, STOPPED, TRAINING
-
+# The states a run is in (engine.trainer's), here so that deciding needs no torch.
+READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
+    "ready",
+    "training",
+    "paused",
+    "done",
+    "stopped",
+    "diverged",
+)
 LOST = "lost"  # a remote run whose process went away without saying it finished
 
 ACTIONS = ("pause", "resume", "step", "extend", "stop", "save")

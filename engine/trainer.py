@@ -28,16 +28,9 @@ from engine.geometry import dimensionality
 from engine.history import History, Snapshots
 from engine.model import init_params, lr_factor
 from engine.optim import Adam
+from engine.policy import DIVERGED, DONE, PAUSED, READY, STOPPED, TRAINING
 from engine.step import make_step, torch_threads_for
 
-READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
-    "ready",
-    "training",
-    "paused",
-    "done",
-    "stopped",
-    "diverged",
-)
 EVENTS = ("log", "dims", "state")
 
 Observer = Callable[["Trainer"], None]

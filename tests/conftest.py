@@ -4,6 +4,7 @@ run under asyncio.run (the Textual Pilot tests), with no async plugin."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
+from engine.session import load_session
+from engine.trainer import Trainer
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
@@ -33,6 +36,23 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 def no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """The user's own config.toml (keymap) never reaches a test."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+
+
+class EagerTrainer(Trainer):
+    def __init__(self, config: RunConfig, **options: object) -> None:
+        options.setdefault("compiled", False)
+        super().__init__(config, **options)
+
+
+@pytest.fixture
+def eager_app_trainers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trainers the app builds itself (new run, open, resume) use the eager step: compiling
+    costs seconds and changes nothing the app shows. The app imports the engine where it uses
+    it, so patching the engine's modules reaches it."""
+    monkeypatch.setattr("engine.trainer.Trainer", EagerTrainer)
+    monkeypatch.setattr(
+        "engine.session.load_session", functools.partial(load_session, compiled=False)
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the app shows.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 from collections.abc import Callable
@@ -39,21 +38,6 @@ def make_trainer(config: RunConfig, trained_steps: int = 0) -> Trainer:
     if trained_steps:
         trainer.run(until=trained_steps)
     return trainer
-
-
-class EagerTrainer(Trainer):
-    def __init__(self, config: RunConfig, **options: object) -> None:
-        options.setdefault("compiled", False)
-        super().__init__(config, **options)
-
-
-@pytest.fixture
-def eager_app_trainers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trainers the app builds itself (new run, open) use the eager step too."""
-    monkeypatch.setattr("toygeom_tui.app.Trainer", EagerTrainer)
-    monkeypatch.setattr(
-        "toygeom_tui.app.load_session", functools.partial(load_session, compiled=False)
-    )
 
 
 async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0) -> None:

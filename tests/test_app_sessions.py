@@ -5,7 +5,6 @@ process; trainers use the eager step (compiled=False).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from pathlib import Path
@@ -25,19 +24,9 @@ from toygeom_tui.screens.sessions import SessionBrowserScreen
 pytestmark = pytest.mark.timeout(60)
 
 
-class EagerTrainer(Trainer):
-    def __init__(self, config: RunConfig, **options: object) -> None:
-        options.setdefault("compiled", False)
-        super().__init__(config, **options)
-
-
 @pytest.fixture(autouse=True)
-def eager_app_trainers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def in_tmp_path(eager_app_trainers: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Trainers the app builds itself use the eager step; the default sessions/ is in tmp."""
-    monkeypatch.setattr("toygeom_tui.app.Trainer", EagerTrainer)
-    monkeypatch.setattr(
-        "toygeom_tui.app.load_session", functools.partial(load_session, compiled=False)
-    )
     monkeypatch.chdir(tmp_path)
 
 

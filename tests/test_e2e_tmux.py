@@ -48,12 +48,13 @@ class Terminal:
         self.tmux("send-keys", "-t", "app", *keys)
 
 
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Terminal]:
-    term = Terminal(f"toygeom-e2e-{os.getpid()}")
+def open_terminal(tmp_path: Path, *args: str) -> Terminal:
+    """`python -m toygeom_tui ARGS` in a fresh tmux server (120×40), in `tmp_path`; when the app
+    ends, the pane says APP-EXITED and its exit status."""
+    term = Terminal(f"toygeom-e2e-{os.getpid()}-{tmp_path.name}")
     command = (
         f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(sys.executable)} -m toygeom_tui "
-        "--preset pentagon --steps 1000000; echo APP-EXITED $?; sleep 60"
+        f"{shlex.join(args)}; echo APP-EXITED $?; sleep 60"
     )
     # Under pytest the pane inherits COLUMNS=80/LINES=24, which Textual would trust over the
     # terminal's real size: drop them so the app sizes (and resizes) from the tty.
@@ -61,6 +62,12 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
     term.tmux("-f", "/dev/null", "new-session", "-d", "-s", "app", "-x", "120", "-y", "40",
               f"{env} sh -c {shlex.quote(command)}")  # fmt: skip
     term.tmux("set-option", "-s", "escape-time", "0")  # Esc reaches the app at once
+    return term
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    term = open_terminal(tmp_path, "--preset", "pentagon", "--steps", "1000000")
     try:
         yield term
     finally:
@@ -95,3 +102,25 @@ def test_train_step_through_inspect_pause_save_quit(terminal: Terminal, tmp_path
 
     terminal.press("q")  # everything is saved: no question
     terminal.wait_for("APP-EXITED 0", timeout=20)
+
+
+def test_the_start_screen_paints_before_torch_is_loaded(terminal: Terminal) -> None:
+    # Importing torch takes seconds: the start screen is up well before the dashboard.
+    screen = terminal.wait_for("opening a new run: pentagon", timeout=30)
+    assert "loss (log)" not in screen
+    assert "loading PyTorch and the engine" in screen or "building the model" in screen
+    terminal.wait_for("loss (log)")
+    terminal.wait_for("▶ training")
+
+
+def test_bad_input_ends_the_start_screen_with_one_line(tmp_path: Path) -> None:
+    term = open_terminal(tmp_path, "--preset", "nope")
+    try:
+        screen = term.wait_for("APP-EXITED", timeout=60)
+    finally:
+        subprocess.run(["tmux", "-L", term.socket, "kill-server"], capture_output=True)
+    printed, exited = screen.split("APP-EXITED")
+    assert exited.split()[0] == "2", screen
+    # All the app left on the terminal is the error (wrapped at 120 columns, so rejoined).
+    assert printed.strip().replace("\n", "").startswith("toygeom-tui: preset: 'nope' is not known")
+    assert printed.count("toygeom-tui:") == 1 and "Traceback" not in screen

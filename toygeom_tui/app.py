@@ -8,17 +8,25 @@ The app and its screens drive a Run and cannot tell its two sides apart:
 The run's observers only post messages (toygeom_tui.messages). Controls go through the Run's
 methods on a thread worker (a remote control waits for its answer); engine.policy decides what
 may happen, and a refusal is one notice with its reason.
+
+The app paints before it has a run: given an Opening, it shows the StartScreen and makes the
+run on a worker, as importing torch takes seconds. So this module imports only what needs no
+torch; the engine and the screens that need it are imported where they are used.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -28,26 +36,8 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.atomic import write_text_atomic
-from engine.autosave import Autosaver
-from engine.config import ConfigError, RunConfig
-from engine.policy import LOST, toggle
-from engine.remote.background import BackgroundError, keep_training, resume_headless
-from engine.remote.client import RemoteError, RemoteRun
-from engine.remote.listing import probe
-from engine.run import LocalRun, Run, RunRefused, as_run
-from engine.session import (
-    SESSIONS_ROOT,
-    SessionError,
-    load_session,
-    mark_stopped,
-    new_session_dir,
-    read_record,
-    session_info,
-)
-from engine.sweep import Sweep, SweepError, seed_spec
-from engine.sweep_local import LocalExecutor
-from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED, TRAINING, Trainer
-from toygeom_tui.export import document_csv, document_json, history_csv, run_geometry
+from engine.paths import SESSIONS_ROOT
+from engine.policy import DIVERGED, DONE, LOST, PAUSED, STOPPED, TRAINING, toggle
 from toygeom_tui.keymap import config_path, read_keymap
 from toygeom_tui.messages import (
     InterruptedSessions,
@@ -58,7 +48,6 @@ from toygeom_tui.messages import (
     SessionSaved,
     TrainingProgress,
 )
-from toygeom_tui.screens.dashboard import DashboardScreen
 from toygeom_tui.screens.export_menu import (
     GEOMETRY_CSV,
     GEOMETRY_JSON,
@@ -68,19 +57,47 @@ from toygeom_tui.screens.export_menu import (
 )
 from toygeom_tui.screens.help import HelpScreen
 from toygeom_tui.screens.lost_run import IN_BACKGROUND, LostRunScreen
-from toygeom_tui.screens.new_run import NewRunScreen, SeedsRun
 from toygeom_tui.screens.quit_confirm import (
     BACKGROUND,
     QUIT,
     SAVE_AND_QUIT,
     QuitConfirmScreen,
 )
-from toygeom_tui.screens.sessions import SessionBrowserScreen
-from toygeom_tui.screens.sweep import SweepScreen
-from toygeom_tui.time_travel import Moment, moment_at, no_history_reason, step_after_move
+from toygeom_tui.screens.starting import StartScreen
+
+if TYPE_CHECKING:
+    from engine.autosave import Autosaver
+    from engine.config import RunConfig
+    from engine.run import Run
+    from engine.session import SessionError
+    from engine.sweep import Sweep
+    from engine.sweep_local import LocalExecutor
+    from engine.trainer import Trainer
+    from toygeom_tui.screens.new_run import SeedsRun
+    from toygeom_tui.time_travel import Moment
 
 DEFAULT_EXTRA_STEPS = 1_000  # `+` on a run configured with steps = 0
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see ToygeomApp.on_mount
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A run made for the app, with the session it came from and a line to show once it is up
+    (what loading the session found)."""
+
+    run: Run | Trainer
+    session_dir: Path | None = None
+    notice: str | None = None
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A run still to be made: `make(stage)` runs on a worker after the first paint (it imports
+    the engine, and torch with it) and returns an Opened; `stage(text)` says what it is doing.
+    Whatever it raises ends the app, and run_app raises it again (a bad input: one line)."""
+
+    what: str  # for the start screen: "a new run: pentagon", a session's folder
+    make: Callable[[Callable[[str], None]], Opened]
 
 
 class RunWatch:
@@ -142,6 +159,8 @@ class RunWatch:
         """Autosave a local run into `directory` every `interval` seconds (0: only the final
         save, if any)."""
         if self.autosaver is None and not self.run.remote:
+            from engine.autosave import Autosaver
+
             self.autosaver = Autosaver(
                 directory,
                 interval if interval > 0 else math.inf,
@@ -181,7 +200,7 @@ class ToygeomApp(App):
 
     def __init__(
         self,
-        run: Run | Trainer,
+        run: Run | Trainer | Opening,
         *,
         session_dir: Path | None = None,
         sessions_root: Path = SESSIONS_ROOT,
@@ -191,37 +210,66 @@ class ToygeomApp(App):
         keymap_path: Path | None = None,
         notice: str | None = None,
     ) -> None:
-        """`run`: a Run (a Trainer is trained here as a LocalRun). `autostart`: train a local
-        run at once (a remote one trains anyway). `offer_resume`: on start, name an interrupted
-        session under `sessions_root` (once). `keymap_path`: the config.toml whose [keymap]
-        remaps keys (default: the user's). `notice`: a line to show once the app is up (what
-        loading the session found)."""
+        """`run`: a Run (a Trainer is trained here as a LocalRun), or an Opening to make one
+        while the start screen shows; an opened session then waits for p, and a new run trains
+        at once and names interrupted sessions (the flags below are for a Run). `autostart`:
+        train a local run at once (a remote one trains anyway). `offer_resume`: on start, name
+        an interrupted session under `sessions_root` (once). `keymap_path`: the config.toml whose
+        [keymap] remaps keys (default: the user's). `notice`: a line to show once the app is up
+        (what loading the session found)."""
         super().__init__()
-        run = as_run(run)
         self.keymap_path = keymap_path or config_path()
         self.keymap: dict[str, str] = {}  # binding id -> keys, as applied from keymap_path
         self.view_step: int | None = None  # the recorded step the geometry views show; None: live
         self._moment: Moment | None = None
+        self.sessions_root = sessions_root
+        self.autosave_seconds = autosave_seconds
+        self.farewell: str | None = None  # printed once the app is gone (how to come back)
+        self.failure: BaseException | None = None  # what ended the app before it had a run
+        self._sweep_stop = threading.Event()  # set on exit: seeds being trained stop
+        self.opening = run if isinstance(run, Opening) else None  # None once there is a run
+        self.current_run: Run | None = None
+        if self.opening is None:
+            self._adopt(run, session_dir, autostart, offer_resume, notice)
+        else:
+            self.start_screen = StartScreen(self.opening.what)
+
+    def _adopt(
+        self,
+        run: Run | Trainer,
+        session_dir: Path | None,
+        autostart: bool,
+        offer_resume: bool,
+        notice: str | None,
+    ) -> None:
+        """Take `run` as the app's first run (the dashboard is made for it)."""
+        from engine.run import as_run
+        from toygeom_tui.screens.dashboard import DashboardScreen
+
+        run = as_run(run)
         self.current_run = run
         self.session_dir = session_dir or run.session_dir
-        self.sessions_root = sessions_root
         self.autostart = autostart and not run.remote
-        self.autosave_seconds = autosave_seconds
         self.offer_resume = offer_resume and self.session_dir is None
-        self.farewell: str | None = None  # printed once the app is gone (how to come back)
         self.notice = notice
         self._watch = self._watch_run(run, _saved_at(self.session_dir))
         self.dashboard = DashboardScreen(run)
-        self._sweep_stop = threading.Event()  # set on exit: seeds being trained stop
 
     def get_default_screen(self) -> Screen:
-        return self.dashboard
+        return self.dashboard if self.opening is None else self.start_screen
 
     def on_mount(self) -> None:
         # The training thread needs the GIL between torch ops; with CPython's default 5 ms
         # switch interval, each chart redraw on this thread stalls it for whole intervals.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        if self.opening is None:
+            self._begin()
+        else:  # once the start screen is on the terminal
+            self.call_after_refresh(self._open, self.opening)
+
+    def _begin(self) -> None:
+        """Watch (and maybe train) the first run; its dashboard is the screen."""
         self._apply_keymap()
         self._watch.attach()
         self.set_interval(1.0, self._show_session_mark)
@@ -233,10 +281,50 @@ class ToygeomApp(App):
         if self.notice:
             self.notify(self.notice, timeout=15)
 
+    @work(thread=True, exit_on_error=False, group="startup")
+    def _open(self, opening: Opening) -> None:
+        """Make the Opening's run off the event loop, then show it (or end with its error)."""
+        try:
+            opened = opening.make(lambda text: self.call_from_thread(self.start_screen.stage, text))
+            from toygeom_tui.screens import dashboard  # noqa: F401  (torch's: here, not on the loop)
+        except Exception as err:  # bad input (one line) or a bug: either way the app ends with it
+            self.call_from_thread(self._fail, err)
+            return
+        try:
+            self.call_from_thread(self._opened, opened)
+        except RuntimeError:  # the app is gone (q while starting): let go of the run
+            from engine.run import as_run
+
+            as_run(opened.run).close()
+
+    def _opened(self, opened: Opened) -> None:
+        if not self.is_running:  # q while starting: the worker lets the run go
+            raise RuntimeError("the app has ended")
+        from engine.run import as_run
+
+        run = as_run(opened.run)
+        fresh = opened.session_dir is None and not run.remote
+        self._adopt(run, opened.session_dir, fresh, fresh, opened.notice)
+        self.opening = None
+        # The start screen is the default mode's base screen, which cannot be switched out;
+        # the run's dashboard is the base of a mode of its own, and the start screen rests.
+        self.add_mode("run", lambda: self.dashboard)
+        self.switch_mode("run")
+        self._begin()
+
+    def _fail(self, error: BaseException) -> None:
+        self.failure = error
+        self.exit(return_code=2)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Until there is a run, the only thing to do is to leave.
+        return self.opening is None or action == "quit"
+
     def on_unmount(self) -> None:
         # A local run stops (its thread is joined); a remote one is let go and trains on.
-        self._watch.detach()
-        self.current_run.close()
+        if self.current_run is not None:
+            self._watch.detach()
+            self.current_run.close()
         self._sweep_stop.set()  # and a sweep of seeds ends its worker processes
         sys.setswitchinterval(self._switch_interval)
 
@@ -274,6 +362,8 @@ class ToygeomApp(App):
 
     @work(thread=True, group="control", exit_on_error=False)
     def _control(self, run: Run, calls: list[tuple], done: str | None) -> None:
+        from engine.run import RunRefused
+
         try:
             for name, *args in calls:
                 getattr(run, name)(*args)
@@ -367,6 +457,8 @@ class ToygeomApp(App):
     # -- time travel (toygeom_tui.time_travel) --------------------------------------------------
     def action_travel(self, delta: int) -> None:
         """Show the geometry `delta` (±1) recorded steps from the one shown."""
+        from toygeom_tui.time_travel import no_history_reason, step_after_move
+
         t = self.current_run
         target = step_after_move(t.snapshots.steps, self.view_step, t.step, delta)
         if target is None and self.view_step is None:
@@ -394,6 +486,8 @@ class ToygeomApp(App):
         on is replaced by the latest one before it."""
         if self.view_step is None:
             return None
+        from toygeom_tui.time_travel import moment_at
+
         t = self.current_run
         if self._moment is None or self._moment.step not in t.snapshots.steps:
             step = t.snapshots.at_or_before(self.view_step)
@@ -405,6 +499,8 @@ class ToygeomApp(App):
 
     # -- runs and sessions -------------------------------------------------------------------------
     def action_new_run(self) -> None:
+        from toygeom_tui.screens.new_run import NewRunScreen, SeedsRun
+
         def start(chosen: RunConfig | SeedsRun | None) -> None:
             if isinstance(chosen, SeedsRun):
                 self._start_seeds(chosen)
@@ -416,6 +512,12 @@ class ToygeomApp(App):
     def _start_seeds(self, request: SeedsRun) -> None:
         """Train the seeds as a local sweep in worker processes, and show the sweep screen,
         which fills in as they finish; Enter there opens a seed on the dashboard."""
+        from engine.config import ConfigError
+        from engine.session import new_session_dir
+        from engine.sweep import Sweep, SweepError, seed_spec
+        from engine.sweep_local import LocalExecutor
+        from toygeom_tui.screens.sweep import SweepScreen
+
         config = request.config
         directory = new_session_dir(f"{config.name}-seeds", self.sessions_root)
         try:
@@ -433,6 +535,8 @@ class ToygeomApp(App):
 
     @work(thread=True, exit_on_error=False, group="sweep")
     def _run_sweep(self, sweep: Sweep, executor: LocalExecutor) -> None:
+        from engine.sweep import SweepError
+
         try:
             sweep.run(executor, stop=self._sweep_stop)
         except SweepError as err:
@@ -446,6 +550,10 @@ class ToygeomApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _build_run(self, config: RunConfig) -> None:
         """Build a Trainer off the event loop (compiling can take seconds)."""
+        from engine.config import ConfigError
+        from engine.run import LocalRun
+        from engine.trainer import Trainer
+
         try:
             trainer = Trainer(config)
         except ConfigError as err:
@@ -456,6 +564,8 @@ class ToygeomApp(App):
         )
 
     def action_open_session(self) -> None:
+        from toygeom_tui.screens.sessions import SessionBrowserScreen
+
         def open_(path: Path | None) -> None:
             if path is not None:
                 self.open_session(path)
@@ -471,6 +581,11 @@ class ToygeomApp(App):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _load_run(self, path: Path, ours: frozenset[Path]) -> None:
+        from engine.remote.client import RemoteError, RemoteRun
+        from engine.remote.listing import probe
+        from engine.run import LocalRun
+        from engine.session import SessionError, load_session, session_info
+
         try:
             if path.resolve() in ours:
                 raise SessionError(f"{path}: this is the run shown here")
@@ -514,6 +629,9 @@ class ToygeomApp(App):
         """Do `then` (quit, show another run) once the current run's training is saved, sent to
         the background (quit only), or the user chose to let the unsaved steps go. An attached
         run is simply let go: its own process saves it."""
+        if self.current_run is None:  # still opening: nothing to save
+            then()
+            return
         run, watch = self.current_run, self._watch
         if run.remote:
             then()
@@ -533,6 +651,8 @@ class ToygeomApp(App):
                 self.notify("moving the run to a background process…")
                 self._to_background(run, self.session_path())
             elif choice == QUIT:
+                from engine.session import SessionError, mark_stopped
+
                 if watch.marked_running and self.session_dir is not None:
                     try:  # nobody writes it any more: don't list it as running
                         mark_stopped(self.session_dir)
@@ -546,6 +666,8 @@ class ToygeomApp(App):
     @work(thread=True, group="move", exit_on_error=False)
     def _to_background(self, run: Run, directory: Path) -> None:
         """Train the run on in a headless process, then leave saying how to attach."""
+        from engine.remote.background import BackgroundError, keep_training
+
         self._watch.detach()  # its final save and messages are the new process's now
         try:
             keep_training(run, directory)
@@ -566,6 +688,11 @@ class ToygeomApp(App):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open")
     def _resume_from_save(self, directory: Path, in_background: bool) -> None:
+        from engine.remote.background import BackgroundError, resume_headless
+        from engine.remote.client import RemoteError, RemoteRun
+        from engine.run import LocalRun
+        from engine.session import SessionError, load_session
+
         try:
             if in_background:
                 resume_headless(directory)
@@ -585,6 +712,8 @@ class ToygeomApp(App):
     def session_path(self) -> Path:
         """Where this run saves: the session it came from, or a new timestamped folder."""
         if self.session_dir is None:
+            from engine.session import new_session_dir
+
             self.session_dir = new_session_dir(self.current_run.config.name, self.sessions_root)
         return self.session_dir
 
@@ -597,6 +726,9 @@ class ToygeomApp(App):
     ) -> None:
         """Save `run` (a local one into `directory`); `finish`: it ends first (the save then
         holds exactly what the user saw and says nobody writes it any more)."""
+        from engine.run import RunRefused
+        from engine.session import SessionError
+
         if finish:
             run.close()  # joins the training thread: the step is final
         if not run.remote:
@@ -663,6 +795,8 @@ class ToygeomApp(App):
     @work(thread=True, exit_on_error=False, group="startup")
     def _look_for_interrupted(self, root: Path) -> None:
         """Sessions whose record says "running" but whose writer (on this host) is gone."""
+        from engine.session import SessionError, read_record, session_info
+
         found: list[tuple[float, Path, int]] = []
         try:
             children = sorted(p for p in root.iterdir() if p.is_dir())
@@ -711,6 +845,8 @@ class ToygeomApp(App):
 
     def export(self, choice: str) -> None:
         """Write one export (export_menu's choices) to export_dir(); a notification says where."""
+        from toygeom_tui.export import document_csv, document_json, history_csv, run_geometry
+
         t = self.current_run
         stem = self.export_dir() / f"{t.config.name}-step{t.step}"
         if choice == SCREENSHOT:
@@ -747,7 +883,7 @@ class ToygeomApp(App):
     # -- app ----------------------------------------------------------------------------------
     async def action_quit(self) -> None:
         run = self.current_run
-        if run.remote and run.state not in (DONE, STOPPED, DIVERGED, LOST):
+        if run is not None and run.remote and run.state not in (DONE, STOPPED, DIVERGED, LOST):
             where = self.session_dir
             self.farewell = f"detached; {where} trains on. Back with: toygeom-tui attach {where}"
         self._leave_run(self.exit, "quit")
@@ -758,6 +894,8 @@ class ToygeomApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        if self.opening is not None:
+            return  # no run yet
         yield SystemCommand("Pause or resume training", "p", self.action_toggle_pause)
         yield SystemCommand("Step once", "space, while paused", self.action_step_once)
         yield SystemCommand("Train more steps", "+", self.action_train_more)
@@ -786,6 +924,12 @@ class ToygeomApp(App):
 
 def binding_ids() -> set[str]:
     """Every binding id of the app's screens and widgets (what a keymap may name)."""
+    import toygeom_tui.screens
+    import toygeom_tui.widgets
+
+    for package in (toygeom_tui.screens, toygeom_tui.widgets):  # all of them, imported or not yet
+        for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
     ids: set[str] = set()
     pending = [DOMNode]
     while pending:
@@ -800,6 +944,8 @@ def _saved_at(session_dir: Path | None) -> float | None:
     """When the session in `session_dir` was last saved (None: no session there)."""
     if session_dir is None:
         return None
+    from engine.session import SessionError, session_info
+
     try:
         return session_info(session_dir).saved_at or None
     except SessionError:
@@ -817,29 +963,25 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d ago"
 
 
-def run_app(
-    run: Run | Trainer,
-    *,
-    session_dir: Path | None = None,
-    mouse: bool = True,
-    notice: str | None = None,
-) -> None:
-    """Run the app on `run` until the user quits, then say how to come back to a run that
-    trains on (a local run stops with the app unless sent to the background; a remote one
-    trains on).
+def run_app(opening: Opening, *, mouse: bool = True) -> None:
+    """Run the app on the run `opening` makes until the user quits, then say how to come back
+    to a run that trains on (a local run stops with the app unless sent to the background; a
+    remote one trains on). What making the run raised is raised here, once the app is gone.
 
-    An opened session (`session_dir`) waits for `p`; a new run starts training at once, and
-    an interrupted session in sessions/ is offered for resume. `notice`: a line shown once the
-    app is up (what loading the session found).
+    An opened session waits for `p`; a new run starts training at once, and an interrupted
+    session in sessions/ is offered for resume.
     """
-    run = as_run(run)
-    fresh = session_dir is None and not run.remote
-    app = ToygeomApp(
-        run, session_dir=session_dir, autostart=fresh, offer_resume=fresh, notice=notice
-    )
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Nothing to paint on: make the run first, so that bad input fails before Textual starts.
+        opened = opening.make(lambda _text: None)
+        opening = Opening(opening.what, lambda _stage: opened)
+    app = ToygeomApp(opening)
     try:
         app.run(mouse=mouse)
     finally:
-        app.current_run.close()
+        if app.current_run is not None:
+            app.current_run.close()
+    if app.failure is not None:
+        raise app.failure
     if app.farewell:
         print(app.farewell)

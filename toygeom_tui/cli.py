@@ -630,33 +630,45 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 # -- the app --------------------------------------------------------------------------------------
+# The app paints its start screen before these make their run (toygeom_tui.app.Opening): each
+# `make` runs on a worker and is the first to import torch.
 def cmd_app(args: argparse.Namespace) -> int:
-    config = _config_from(args)
-    from engine.trainer import Trainer
-    from toygeom_tui.app import run_app
+    from toygeom_tui.app import Opened, Opening, run_app
 
-    trainer = Trainer(config)
-    run_app(trainer, mouse=not args.no_mouse)
+    def make(stage: Any) -> Opened:
+        config = _config_from(args)
+        stage("building the model")
+        from engine.trainer import Trainer
+
+        return Opened(Trainer(config))
+
+    what = args.config or args.preset or "feature-geometry"
+    run_app(Opening(f"a new run: {what}", make), mouse=not args.no_mouse)
     return 0
 
 
 def cmd_open(args: argparse.Namespace) -> int:
     """Open a session; one that a `train` process serves is attached to."""
-    from engine.remote.listing import probe
-    from engine.sweep import is_sweep
+    from toygeom_tui.app import Opened, Opening, run_app
 
     directory = Path(args.session)
-    if is_sweep(directory):
-        raise UserError(
-            f"{directory}: a sweep, not one session; open one of its runs ({directory}/NAME), "
-            "or browse it in the app's session browser (o)"
-        )
-    if probe(directory) is not None:
-        return _attach(directory, mouse=not args.no_mouse)
-    trainer = _load(args.session, device=args.device)
-    from toygeom_tui.app import run_app
 
-    run_app(trainer, session_dir=directory, mouse=not args.no_mouse, notice=trainer.load_note)
+    def make(stage: Any) -> Opened:
+        from engine.remote.listing import probe
+        from engine.sweep import is_sweep
+
+        if is_sweep(directory):
+            raise UserError(
+                f"{directory}: a sweep, not one session; open one of its runs "
+                f"({directory}/NAME), or browse it in the app's session browser (o)"
+            )
+        if probe(directory) is not None:
+            return _connect(directory, stage)
+        stage("loading the session")
+        trainer = _load(args.session, device=args.device)
+        return Opened(trainer, directory, trainer.load_note)
+
+    run_app(Opening(str(directory), make), mouse=not args.no_mouse)
     return 0
 
 
@@ -691,15 +703,23 @@ def choose_run(runs: list[tuple[Path, dict[str, Any]]], stdin: Any, stderr: Any)
 
 
 def _attach(directory: Path, *, mouse: bool) -> int:
-    from engine.remote.client import RemoteError, RemoteRun
-    from toygeom_tui.app import run_app
+    from toygeom_tui.app import Opening, run_app
 
+    run_app(Opening(f"{directory} (attaching)", lambda stage: _connect(directory, stage)),
+            mouse=mouse)  # fmt: skip
+    return 0
+
+
+def _connect(directory: Path, stage: Any) -> Any:
+    """The Opened of the run a `train` process serves from `directory`."""
+    from engine.remote.client import RemoteError, RemoteRun
+    from toygeom_tui.app import Opened
+
+    stage("connecting to its process")
     try:
-        run = RemoteRun.connect(directory)
+        return Opened(RemoteRun.connect(directory), directory)
     except RemoteError as err:
         raise UserError(str(err)) from None
-    run_app(run, session_dir=directory, mouse=mouse)
-    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from engine.run import Run
+if TYPE_CHECKING:  # engine.run imports torch, which the app loads only after its first paint
+    from engine.run import Run
 
 
 class TrainingProgress(Message):

@@ -115,8 +115,10 @@ def _startup(quick: bool, say: Callable[[str], None]) -> list[Figure]:
     figures = [Figure("toygeom-tui --help", r["help_s"], f"{r['help_s']:.2f} s", "< 1 s",
                       r["help_s"] < 1)]  # fmt: skip
     if "first_paint_s" in r:
-        paint = r["first_paint_s"]
+        paint, dashboard = r["first_paint_s"], r["dashboard_s"]
         figures.append(Figure("app first paint", paint, f"{paint:.2f} s", "< 2 s", paint < 2))
+        figures.append(Figure("app dashboard drawn (torch imported, model built)", dashboard,
+                              f"{dashboard:.2f} s", "—", None))  # fmt: skip
     else:
         figures.append(Figure("app first paint", None, "skipped: no tmux", "< 2 s", None))
     return figures
