@@ -5,11 +5,15 @@ they only post these (post_message is thread-safe) and never touch widgets. Whil
 runs, the UI polls the run from a
 refresh tick instead of being told about steps; progress is sent for single steps taken while
 paused, and is coalescible: a newer progress message replaces an unprocessed older one.
+
+Each is a dataclass (Textual's Message initialises in __post_init__); eq=False keeps messages
+compared by identity, as Textual's queues expect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,26 +23,25 @@ if TYPE_CHECKING:  # engine.run imports torch, which the app loads only after it
     from engine.run import Run
 
 
+@dataclass(eq=False)
 class TrainingProgress(Message):
     """A step taken while paused (space), to show at once."""
 
-    def __init__(self, run: Run) -> None:
-        super().__init__()
-        self.run = run
+    run: Run
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TrainingProgress) and message.run is self.run
 
 
+@dataclass(eq=False)
 class RunStateChanged(Message):
     """run.state became `state` (never coalesced: done or diverged must be seen)."""
 
-    def __init__(self, run: Run, state: str) -> None:
-        super().__init__()
-        self.run = run
-        self.state = state
+    run: Run
+    state: str
 
 
+@dataclass(eq=False)
 class SessionSaved(Message):
     """`run` at `step` was saved to `directory` (by an autosave, `s`, or the final save).
 
@@ -47,60 +50,49 @@ class SessionSaved(Message):
     to happen once saved (quit, open another run).
     """
 
-    def __init__(
-        self,
-        run: Run,
-        directory: Path,
-        step: int,
-        *,
-        running: bool,
-        announce: bool,
-        then: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__()
-        self.run, self.directory, self.step = run, directory, step
-        self.running, self.announce, self.then = running, announce, then
+    run: Run
+    directory: Path
+    step: int
+    _: KW_ONLY
+    running: bool
+    announce: bool
+    then: Callable[[], None] | None = None
 
 
+@dataclass(eq=False)
 class SaveFailed(Message):
     """A save of `run` failed; `autosave` failures are told once until a save succeeds."""
 
-    def __init__(self, run: Run, error: str, *, autosave: bool) -> None:
-        super().__init__()
-        self.run, self.error, self.autosave = run, error, autosave
+    run: Run
+    error: str
+    _: KW_ONLY
+    autosave: bool
 
 
+@dataclass(eq=False)
 class RunLoaded(Message):
     """A run made off the event loop (opened or attached session, new run), ready to be shown.
 
     `saved_at`: wall-clock time of the session's newest save, if any.
     """
 
-    def __init__(
-        self,
-        run: Run,
-        session_dir: Path | None,
-        *,
-        saved_at: float | None = None,
-        autostart: bool = False,
-        done: str = "",
-    ) -> None:
-        super().__init__()
-        self.run, self.session_dir = run, session_dir
-        self.saved_at, self.autostart, self.done = saved_at, autostart, done
+    run: Run
+    session_dir: Path | None
+    _: KW_ONLY
+    saved_at: float | None = None
+    autostart: bool = False
+    done: str = ""
 
 
+@dataclass(eq=False)
 class LoadFailed(Message):
     """Opening a session or building a run failed; `error` is one line naming the problem."""
 
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
+    error: str
 
 
+@dataclass(eq=False)
 class InterruptedSessions(Message):
     """Sessions under the sessions folder whose writer died mid-run: (path, step), newest first."""
 
-    def __init__(self, sessions: list[tuple[Path, int]]) -> None:
-        super().__init__()
-        self.sessions = sessions
+    sessions: list[tuple[Path, int]]
