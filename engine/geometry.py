@@ -134,7 +134,7 @@ def dims_per_feature(W: torch.Tensor) -> torch.Tensor:
     An all-zero instance gives 0.0 (it spends no dimensions on anything, as a zero column has
     D_i = 0), so the result is always finite.
     """
-    return _dims_per_feature(frobenius_sq(W), W.shape[-2])
+    return dims_per_feature_of(frobenius_sq(W), W.shape[-2])
 
 
 def feature_norms(W: torch.Tensor) -> torch.Tensor:
@@ -255,7 +255,7 @@ def analyze(W: torch.Tensor, k_partners: int = 5) -> list[InstanceGeometry]:
     interference_sq = _interference_sq(P)
     dims = _dimensionality(sq_norms, interference_sq)
     frob = sq_norms.sum(-1)
-    dstar = _dims_per_feature(frob, W.shape[-2])
+    dstar = dims_per_feature_of(frob, W.shape[-2])
     labels = _component_labels(P, sq_norms, EDGE_THRESHOLD, REPRESENTED)
     norms = np.sqrt(sq_norms)
     partners = _partner_table(P, np.arange(W.shape[-1]), norms, k_partners, 0.0)
@@ -328,8 +328,9 @@ def _sq_norms(W: Array) -> Array:
     return (W * W).sum(-2)
 
 
-def _dims_per_feature(frob: Array, d_hidden: int) -> Array:
-    """D* = d_hidden / ‖W‖²_F: (inst,) -> (inst,); an all-zero instance's is d_hidden·0 / 1 = 0."""
+def dims_per_feature_of(frob: Array, d_hidden: int) -> Array:
+    """D* = d_hidden / ‖W‖²_F from ‖W‖²_F (inst,) -> (inst,), numpy or torch: an all-zero
+    instance's is d_hidden·0 / 1 = 0, as dims_per_feature says; NaN (nothing logged) stays NaN."""
     return d_hidden * (frob > 0) / (frob + (frob == 0))
 
 

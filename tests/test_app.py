@@ -23,12 +23,12 @@ from toygeom_tui.app import ToygeomApp
 from toygeom_tui.screens.help import HelpScreen
 from toygeom_tui.screens.quit_confirm import QuitConfirmScreen
 from toygeom_tui.screens.sessions import SessionBrowserScreen
-from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
-from toygeom_tui.widgets.geometry_chart import GeometryChart
-from toygeom_tui.widgets.instance_list import InstanceList
-from toygeom_tui.widgets.loss_chart import LossChart
-from toygeom_tui.widgets.status_bar import StatusBar
-from toygeom_tui.widgets.too_small import TooSmall
+from toygeom_tui.widgets.dashboard.frobenius_chart import FrobeniusChart
+from toygeom_tui.widgets.dashboard.geometry_chart import GeometryChart
+from toygeom_tui.widgets.dashboard.instance_list import InstanceList
+from toygeom_tui.widgets.dashboard.loss_chart import LossChart
+from toygeom_tui.widgets.dashboard.status_bar import StatusBar
+from toygeom_tui.widgets.dashboard.too_small import TooSmall
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,8 @@ from engine.config import RunConfig
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
 from toygeom_tui.braille import BrailleCanvas
-from toygeom_tui.widgets.geometry_chart import (
+from toygeom_tui.widgets.charts.instance_series_chart import FAINT
+from toygeom_tui.widgets.dashboard.geometry_chart import (
     CHOSEN,
     DIMS_STAR,
     FEATURES,
@@ -19,8 +20,7 @@ from toygeom_tui.widgets.geometry_chart import (
     REFERENCE_FRACTIONS,
     GeometryChart,
 )
-from toygeom_tui.widgets.instance_series_chart import FAINT
-from toygeom_tui.widgets.loss_chart import LossChart
+from toygeom_tui.widgets.dashboard.loss_chart import LossChart
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -21,7 +21,7 @@ from engine.trainer import Trainer
 from toygeom_tui.app import Opened, Opening, ToygeomApp, run_app
 from toygeom_tui.screens.dashboard import DashboardScreen
 from toygeom_tui.screens.starting import StartScreen
-from toygeom_tui.widgets.status_bar import StatusBar
+from toygeom_tui.widgets.dashboard.status_bar import StatusBar
 
 pytestmark = pytest.mark.timeout(60)
 

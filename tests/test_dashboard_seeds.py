@@ -15,8 +15,8 @@ from test_sessions_screen import screen_text
 
 from engine.session import load_session
 from toygeom_tui.app import ToygeomApp
-from toygeom_tui.widgets.instance_list import HEADER, InstanceList
-from toygeom_tui.widgets.seed_status import KEYS_HINT, SeedStatus
+from toygeom_tui.widgets.dashboard.instance_list import HEADER, InstanceList
+from toygeom_tui.widgets.dashboard.seed_status import KEYS_HINT, SeedStatus
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -16,7 +16,7 @@ from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
-from toygeom_tui.widgets.dims_history_chart import DimsHistoryChart
+from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
 
 pytestmark = pytest.mark.timeout(600)
 

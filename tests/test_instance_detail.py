@@ -16,10 +16,10 @@ from textual.app import App
 from engine.config import RunConfig, preset
 from engine.trainer import Trainer
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
-from toygeom_tui.widgets.feature_table import DEAD_ROW, FeatureTable
-from toygeom_tui.widgets.feature_vectors import FeatureVectors
-from toygeom_tui.widgets.gram_heatmap import GramHeatmap
-from toygeom_tui.widgets.partners_panel import PartnersPanel
+from toygeom_tui.widgets.detail.feature_table import DEAD_ROW, FeatureTable
+from toygeom_tui.widgets.detail.feature_vectors import FeatureVectors
+from toygeom_tui.widgets.detail.gram_heatmap import GramHeatmap
+from toygeom_tui.widgets.detail.partners_panel import PartnersPanel
 
 PENTAGON = torch.tensor(
     [[math.cos(2 * math.pi * k / 5), math.sin(2 * math.pi * k / 5)] for k in range(5)]

@@ -8,7 +8,7 @@ from textual.widgets import Button, Input, Select, Static
 
 from engine.config import RunConfig, preset
 from toygeom_tui.screens.new_run import NewRunScreen
-from toygeom_tui.widgets.config_form import FIELD_ORDER, PARSERS, format_spec, parse_spec
+from toygeom_tui.widgets.sessions.config_form import FIELD_ORDER, PARSERS, format_spec, parse_spec
 
 UNSET = object()
 

@@ -28,7 +28,7 @@ from toygeom_tui.screens.sessions import (
     SessionBrowserScreen,
     rename_problem,
 )
-from toygeom_tui.widgets.session_table import SessionTable, relative_time, scan_sessions
+from toygeom_tui.widgets.sessions.session_table import SessionTable, relative_time, scan_sessions
 
 pytestmark = pytest.mark.timeout(60)
 UNSET = object()

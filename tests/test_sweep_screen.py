@@ -20,7 +20,7 @@ from engine.sweep import (
 )
 from toygeom_tui.screens.compare import CompareScreen
 from toygeom_tui.screens.sweep import SweepScreen
-from toygeom_tui.widgets.sweep_table import BEST, MARK, SweepTable
+from toygeom_tui.widgets.sweep.sweep_table import BEST, MARK, SweepTable
 
 pytestmark = pytest.mark.timeout(120)
 GRID = {"lr": [1e-3, 3e-3, 1e-2], "seed": [0, 1]}

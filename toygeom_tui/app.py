@@ -928,7 +928,7 @@ def binding_ids() -> set[str]:
     import toygeom_tui.widgets
 
     for package in (toygeom_tui.screens, toygeom_tui.widgets):  # all of them, imported or not yet
-        for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             importlib.import_module(module.name)
     ids: set[str] = set()
     pending = [DOMNode]

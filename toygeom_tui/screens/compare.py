@@ -24,7 +24,7 @@ from engine.config import RunConfig, resolve_feature_probability
 from engine.geometry import dimensionality, dims_per_feature, feature_norms
 from engine.session import SessionError, load_saved
 from toygeom_tui.series import rgb
-from toygeom_tui.widgets.compare_chart import (
+from toygeom_tui.widgets.sessions.compare_chart import (
     SERIES_STYLES,
     DimsSpreadCompareChart,
     DimsSpreadSeries,

@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
+from engine.geometry import dims_per_feature_of
 from engine.jumps import Jump, history_jumps
 from engine.run import Run
 from engine.seeds import SeedGroup, seed_group
@@ -35,13 +36,13 @@ from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import shown_moment
-from toygeom_tui.widgets.frobenius_chart import FrobeniusChart
-from toygeom_tui.widgets.geometry_chart import GeometryChart
-from toygeom_tui.widgets.instance_list import InstanceList
-from toygeom_tui.widgets.loss_chart import LossChart
-from toygeom_tui.widgets.seed_status import SeedStatus
-from toygeom_tui.widgets.status_bar import StatusBar
-from toygeom_tui.widgets.too_small import TooSmall
+from toygeom_tui.widgets.dashboard.frobenius_chart import FrobeniusChart
+from toygeom_tui.widgets.dashboard.geometry_chart import GeometryChart
+from toygeom_tui.widgets.dashboard.instance_list import InstanceList
+from toygeom_tui.widgets.dashboard.loss_chart import LossChart
+from toygeom_tui.widgets.dashboard.seed_status import SeedStatus
+from toygeom_tui.widgets.dashboard.status_bar import StatusBar
+from toygeom_tui.widgets.dashboard.too_small import TooSmall
 
 MIN_SIZE = (60, 18)
 REFRESH_HZ = 4.0
@@ -227,8 +228,7 @@ class DashboardScreen(Screen):
         dims = self._dims
         if moment is not None:
             last_frob, dims = moment.frobenius_sq, moment.dims
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dims_star = self.run.config.d_hidden / last_frob
+        dims_star = dims_per_feature_of(last_frob, self.run.config.d_hidden)
         self.geometry_chart.show_geometry(1 / self._feature_probability, dims_star, dims)
 
     # -- selection and view ------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from engine.jumps import Jump, history_jumps
 from engine.run import Run
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import shown_moment
-from toygeom_tui.widgets.dims_history_chart import DimsHistoryChart
-from toygeom_tui.widgets.marked_loss_chart import MarkedLossChart
+from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
+from toygeom_tui.widgets.dynamics.marked_loss_chart import MarkedLossChart
 
 POLL_SECONDS = 1.0
 _VALUE = {f.label: f.value for f in NAMED_FRACTIONS}

@@ -24,11 +24,11 @@ from engine.run import Run
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import Moment, shown_moment
-from toygeom_tui.widgets.dims_histogram import DimsHistogram
-from toygeom_tui.widgets.feature_table import FeatureTable, is_dead
-from toygeom_tui.widgets.feature_vectors import FeatureVectors
-from toygeom_tui.widgets.gram_heatmap import GramHeatmap
-from toygeom_tui.widgets.partners_panel import PartnersPanel
+from toygeom_tui.widgets.detail.dims_histogram import DimsHistogram
+from toygeom_tui.widgets.detail.feature_table import FeatureTable, is_dead
+from toygeom_tui.widgets.detail.feature_vectors import FeatureVectors
+from toygeom_tui.widgets.detail.gram_heatmap import GramHeatmap
+from toygeom_tui.widgets.detail.partners_panel import PartnersPanel
 
 POLL_SECONDS = 1.0
 # The analysis shares the GIL with the training thread: keep it under ~10% of wall time.

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.config import PRESET_ABOUT, PRESETS, RunConfig
-from toygeom_tui.widgets.config_form import ConfigForm
+from toygeom_tui.widgets.sessions.config_form import ConfigForm
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from engine.session import RECORD_FILE, SessionError, session_info
 from toygeom_tui.screens.compare import CompareScreen
 from toygeom_tui.screens.marks import compare_pair, move_cursor, toggle_mark
 from toygeom_tui.screens.sweep import SweepScreen
-from toygeom_tui.widgets.session_table import SessionRow, SessionTable, scan_sessions
+from toygeom_tui.widgets.sessions.session_table import SessionRow, SessionTable, scan_sessions
 
 RESCAN_SECONDS = 2.0
 

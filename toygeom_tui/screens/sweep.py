@@ -34,9 +34,9 @@ from engine.sweep import (
 )
 from toygeom_tui.screens.compare import CompareScreen
 from toygeom_tui.screens.marks import compare_pair, move_cursor, toggle_mark
-from toygeom_tui.widgets.seed_spread import SeedSpread
-from toygeom_tui.widgets.sweep_chart import SweepChart
-from toygeom_tui.widgets.sweep_table import SweepTable, sort_columns, sort_value
+from toygeom_tui.widgets.sweep.seed_spread import SeedSpread
+from toygeom_tui.widgets.sweep.sweep_chart import SweepChart
+from toygeom_tui.widgets.sweep.sweep_table import SweepTable, sort_columns, sort_value
 
 RESCAN_SECONDS = 2.0
 

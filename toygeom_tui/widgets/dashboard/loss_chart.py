@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from toygeom_tui.series import decade_ticks, nice_ticks, safe_log10
-from toygeom_tui.widgets.instance_series_chart import InstanceSeriesChart
+from toygeom_tui.widgets.charts.instance_series_chart import InstanceSeriesChart
 
 
 class LossChart(InstanceSeriesChart):

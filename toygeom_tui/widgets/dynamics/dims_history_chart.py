@@ -10,8 +10,8 @@ from rich.style import Style
 from engine.geometry import NAMED_FRACTIONS
 from toygeom_tui.braille import BrailleCanvas
 from toygeom_tui.series import GREY, SELECTED, SKY_BLUE, VERMILLION, nice_ticks, rgb
-from toygeom_tui.widgets.braille_chart import Axes, BrailleChart
-from toygeom_tui.widgets.geometry_chart import Y_TOP, fraction_ticks
+from toygeom_tui.widgets.charts.braille_chart import Axes, BrailleChart
+from toygeom_tui.widgets.dashboard.geometry_chart import Y_TOP, fraction_ticks
 
 REFERENCE, FEATURES, JUMP, CHOSEN = 1, 2, 3, 4
 LINE_FRACTIONS = [f for f in NAMED_FRACTIONS if f.value > 0]

@@ -7,9 +7,9 @@ from rich.style import Style
 
 from toygeom_tui.braille import BrailleCanvas
 from toygeom_tui.series import VERMILLION, rgb
-from toygeom_tui.widgets.dims_history_chart import LABEL_WIDTH
-from toygeom_tui.widgets.instance_series_chart import InstanceSeriesChart
-from toygeom_tui.widgets.loss_chart import LossChart
+from toygeom_tui.widgets.charts.instance_series_chart import InstanceSeriesChart
+from toygeom_tui.widgets.dashboard.loss_chart import LossChart
+from toygeom_tui.widgets.dynamics.dims_history_chart import LABEL_WIDTH
 
 JUMP = 3
 

@@ -8,6 +8,7 @@ import numpy as np
 from rich.markup import escape
 from textual.widgets import Static
 
+from engine.geometry import dims_per_feature_of
 from engine.run import Run
 from toygeom_tui.clock import clock
 from toygeom_tui.time_travel import Moment
@@ -62,8 +63,7 @@ class StatusBar(Static):
         loss = run.latest_loss
         if moment is not None:
             frob, loss = moment.frobenius_sq, moment.loss
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dims_star = cfg.d_hidden / frob if frob is not None else None
+        dims_star = dims_per_feature_of(frob, cfg.d_hidden) if frob is not None else None
         instance = (
             f"instance [b]{selected}[/b] of 0–{cfg.n_inst - 1} · p {p:.3g} · 1/(1−S) {1 / p:.3g}"
             f" · loss {_value(loss, selected, '.3g')}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toygeom_tui.widgets.instance_series_chart import InstanceSeriesChart
+from toygeom_tui.widgets.charts.instance_series_chart import InstanceSeriesChart
 
 
 class FrobeniusChart(InstanceSeriesChart):

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from engine.geometry import dims_per_feature_of
 from engine.seeds import SeedGroup
 
 _PLAIN, _SELECTED = Style(bold=True), Style(reverse=True, bold=True)
@@ -54,8 +55,7 @@ class InstanceList(Widget):
         n = len(feature_probability)
         loss = loss if loss is not None else np.full(n, np.nan)
         frob = frobenius_sq if frobenius_sq is not None else np.full(n, np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dims_star = d_hidden / frob
+        dims_star = dims_per_feature_of(frob, d_hidden)
         self._rows = [
             f"{i:>3} {p:>7.3g} {1 / p:>6.3g} "
             f"{_num(loss[i], 8)} {_num(frob[i], 6)} {_num(dims_star[i], 5)}"

@@ -12,7 +12,7 @@ from rich.style import Style
 from engine.geometry import NAMED_FRACTIONS, NamedFraction
 from toygeom_tui.braille import BrailleCanvas
 from toygeom_tui.series import BLUISH_GREEN, GREY, SELECTED, SKY_BLUE, log_axis_ticks, rgb
-from toygeom_tui.widgets.braille_chart import Axes, BrailleChart
+from toygeom_tui.widgets.charts.braille_chart import Axes, BrailleChart
 
 REFERENCE, FEATURES, DIMS_STAR, CHOSEN = 1, 2, 3, 4
 REFERENCE_FRACTIONS = [

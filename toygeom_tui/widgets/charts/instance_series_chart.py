@@ -9,7 +9,7 @@ from rich.style import Style
 
 from toygeom_tui.braille import BrailleCanvas
 from toygeom_tui.series import GREY, SELECTED, decimate, ema, nice_ticks, rgb, rounded_range
-from toygeom_tui.widgets.braille_chart import Axes, BrailleChart
+from toygeom_tui.widgets.charts.braille_chart import Axes, BrailleChart
 
 FAINT, CHOSEN = 1, 2
 

@@ -1,0 +1,1 @@
+"""What the dynamics view draws: D_i against step and the loss with its jumps marked."""

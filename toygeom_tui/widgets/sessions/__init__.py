@@ -1,0 +1,1 @@
+"""What the session browser, compare view and new-run form draw."""

@@ -1,0 +1,1 @@
+"""What the sweep screen draws: its table, chart and seed spread."""
