@@ -22,7 +22,6 @@ import json
 import math
 import os
 import socket
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from engine.config import ConfigError, RunConfig
 from engine.history import History, Snapshots
 from engine.paths import SESSIONS_ROOT
 from engine.remote.lock import SessionBusy, hold, holder, let_go
-from engine.safe_read import UnsafeFile, open_regular, read_regular
+from engine.safe_read import UnsafeFile, read_regular, safetensors_header
 
 FORMAT = "toygeom-session"
 FORMAT_VERSION = 2
@@ -45,7 +44,6 @@ FIRST_SNAPSHOT_VERSION = 2  # sessions saved before this kept no weight snapshot
 RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
 _MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
-_MAX_HEADER_BYTES = 1 << 24
 _MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: far beyond any model this tool trains
 
 
@@ -251,41 +249,10 @@ def _embedded_record(path: Path) -> dict[str, Any] | None:
 
 
 def _safetensors_header(path: Path) -> dict[str, Any]:
-    """Parse a safetensors header ourselves first, so foreign or huge files fail cleanly."""
     try:
-        with open_regular(path, _MAX_WEIGHTS_BYTES) as f:
-            size = os.fstat(f.fileno()).st_size
-            prefix = f.read(8)
-            if len(prefix) < 8:
-                raise SessionError(f"{path}: truncated ({size} bytes); not a safetensors file")
-            (n,) = struct.unpack("<Q", prefix)
-            if n > min(size - 8, _MAX_HEADER_BYTES):
-                raise SessionError(
-                    f"{path}: not a safetensors file (corrupt, truncated or foreign)"
-                )
-            header = json.loads(f.read(n).decode("utf-8"))
+        return safetensors_header(path, _MAX_WEIGHTS_BYTES)
     except UnsafeFile as err:
         raise SessionError(str(err)) from None
-    except OSError as err:
-        raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise SessionError(
-            f"{path}: not a safetensors file (corrupt, truncated or foreign)"
-        ) from None
-    if not isinstance(header, dict):
-        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
-    offsets = [
-        v.get("data_offsets")
-        for k, v in header.items()
-        if k != "__metadata__" and isinstance(v, dict)
-    ]
-    ends = [o[1] for o in offsets if isinstance(o, list) and len(o) == 2]
-    if not all(type(e) is int for e in ends):
-        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
-    end = max(ends, default=0)
-    if 8 + n + end != size:
-        raise SessionError(f"{path}: truncated or corrupt ({size} bytes, expected {8 + n + end})")
-    return header
 
 
 def config_from_record(record: dict[str, Any], where: Path) -> RunConfig:
