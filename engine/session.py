@@ -1,19 +1,29 @@
 """Sessions: a run saved as data in a directory, never as code.
 
     DIR/weights.safetensors   W (inst hidden feats), b_final (inst feats), float32; the optimizer
-                              moments, the history and the weight snapshots (snapshots.steps (n,),
-                              snapshots.W (n inst hidden feats)); its header metadata carries a
-                              copy of the session record below.
+                              moments and the history; its header metadata carries a copy of the
+                              session record below.
+    DIR/snapshot-STEP-DIGEST.safetensors
+                              a weight snapshot W (inst hidden feats) each, named by its step
+                              and the digest of its content (engine.snapshot_files).
     DIR/session.json          the session record: format, version, config, step, timestamps,
-                              device, engine version, history thinning and snapshot schedule.
+                              device, engine version, history thinning, the snapshot schedule and
+                              the snapshot files of this save ([step, digest] pairs).
 
-Format 2 added the weight snapshots; a format 1 session loads without them (nothing to travel
-back through before its saved step, which `Snapshots.unrecorded_until` remembers).
+Format 2 added the weight snapshots, all in weights.safetensors (snapshots.steps (n,),
+snapshots.W (n inst hidden feats)); a format 1 session loads without them (nothing to travel
+back through before its saved step, which `Snapshots.unrecorded_until` remembers). Format 3 gave
+each snapshot its own file, written once: an autosave late in a run rewrites the weights and the
+history (~5 MB for the default run) instead of every snapshot as well (~44 MB). Both still load.
 
 The random state is the seed plus the step (engine.rng is counter-based), so nothing else is
-needed to resume exactly. Each file is written atomically (temp, fsync, rename), weights first:
-the rename of weights.safetensors commits a save. If a crash falls between the two renames, the
-weights' embedded record is newer than session.json, and loading trusts the weights file.
+needed to resume exactly. Each file is written atomically (temp, fsync, rename), in this order:
+the new snapshots' files, the weights, the record; then the snapshot files the record no longer
+lists are removed. The rename of weights.safetensors commits a save: before it, the previous
+save's files are all there, untouched; after it, all of the new one's are. If a crash falls
+between the last two renames, the weights' embedded record is newer than session.json, and
+loading trusts the weights file. A listed snapshot file that cannot be read back as what its
+name says (missing, damaged, a link) is left out, and the load says so in one line.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,10 +47,12 @@ from engine.history import History, Snapshots
 from engine.paths import SESSIONS_ROOT
 from engine.remote.lock import SessionBusy, hold, holder, let_go
 from engine.safe_read import UnsafeFile, read_regular, safetensors_header
+from engine.snapshot_files import DIGEST, read_listed, remove_unlisted, write_missing
 
 FORMAT = "toygeom-session"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FIRST_SNAPSHOT_VERSION = 2  # sessions saved before this kept no weight snapshots
+SNAPSHOT_FILES_VERSION = 3  # from this one on each snapshot has its own file (snapshot_files)
 RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
 _MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
@@ -84,7 +96,8 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
     with trainer.consistent():
         tensors = trainer.state_tensors()
         arrays, history_state = trainer.history.to_arrays()
-        snapshots, snapshot_state = trainer.snapshots.to_arrays()
+        snapshots, snapshot_state = trainer.snapshots.entries()
+        snapshot_state["files"] = [[step, digest] for step, digest, _ in snapshots]
         record = _record(trainer, history_state, snapshot_state, running)
     if not all(bool(torch.isfinite(t).all()) for k, t in tensors.items() if k in ("W", "b_final")):
         raise SessionError(
@@ -92,10 +105,10 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
         )
     for name, array in arrays.items():
         tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
-    tensors.update(snapshots)
     text = json.dumps(record, indent=2, allow_nan=False)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        names = write_missing(directory, snapshots)  # before the weights, whose rename commits
         blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"session": text})
         write_bytes_atomic(directory / WEIGHTS_FILE, blob)
         write_text_atomic(directory / RECORD_FILE, text + "\n")
@@ -103,6 +116,7 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
         raise SessionError(
             f"{directory}: cannot save ({err.strerror or err}); previous save kept"
         ) from None
+    remove_unlisted(directory, set(names))  # only once nothing can still list them
     if not running:  # the last save of this writer
         let_go(directory)
     return directory
@@ -237,6 +251,28 @@ def _check_optional_fields(record: dict[str, Any], where: Path) -> None:
             raise SessionError(f"{where}: field 'history' holds a malformed thinning state")
     if not isinstance(record.get("final_loss") or [], list):
         raise SessionError(f"{where}: field 'final_loss' is not a list")
+    if record["format_version"] >= SNAPSHOT_FILES_VERSION:
+        _check_snapshot_files(record, where)
+
+
+def _check_snapshot_files(record: dict[str, Any], where: Path) -> None:
+    """Format 3 lists its snapshot files as [step, digest] pairs: steps ascending, none after
+    the saved step (file names are made from them, so nothing else may pass)."""
+    files = (record.get("snapshots") or {}).get("files")
+    if not isinstance(files, list) or not all(
+        isinstance(f, list)
+        and len(f) == 2
+        and type(f[0]) is int
+        and isinstance(f[1], str)
+        and DIGEST.fullmatch(f[1])
+        for f in files
+    ):
+        raise SessionError(f"{where}: field 'snapshots' has no valid list of its snapshot files")
+    steps = [step for step, _ in files]
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)) or (
+        steps and not 0 <= steps[0] <= steps[-1] <= record["step"]
+    ):
+        raise SessionError(f"{where}: field 'snapshots' lists steps that are not steps of this run")
 
 
 def _embedded_record(path: Path) -> dict[str, Any] | None:
@@ -317,6 +353,7 @@ class SavedSession:
     snapshots: Snapshots
     latest_loss: np.ndarray | None  # (inst,) the final loss when saved, NaN where unknown
     created_at: float | None
+    note: str | None = None  # a line for the user about what loading found, if any
 
     @property
     def latest_frobenius_sq(self) -> np.ndarray:
@@ -333,7 +370,7 @@ def load_saved(directory: str | Path) -> SavedSession:
     tensors = load_tensors(directory, config)
     history = History(config.n_inst, config.n_features)
     snapshots = Snapshots(every=1)  # `every` paces recording, and a saved session records none
-    _restore_records(history, snapshots, record, tensors, directory)
+    note = _restore_records(history, snapshots, record, tensors, directory)
     return SavedSession(
         directory=directory,
         config=config,
@@ -345,6 +382,7 @@ def load_saved(directory: str | Path) -> SavedSession:
         snapshots=snapshots,
         latest_loss=_final_loss(record, config),
         created_at=record.get("created_at"),
+        note=note,
     )
 
 
@@ -368,12 +406,12 @@ def load_session(
             raise SessionError(f"{directory}: {err}") from None
     tensors = load_tensors(directory, config)
     trainer = Trainer(config, compiled=compiled)
-    restore_into(trainer, record, tensors, directory)
+    snapshots_note = restore_into(trainer, record, tensors, directory)
     if trainer.step >= trainer.total_steps:
         trainer.state = DONE
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
-    trainer.load_note = batches_note(record)
+    trainer.load_note = "; ".join(n for n in (batches_note(record), snapshots_note) if n) or None
     return trainer
 
 
@@ -395,8 +433,9 @@ def batches_note(record: dict[str, Any]) -> str | None:
 
 def restore_into(
     trainer: Any, record: dict[str, Any], tensors: dict[str, torch.Tensor], directory: Path
-) -> None:
-    """Put a validated record and its tensors into a Trainer built from the same config."""
+) -> str | None:
+    """Put a validated record and its tensors (and snapshot files) into a Trainer built from
+    the same config; return a line on snapshot files that could not be read, if any."""
     trainer.total_steps = record["total_steps"]
     try:
         trainer.load_state_tensors(tensors, record["step"])
@@ -404,11 +443,12 @@ def restore_into(
         raise SessionError(
             f"{directory / WEIGHTS_FILE}: optimizer state does not fit ({err})"
         ) from None
-    _restore_records(trainer.history, trainer.snapshots, record, tensors, directory)
+    note = _restore_records(trainer.history, trainer.snapshots, record, tensors, directory)
     loss = _final_loss(record, trainer.config)
     if loss is not None:
         trainer.latest_loss = loss
     trainer.latest_frobenius_sq = tensors["W"].square().sum(dim=(1, 2)).numpy()
+    return note
 
 
 def _restore_records(
@@ -417,17 +457,24 @@ def _restore_records(
     record: dict[str, Any],
     tensors: dict[str, torch.Tensor],
     directory: Path,
-) -> None:
-    """Fill `history` and `snapshots` from a validated record and its tensors."""
+) -> str | None:
+    """Fill `history` and `snapshots` from a validated record, its tensors and its snapshot
+    files; return a line on snapshot files that could not be read, if any."""
     try:
         arrays = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
         if arrays:
             history.restore(arrays, record.get("history") or {})
-        _restore_snapshots(snapshots, record, tensors, tuple(tensors["W"].shape))
+        saved = saved_snapshots(directory, record, tensors)
+        if saved is None:
+            snapshots.start_after(record["step"])
+            return None
+        state = record.get("snapshots") or {}
+        snapshots.restore(saved.steps, saved.W, state, tuple(tensors["W"].shape), saved.digests)
     except (KeyError, ValueError, RuntimeError) as err:
         raise SessionError(
             f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})"
         ) from None
+    return saved.note
 
 
 def _final_loss(record: dict[str, Any], config: RunConfig) -> np.ndarray | None:
@@ -438,17 +485,46 @@ def _final_loss(record: dict[str, Any], config: RunConfig) -> np.ndarray | None:
     return None
 
 
-def _restore_snapshots(
-    snapshots: Snapshots, record: dict[str, Any], tensors: dict, shape: tuple[int, ...]
-) -> None:
-    """Format 2 on: the saved snapshots (none after the saved step). Format 1: none before it."""
+class SavedSnapshots(NamedTuple):
+    """A session's weight snapshots as read back (none after its saved step)."""
+
+    steps: torch.Tensor  # (n,) int64, ascending
+    W: torch.Tensor  # (n inst hidden feats) float32
+    digests: list[str] | None  # each one's weights_digest, when its file was checked against it
+    unreadable: dict[int, str]  # step -> one line on why its listed file could not be read
+    listed: int  # how many snapshots the session lists
+
+    @property
+    def note(self) -> str | None:
+        """One line on the listed snapshot files that could not be read, if any."""
+        if not self.unreadable:
+            return None
+        first = next(iter(self.unreadable.values()))
+        return (
+            f"{len(self.unreadable)} of {self.listed} weight snapshots could not be read and are "
+            f"left out ({first}{'; …' if len(self.unreadable) > 1 else ''})"
+        )
+
+
+def saved_snapshots(
+    directory: Path, record: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> SavedSnapshots | None:
+    """The weight snapshots of a session whose validated record and tensors these are: format
+    3's from their files (one that cannot be read is left out, in `unreadable`), format 2's
+    from its tensors; None for a session saved without them (format 1)."""
+    shape = tuple(tensors["W"].shape)
+    if record["format_version"] >= SNAPSHOT_FILES_VERSION:
+        listed = [(step, digest) for step, digest in record["snapshots"]["files"]]
+        steps, weights, digests, unreadable = read_listed(directory, listed, shape)
+        W = torch.stack(weights) if weights else torch.zeros((0, *shape))
+        steps_tensor = torch.tensor(steps, dtype=torch.int64)
+        return SavedSnapshots(steps_tensor, W, digests, unreadable, len(listed))
     if record["format_version"] < FIRST_SNAPSHOT_VERSION or "snapshots.steps" not in tensors:
-        snapshots.start_after(record["step"])
-        return
+        return None
     steps = tensors["snapshots.steps"]
     if steps.dtype != torch.int64 or steps.ndim != 1 or bool((steps > record["step"]).any()):
         raise ValueError("snapshot steps are not steps of this run")
-    snapshots.restore(steps, tensors["snapshots.W"], record.get("snapshots") or {}, shape)
+    return SavedSnapshots(steps, tensors["snapshots.W"], None, {}, len(steps))
 
 
 def session_info(directory: str | Path) -> SessionInfo:
