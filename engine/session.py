@@ -24,16 +24,25 @@ save's files are all there, untouched; after it, all of the new one's are. If a 
 between the last two renames, the weights' embedded record is newer than session.json, and
 loading trusts the weights file. A listed snapshot file that cannot be read back as what its
 name says (missing, damaged, a link) is left out, and the load says so in one line.
+
+A save has two halves: `capture` copies the state under the trainer's lock (milliseconds, on
+the training thread), `write_session` writes it, from any thread (engine.autosave writes on one
+of its own). Writes to one directory take turns, and a capture older than the save already
+written there is not written: a session never goes back in time.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import socket
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -86,12 +95,29 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
 
     `running=True` marks an autosave of a run that is still going. Raises SessionError (full
     disk, read-only folder, non-finite weights): the previous save, if any, is left intact.
+    `capture` then `write_session` is the same in two halves, for a write on another thread.
     """
-    from safetensors.torch import save
+    return write_session(capture(trainer, running=running), directory)
 
-    directory = Path(directory)
-    if running:  # the writer holds the session's lock while it runs: that is what running means
-        _hold(directory)
+
+@dataclass(frozen=True)
+class SessionImage:
+    """A run's session as of one step, copied out of its Trainer by `capture`: written by
+    `write_session`, from any thread, while the run trains on."""
+
+    tensors: dict[str, torch.Tensor]  # W, b_final, optimizer moments, history arrays (copies)
+    snapshots: list[tuple[int, str, torch.Tensor]]  # (step, digest, W); a kept W never changes
+    record: dict[str, Any]
+    running: bool
+    order: int  # captures are numbered: a write never replaces the save of a later capture
+
+
+_captures = itertools.count(1)
+
+
+def capture(trainer: Any, *, running: bool = False) -> SessionImage:
+    """Copy what a save of `trainer` holds, at one step (under its lock): the weights, the
+    optimizer moments and the history; the snapshots by reference. Milliseconds, no disk."""
     trainer.created_at = trainer.created_at or time.time()
     with trainer.consistent():
         tensors = trainer.state_tensors()
@@ -99,27 +125,67 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
         snapshots, snapshot_state = trainer.snapshots.entries()
         snapshot_state["files"] = [[step, digest] for step, digest, _ in snapshots]
         record = _record(trainer, history_state, snapshot_state, running)
-    if not all(bool(torch.isfinite(t).all()) for k, t in tensors.items() if k in ("W", "b_final")):
-        raise SessionError(
-            f"{directory}: weights are not finite (the run diverged); not saved, previous save kept"
-        )
+        order = next(_captures)
     for name, array in arrays.items():
         tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
-    text = json.dumps(record, indent=2, allow_nan=False)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        names = write_missing(directory, snapshots)  # before the weights, whose rename commits
-        blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"session": text})
-        write_bytes_atomic(directory / WEIGHTS_FILE, blob)
-        write_text_atomic(directory / RECORD_FILE, text + "\n")
-    except OSError as err:
-        raise SessionError(
-            f"{directory}: cannot save ({err.strerror or err}); previous save kept"
-        ) from None
-    remove_unlisted(directory, set(names))  # only once nothing can still list them
-    if not running:  # the last save of this writer
-        let_go(directory)
+    return SessionImage(tensors, snapshots, record, running, order)
+
+
+def write_session(image: SessionImage, directory: str | Path) -> Path:
+    """Write a captured session to `directory` (see the module's docstring for the order);
+    return the path. Writes to one directory take turns, and one whose capture is older than
+    the save already there is skipped (that save is newer). Raises SessionError as
+    save_session does, the previous save left intact."""
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    with _turn(directory) as turn:
+        if image.order < turn.newest:
+            return directory
+        if image.running:  # the writer holds the session's lock while it runs: what running means
+            _hold(directory)
+        tensors = image.tensors
+        if not all(bool(torch.isfinite(tensors[k]).all()) for k in ("W", "b_final")):
+            raise SessionError(
+                f"{directory}: weights are not finite (the run diverged); not saved, previous "
+                "save kept"
+            )
+        text = json.dumps(image.record, indent=2, allow_nan=False)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            names = write_missing(directory, image.snapshots)  # before the weights: they commit
+            blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"session": text})
+            write_bytes_atomic(directory / WEIGHTS_FILE, blob)
+            write_text_atomic(directory / RECORD_FILE, text + "\n")
+        except OSError as err:
+            raise SessionError(
+                f"{directory}: cannot save ({err.strerror or err}); previous save kept"
+            ) from None
+        remove_unlisted(directory, set(names))  # only once nothing can still list them
+        turn.newest = image.order
+        if not image.running:  # the last save of this writer
+            let_go(directory)
     return directory
+
+
+@dataclass
+class _Turn:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    newest: int = 0  # the capture order of the newest save written (or mark_stopped)
+
+
+_turns: dict[str, _Turn] = {}
+_turns_lock = threading.Lock()
+
+
+@contextmanager
+def _turn(directory: Path) -> Iterator[_Turn]:
+    """Hold `directory`'s turn to write: one write at a time in this process (another process
+    is kept out by its writer lock), so two saves' files never interleave."""
+    with _turns_lock:
+        turn = _turns.setdefault(os.path.realpath(directory), _Turn())
+    with turn.lock:
+        yield turn
 
 
 def _hold(directory: Path) -> None:
@@ -168,13 +234,15 @@ def mark_stopped(directory: str | Path) -> None:
     Only session.json changes (atomically); the saved step and weights stay as they are.
     """
     directory = Path(directory)
-    record = read_record(directory)
-    record["writer"] = {**(record.get("writer") or {}), "running": False}
-    try:
-        write_text_atomic(directory / RECORD_FILE, json.dumps(record, indent=2) + "\n")
-    except OSError as err:
-        raise SessionError(f"{directory}: cannot write ({err.strerror or err})") from None
-    let_go(directory)
+    with _turn(directory) as turn:
+        turn.newest = next(_captures)  # an autosave captured before must not say running again
+        record = read_record(directory)
+        record["writer"] = {**(record.get("writer") or {}), "running": False}
+        try:
+            write_text_atomic(directory / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+        except OSError as err:
+            raise SessionError(f"{directory}: cannot write ({err.strerror or err})") from None
+        let_go(directory)
 
 
 # -- loading --------------------------------------------------------------------------------------

@@ -42,6 +42,10 @@ def test_save_cost_measures_each_phase_on_disk(tmp_path) -> None:
     assert r["first"]["bytes"] > r["run"]["snapshots"] * snapshot, "the first has them all"
     assert r["new"]["bytes"] > 0 and r["steady"]["bytes"] > 0
     assert list(tmp_path.iterdir()) == [], "its folder is removed"
+    r = save_cost.measure_loop(steps=300, seconds=0.3, directory=tmp_path)
+    assert r["none"]["rate"] > 0 and r["none"]["saves"] == 0 and r["autosave"]["rate"] > 0
+    often = save_cost.loop(300, 0.5, 0.05, tmp_path)
+    assert often["saves"] > 0 and 0 < often["held_ms"] <= often["held_max_ms"]
 
 
 def test_table_marks_each_target() -> None:

@@ -8,22 +8,27 @@ import os
 import pickle
 import shutil
 import struct
+import threading
+import time
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from engine.autosave import Autosaver
 from engine.config import RunConfig
 from engine.history import Snapshots
 from engine.session import (
     RECORD_FILE,
     WEIGHTS_FILE,
     SessionError,
+    capture,
     load_saved,
     load_session,
     mark_stopped,
     save_session,
     session_info,
+    write_session,
 )
 from engine.snapshot_files import NAME, file_name
 from engine.trainer import Trainer
@@ -409,13 +414,13 @@ def test_mark_stopped_clears_running_and_keeps_the_save(saved) -> None:
     assert load_session(path, compiled=False).step == 60
 
 
+# -- autosave -------------------------------------------------------------------------------------
 def test_autosaver_saves_every_interval_and_reports_each_save(tmp_path, small_config) -> None:
-    from engine.autosave import Autosaver
-
     trainer = Trainer(small_config, compiled=False, log_every=10)
     saved: list[bool] = []
     autosaver = Autosaver(tmp_path / "auto", interval=0, on_saved=saved.append)
     trainer.on("log", autosaver)
+    trainer.on("log", lambda t: autosaver.wait())  # each write done before the next log
     trainer.run(until=30)
     assert saved == [True, True, True] and session_info(tmp_path / "auto").running
     autosaver.save(trainer, running=False)
@@ -426,3 +431,110 @@ def test_autosaver_saves_every_interval_and_reports_each_save(tmp_path, small_co
     failing = Autosaver(tmp_path / "file" / "auto", interval=0, on_error=errors.append)
     failing.save(trainer, running=True)
     assert len(errors) == 1 and "cannot save" in str(errors[0])
+
+
+@pytest.fixture
+def stalled_disk(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The first fsync of the test (whoever makes it) stalls until `release` is set; `started`
+    says it began. Every later one goes straight to the real fsync."""
+    started, release = threading.Event(), threading.Event()
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if not started.is_set():
+            started.set()
+            assert release.wait(30), "the test never let the write go on"
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return started, release
+
+
+def test_an_autosave_leaves_the_disk_to_a_thread_of_its_own(
+    tmp_path, small_config, stalled_disk
+) -> None:
+    started, release = stalled_disk
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    saved: list[bool] = []
+    autosaver = Autosaver(tmp_path / "s", interval=0, on_saved=saved.append)
+    autosaver(trainer)  # as the loop calls it: returns while its write is stalled
+    assert started.wait(10) and autosaver.writing
+    assert saved == [] and not (tmp_path / "s" / RECORD_FILE).exists()
+    trainer.run(until=80)  # training goes on meanwhile
+    autosaver(trainer)  # a write is under way: this call starts none
+    release.set()
+    autosaver.wait()
+    assert saved == [True] and load_session(tmp_path / "s", compiled=False).step == 60
+
+
+def test_a_final_save_waits_for_the_write_under_way(tmp_path, small_config, stalled_disk) -> None:
+    started, release = stalled_disk
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    saved: list[bool] = []
+    autosaver = Autosaver(tmp_path / "s", interval=0, on_saved=saved.append)
+    autosaver(trainer)
+    assert started.wait(10)
+    trainer.run()
+    final = threading.Thread(target=autosaver.save, args=(trainer,), kwargs={"running": False})
+    final.start()
+    final.join(0.5)
+    assert final.is_alive(), "the final save waits for the autosave under way"
+    release.set()
+    final.join(30)
+    assert saved == [True, False], "in the order they were written"
+    info = session_info(tmp_path / "s")
+    assert info.step == trainer.step and not info.running
+
+
+def test_two_saves_of_one_directory_take_turns(tmp_path, small_config, stalled_disk) -> None:
+    started, release = stalled_disk
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    autosaver = Autosaver(tmp_path / "s", interval=0)
+    autosaver(trainer)
+    assert started.wait(10)
+    trainer.run(until=120)
+    manual = threading.Thread(target=save_session, args=(trainer, tmp_path / "s"))
+    manual.start()  # the app's `s` while the autosave writes
+    manual.join(0.5)
+    assert manual.is_alive(), "it waits for its turn: the two saves' files never interleave"
+    release.set()
+    manual.join(30)
+    autosaver.wait()
+    loaded = load_session(tmp_path / "s", compiled=False)
+    assert _same_save(loaded, trainer) and loaded.load_note is None
+    assert _snapshot_files(tmp_path / "s") == _listed(tmp_path / "s")
+
+
+def test_a_save_never_goes_back_to_an_earlier_capture(tmp_path, small_config) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    earlier = capture(trainer, running=True)  # an autosave's copy, its write not yet begun
+    trainer.run(until=100)
+    save_session(trainer, tmp_path / "s")  # a later save gets to the disk first
+    write_session(earlier, tmp_path / "s")
+    assert load_session(tmp_path / "s", compiled=False).step == 100
+    assert not session_info(tmp_path / "s").running
+    save_session(trainer, tmp_path / "s", running=True)
+    mark_stopped(tmp_path / "s")
+    write_session(capture(trainer, running=True), tmp_path / "s")  # a capture after: written
+    assert session_info(tmp_path / "s").running
+
+
+def test_an_autosave_error_reaches_on_error_or_the_next_call(tmp_path, small_config) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=20)
+    (tmp_path / "file").write_text("not a folder")
+    errors: list[SessionError] = []
+    autosaver = Autosaver(tmp_path / "file" / "s", interval=0, on_error=errors.append)
+    autosaver(trainer)
+    autosaver.wait()
+    assert len(errors) == 1 and "cannot save" in str(errors[0])
+    quiet = Autosaver(tmp_path / "file" / "s", interval=0)
+    quiet(trainer)
+    while quiet.writing:
+        time.sleep(0.01)
+    with pytest.raises(SessionError, match="cannot save"):
+        quiet(trainer)  # on the training thread, as when it saved there
