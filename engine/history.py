@@ -12,6 +12,7 @@ where features move fastest, sparse later. A view or an export travels back to t
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 import threading
 
@@ -150,6 +151,12 @@ SNAPSHOT_CAPACITY = 128
 SNAPSHOT_GROWTH = 1.06
 
 
+def weights_digest(W: torch.Tensor) -> str:
+    """The first 16 hex digits of the sha256 of W's float32 bytes (a CPU tensor): names a
+    snapshot's file in a session (engine.snapshot_files) and lets a load check what it read."""
+    return hashlib.sha256(W.contiguous().numpy().data).hexdigest()[:16]
+
+
 class SnapshotSteps:
     """Which steps have a weight snapshot: the reading half of Snapshots, shared with a served
     run's mirror of them (engine.remote.client.RemoteSnapshots). `_steps` ascending, `_lock`."""
@@ -182,6 +189,7 @@ class Snapshots(SnapshotSteps):
     closest in log(step) goes, so spacing stays even in log(step) however long the run; the
     first and newest always stay. Thread-safe: the training thread offers, any thread reads.
     `unrecorded_until`: steps before it have no snapshots (a session from before they existed).
+    A kept snapshot never changes; its `weights_digest` is taken once, when it is kept.
     """
 
     def __init__(self, every: int, capacity: int = SNAPSHOT_CAPACITY) -> None:
@@ -193,6 +201,7 @@ class Snapshots(SnapshotSteps):
         self._lock = threading.Lock()
         self._steps: list[int] = []
         self._weights: list[torch.Tensor] = []
+        self._digests: list[str] = []
         self._next_due = 0
 
     def offer(self, step: int, W: torch.Tensor) -> bool:
@@ -200,11 +209,13 @@ class Snapshots(SnapshotSteps):
         if step < self._next_due or step % self.every:
             return False
         copy = W.detach().to("cpu", torch.float32, copy=True)
+        digest = weights_digest(copy)
         with self._lock:
             if self._steps and step <= self._steps[-1]:
                 return False
             self._steps.append(step)
             self._weights.append(copy)
+            self._digests.append(digest)
             grown = math.ceil(step * SNAPSHOT_GROWTH / self.every) * self.every
             self._next_due = max(step + self.every, grown)
             if len(self._steps) > self.capacity:
@@ -216,7 +227,7 @@ class Snapshots(SnapshotSteps):
         logs = [math.log(s + self.every) for s in self._steps]
         gaps = [logs[i + 1] - logs[i - 1] for i in range(1, len(logs) - 1)]
         drop = 1 + gaps.index(min(gaps))
-        del self._steps[drop], self._weights[drop]
+        del self._steps[drop], self._weights[drop], self._digests[drop]
 
     def at(self, step: int) -> torch.Tensor:
         """W (inst hidden feats) recorded at exactly `step` (KeyError if none): a copy."""
@@ -226,13 +237,13 @@ class Snapshots(SnapshotSteps):
             except ValueError:
                 raise KeyError(f"no snapshot at step {step}") from None
 
-    def to_arrays(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-        """Tensors and schedule state, for saving (see engine.session)."""
+    def entries(self) -> tuple[list[tuple[int, str, torch.Tensor]], dict[str, int]]:
+        """(step, digest, W) of every snapshot, ascending, and the schedule state, for saving
+        (see engine.session). Each W is the stored tensor itself, not a copy: read it only."""
         with self._lock:
-            steps = torch.tensor(self._steps, dtype=torch.int64)
-            weights = torch.stack(self._weights) if self._weights else torch.zeros(0)
+            entries = list(zip(self._steps, self._digests, self._weights, strict=True))
             state = {"next_due": self._next_due, "unrecorded_until": self.unrecorded_until}
-        return {"snapshots.steps": steps, "snapshots.W": weights}, state
+        return entries, state
 
     def restore(
         self,
@@ -240,9 +251,12 @@ class Snapshots(SnapshotSteps):
         weights: torch.Tensor,
         state: dict[str, int],
         shape: tuple[int, ...],
+        digests: list[str] | None = None,
     ) -> None:
-        """Put back what `to_arrays` saved; `shape` is one W's (inst hidden feats). Raises
-        ValueError when the arrays don't fit the run or aren't ascending and finite."""
+        """Put back saved snapshots: `steps` (n,), `weights` (n inst hidden feats), the schedule
+        state `entries` gave, and each one's `weights_digest` if known (else taken here);
+        `shape` is one W's. Raises ValueError when they don't fit the run or aren't ascending
+        and finite."""
         listed = steps.tolist()
         if not listed:
             weights = torch.zeros((0, *shape))
@@ -253,17 +267,22 @@ class Snapshots(SnapshotSteps):
             or any(b <= a for a, b in zip(listed, listed[1:], strict=False))
             or (listed and listed[0] < 0)
             or not bool(torch.isfinite(weights).all())
+            or (digests is not None and len(digests) != len(listed))
         ):
             raise ValueError("weight snapshots do not fit this run")
+        kept = list(weights.clone().unbind(0))
+        if digests is None:
+            digests = [weights_digest(w) for w in kept]
         with self._lock:
             self._steps = listed
-            self._weights = list(weights.clone().unbind(0))
+            self._weights = kept
+            self._digests = list(digests)
             self._next_due = int(state.get("next_due", 0))
             self.unrecorded_until = int(state.get("unrecorded_until", 0))
 
     def start_after(self, step: int) -> None:
         """No snapshots before `step`, and none are due before it (a run restored without them)."""
         with self._lock:
-            self._steps, self._weights = [], []
+            self._steps, self._weights, self._digests = [], [], []
             self._next_due = step
             self.unrecorded_until = step

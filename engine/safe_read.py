@@ -3,15 +3,20 @@
 A session directory may hold anything (a symlink to /dev/zero, a FIFO that would block open()
 forever, a file of many gigabytes), so every session read goes through `read_regular`: opened
 with O_NOFOLLOW | O_NONBLOCK (a FIFO opens at once, a link is refused), checked with fstat to be
-a regular file of at most `limit` bytes, then read whole.
+a regular file of at most `limit` bytes, then read whole. A safetensors file's header is parsed
+here first (`safetensors_header`), so a foreign, truncated or huge file fails with one line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import struct
 from pathlib import Path
 from typing import BinaryIO
+
+MAX_HEADER_BYTES = 1 << 24  # a safetensors header of a session: a few kB of JSON
 
 
 class UnsafeFile(Exception):
@@ -50,3 +55,37 @@ def read_regular(path: Path, limit: int) -> bytes:
     if len(data) > limit:  # it grew while we read it
         raise UnsafeFile(f"{path}: more than {limit} bytes; far too large for a session file")
     return data
+
+
+def safetensors_header(path: Path, limit: int) -> dict:
+    """The parsed JSON header of the safetensors file `path` (a regular file of at most `limit`
+    bytes), after checking that its declared tensors end exactly where the file does."""
+    not_ours = UnsafeFile(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
+    with open_regular(path, limit) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise UnsafeFile(f"{path}: truncated ({size} bytes); not a safetensors file")
+            (n,) = struct.unpack("<Q", prefix)
+            if n > min(size - 8, MAX_HEADER_BYTES):
+                raise not_ours
+            header = json.loads(f.read(n).decode("utf-8"))
+        except OSError as err:
+            raise UnsafeFile(f"{path}: cannot read ({err.strerror or err})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise not_ours from None
+    if not isinstance(header, dict):
+        raise not_ours
+    offsets = [
+        v.get("data_offsets")
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict)
+    ]
+    ends = [o[1] for o in offsets if isinstance(o, list) and len(o) == 2]
+    if not all(type(e) is int for e in ends):
+        raise not_ours
+    end = max(ends, default=0)
+    if 8 + n + end != size:
+        raise UnsafeFile(f"{path}: truncated or corrupt ({size} bytes, expected {8 + n + end})")
+    return header

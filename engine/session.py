@@ -1,32 +1,50 @@
 """Sessions: a run saved as data in a directory, never as code.
 
     DIR/weights.safetensors   W (inst hidden feats), b_final (inst feats), float32; the optimizer
-                              moments, the history and the weight snapshots (snapshots.steps (n,),
-                              snapshots.W (n inst hidden feats)); its header metadata carries a
-                              copy of the session record below.
+                              moments and the history; its header metadata carries a copy of the
+                              session record below.
+    DIR/snapshot-STEP-DIGEST.safetensors
+                              a weight snapshot W (inst hidden feats) each, named by its step
+                              and the digest of its content (engine.snapshot_files).
     DIR/session.json          the session record: format, version, config, step, timestamps,
-                              device, engine version, history thinning and snapshot schedule.
+                              device, engine version, history thinning, the snapshot schedule and
+                              the snapshot files of this save ([step, digest] pairs).
 
-Format 2 added the weight snapshots; a format 1 session loads without them (nothing to travel
-back through before its saved step, which `Snapshots.unrecorded_until` remembers).
+Format 2 added the weight snapshots, all in weights.safetensors (snapshots.steps (n,),
+snapshots.W (n inst hidden feats)); a format 1 session loads without them (nothing to travel
+back through before its saved step, which `Snapshots.unrecorded_until` remembers). Format 3 gave
+each snapshot its own file, written once: an autosave late in a run rewrites the weights and the
+history (~5 MB for the default run) instead of every snapshot as well (~44 MB). Both still load.
 
 The random state is the seed plus the step (engine.rng is counter-based), so nothing else is
-needed to resume exactly. Each file is written atomically (temp, fsync, rename), weights first:
-the rename of weights.safetensors commits a save. If a crash falls between the two renames, the
-weights' embedded record is newer than session.json, and loading trusts the weights file.
+needed to resume exactly. Each file is written atomically (temp, fsync, rename), in this order:
+the new snapshots' files, the weights, the record; then the snapshot files the record no longer
+lists are removed. The rename of weights.safetensors commits a save: before it, the previous
+save's files are all there, untouched; after it, all of the new one's are. If a crash falls
+between the last two renames, the weights' embedded record is newer than session.json, and
+loading trusts the weights file. A listed snapshot file that cannot be read back as what its
+name says (missing, damaged, a link) is left out, and the load says so in one line.
+
+A save has two halves: `capture` copies the state under the trainer's lock (milliseconds, on
+the training thread), `write_session` writes it, from any thread (engine.autosave writes on one
+of its own). Writes to one directory take turns, and a capture older than the save already
+written there is not written: a session never goes back in time.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import socket
-import struct
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,15 +55,16 @@ from engine.config import ConfigError, RunConfig
 from engine.history import History, Snapshots
 from engine.paths import SESSIONS_ROOT
 from engine.remote.lock import SessionBusy, hold, holder, let_go
-from engine.safe_read import UnsafeFile, open_regular, read_regular
+from engine.safe_read import UnsafeFile, read_regular, safetensors_header
+from engine.snapshot_files import DIGEST, read_listed, remove_unlisted, write_missing
 
 FORMAT = "toygeom-session"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FIRST_SNAPSHOT_VERSION = 2  # sessions saved before this kept no weight snapshots
+SNAPSHOT_FILES_VERSION = 3  # from this one on each snapshot has its own file (snapshot_files)
 RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
 _MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
-_MAX_HEADER_BYTES = 1 << 24
 _MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: far beyond any model this tool trains
 
 
@@ -76,38 +95,97 @@ def save_session(trainer: Any, directory: str | Path, *, running: bool = False) 
 
     `running=True` marks an autosave of a run that is still going. Raises SessionError (full
     disk, read-only folder, non-finite weights): the previous save, if any, is left intact.
+    `capture` then `write_session` is the same in two halves, for a write on another thread.
     """
-    from safetensors.torch import save
+    return write_session(capture(trainer, running=running), directory)
 
-    directory = Path(directory)
-    if running:  # the writer holds the session's lock while it runs: that is what running means
-        _hold(directory)
+
+@dataclass(frozen=True)
+class SessionImage:
+    """A run's session as of one step, copied out of its Trainer by `capture`: written by
+    `write_session`, from any thread, while the run trains on."""
+
+    tensors: dict[str, torch.Tensor]  # W, b_final, optimizer moments, history arrays (copies)
+    snapshots: list[tuple[int, str, torch.Tensor]]  # (step, digest, W); a kept W never changes
+    record: dict[str, Any]
+    running: bool
+    order: int  # captures are numbered: a write never replaces the save of a later capture
+
+
+_captures = itertools.count(1)
+
+
+def capture(trainer: Any, *, running: bool = False) -> SessionImage:
+    """Copy what a save of `trainer` holds, at one step (under its lock): the weights, the
+    optimizer moments and the history; the snapshots by reference. Milliseconds, no disk."""
     trainer.created_at = trainer.created_at or time.time()
     with trainer.consistent():
         tensors = trainer.state_tensors()
         arrays, history_state = trainer.history.to_arrays()
-        snapshots, snapshot_state = trainer.snapshots.to_arrays()
+        snapshots, snapshot_state = trainer.snapshots.entries()
+        snapshot_state["files"] = [[step, digest] for step, digest, _ in snapshots]
         record = _record(trainer, history_state, snapshot_state, running)
-    if not all(bool(torch.isfinite(t).all()) for k, t in tensors.items() if k in ("W", "b_final")):
-        raise SessionError(
-            f"{directory}: weights are not finite (the run diverged); not saved, previous save kept"
-        )
+        order = next(_captures)
     for name, array in arrays.items():
         tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
-    tensors.update(snapshots)
-    text = json.dumps(record, indent=2, allow_nan=False)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"session": text})
-        write_bytes_atomic(directory / WEIGHTS_FILE, blob)
-        write_text_atomic(directory / RECORD_FILE, text + "\n")
-    except OSError as err:
-        raise SessionError(
-            f"{directory}: cannot save ({err.strerror or err}); previous save kept"
-        ) from None
-    if not running:  # the last save of this writer
-        let_go(directory)
+    return SessionImage(tensors, snapshots, record, running, order)
+
+
+def write_session(image: SessionImage, directory: str | Path) -> Path:
+    """Write a captured session to `directory` (see the module's docstring for the order);
+    return the path. Writes to one directory take turns, and one whose capture is older than
+    the save already there is skipped (that save is newer). Raises SessionError as
+    save_session does, the previous save left intact."""
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    with _turn(directory) as turn:
+        if image.order < turn.newest:
+            return directory
+        if image.running:  # the writer holds the session's lock while it runs: what running means
+            _hold(directory)
+        tensors = image.tensors
+        if not all(bool(torch.isfinite(tensors[k]).all()) for k in ("W", "b_final")):
+            raise SessionError(
+                f"{directory}: weights are not finite (the run diverged); not saved, previous "
+                "save kept"
+            )
+        text = json.dumps(image.record, indent=2, allow_nan=False)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            names = write_missing(directory, image.snapshots)  # before the weights: they commit
+            blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"session": text})
+            write_bytes_atomic(directory / WEIGHTS_FILE, blob)
+            write_text_atomic(directory / RECORD_FILE, text + "\n")
+        except OSError as err:
+            raise SessionError(
+                f"{directory}: cannot save ({err.strerror or err}); previous save kept"
+            ) from None
+        remove_unlisted(directory, set(names))  # only once nothing can still list them
+        turn.newest = image.order
+        if not image.running:  # the last save of this writer
+            let_go(directory)
     return directory
+
+
+@dataclass
+class _Turn:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    newest: int = 0  # the capture order of the newest save written (or mark_stopped)
+
+
+_turns: dict[str, _Turn] = {}
+_turns_lock = threading.Lock()
+
+
+@contextmanager
+def _turn(directory: Path) -> Iterator[_Turn]:
+    """Hold `directory`'s turn to write: one write at a time in this process (another process
+    is kept out by its writer lock), so two saves' files never interleave."""
+    with _turns_lock:
+        turn = _turns.setdefault(os.path.realpath(directory), _Turn())
+    with turn.lock:
+        yield turn
 
 
 def _hold(directory: Path) -> None:
@@ -156,13 +234,15 @@ def mark_stopped(directory: str | Path) -> None:
     Only session.json changes (atomically); the saved step and weights stay as they are.
     """
     directory = Path(directory)
-    record = read_record(directory)
-    record["writer"] = {**(record.get("writer") or {}), "running": False}
-    try:
-        write_text_atomic(directory / RECORD_FILE, json.dumps(record, indent=2) + "\n")
-    except OSError as err:
-        raise SessionError(f"{directory}: cannot write ({err.strerror or err})") from None
-    let_go(directory)
+    with _turn(directory) as turn:
+        turn.newest = next(_captures)  # an autosave captured before must not say running again
+        record = read_record(directory)
+        record["writer"] = {**(record.get("writer") or {}), "running": False}
+        try:
+            write_text_atomic(directory / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+        except OSError as err:
+            raise SessionError(f"{directory}: cannot write ({err.strerror or err})") from None
+        let_go(directory)
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -239,6 +319,28 @@ def _check_optional_fields(record: dict[str, Any], where: Path) -> None:
             raise SessionError(f"{where}: field 'history' holds a malformed thinning state")
     if not isinstance(record.get("final_loss") or [], list):
         raise SessionError(f"{where}: field 'final_loss' is not a list")
+    if record["format_version"] >= SNAPSHOT_FILES_VERSION:
+        _check_snapshot_files(record, where)
+
+
+def _check_snapshot_files(record: dict[str, Any], where: Path) -> None:
+    """Format 3 lists its snapshot files as [step, digest] pairs: steps ascending, none after
+    the saved step (file names are made from them, so nothing else may pass)."""
+    files = (record.get("snapshots") or {}).get("files")
+    if not isinstance(files, list) or not all(
+        isinstance(f, list)
+        and len(f) == 2
+        and type(f[0]) is int
+        and isinstance(f[1], str)
+        and DIGEST.fullmatch(f[1])
+        for f in files
+    ):
+        raise SessionError(f"{where}: field 'snapshots' has no valid list of its snapshot files")
+    steps = [step for step, _ in files]
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)) or (
+        steps and not 0 <= steps[0] <= steps[-1] <= record["step"]
+    ):
+        raise SessionError(f"{where}: field 'snapshots' lists steps that are not steps of this run")
 
 
 def _embedded_record(path: Path) -> dict[str, Any] | None:
@@ -251,41 +353,10 @@ def _embedded_record(path: Path) -> dict[str, Any] | None:
 
 
 def _safetensors_header(path: Path) -> dict[str, Any]:
-    """Parse a safetensors header ourselves first, so foreign or huge files fail cleanly."""
     try:
-        with open_regular(path, _MAX_WEIGHTS_BYTES) as f:
-            size = os.fstat(f.fileno()).st_size
-            prefix = f.read(8)
-            if len(prefix) < 8:
-                raise SessionError(f"{path}: truncated ({size} bytes); not a safetensors file")
-            (n,) = struct.unpack("<Q", prefix)
-            if n > min(size - 8, _MAX_HEADER_BYTES):
-                raise SessionError(
-                    f"{path}: not a safetensors file (corrupt, truncated or foreign)"
-                )
-            header = json.loads(f.read(n).decode("utf-8"))
+        return safetensors_header(path, _MAX_WEIGHTS_BYTES)
     except UnsafeFile as err:
         raise SessionError(str(err)) from None
-    except OSError as err:
-        raise SessionError(f"{path}: cannot read ({err.strerror or err})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise SessionError(
-            f"{path}: not a safetensors file (corrupt, truncated or foreign)"
-        ) from None
-    if not isinstance(header, dict):
-        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
-    offsets = [
-        v.get("data_offsets")
-        for k, v in header.items()
-        if k != "__metadata__" and isinstance(v, dict)
-    ]
-    ends = [o[1] for o in offsets if isinstance(o, list) and len(o) == 2]
-    if not all(type(e) is int for e in ends):
-        raise SessionError(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
-    end = max(ends, default=0)
-    if 8 + n + end != size:
-        raise SessionError(f"{path}: truncated or corrupt ({size} bytes, expected {8 + n + end})")
-    return header
 
 
 def config_from_record(record: dict[str, Any], where: Path) -> RunConfig:
@@ -350,6 +421,7 @@ class SavedSession:
     snapshots: Snapshots
     latest_loss: np.ndarray | None  # (inst,) the final loss when saved, NaN where unknown
     created_at: float | None
+    note: str | None = None  # a line for the user about what loading found, if any
 
     @property
     def latest_frobenius_sq(self) -> np.ndarray:
@@ -366,7 +438,7 @@ def load_saved(directory: str | Path) -> SavedSession:
     tensors = load_tensors(directory, config)
     history = History(config.n_inst, config.n_features)
     snapshots = Snapshots(every=1)  # `every` paces recording, and a saved session records none
-    _restore_records(history, snapshots, record, tensors, directory)
+    note = _restore_records(history, snapshots, record, tensors, directory)
     return SavedSession(
         directory=directory,
         config=config,
@@ -378,6 +450,7 @@ def load_saved(directory: str | Path) -> SavedSession:
         snapshots=snapshots,
         latest_loss=_final_loss(record, config),
         created_at=record.get("created_at"),
+        note=note,
     )
 
 
@@ -401,12 +474,12 @@ def load_session(
             raise SessionError(f"{directory}: {err}") from None
     tensors = load_tensors(directory, config)
     trainer = Trainer(config, compiled=compiled)
-    restore_into(trainer, record, tensors, directory)
+    snapshots_note = restore_into(trainer, record, tensors, directory)
     if trainer.step >= trainer.total_steps:
         trainer.state = DONE
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
-    trainer.load_note = batches_note(record)
+    trainer.load_note = "; ".join(n for n in (batches_note(record), snapshots_note) if n) or None
     return trainer
 
 
@@ -428,8 +501,9 @@ def batches_note(record: dict[str, Any]) -> str | None:
 
 def restore_into(
     trainer: Any, record: dict[str, Any], tensors: dict[str, torch.Tensor], directory: Path
-) -> None:
-    """Put a validated record and its tensors into a Trainer built from the same config."""
+) -> str | None:
+    """Put a validated record and its tensors (and snapshot files) into a Trainer built from
+    the same config; return a line on snapshot files that could not be read, if any."""
     trainer.total_steps = record["total_steps"]
     try:
         trainer.load_state_tensors(tensors, record["step"])
@@ -437,11 +511,12 @@ def restore_into(
         raise SessionError(
             f"{directory / WEIGHTS_FILE}: optimizer state does not fit ({err})"
         ) from None
-    _restore_records(trainer.history, trainer.snapshots, record, tensors, directory)
+    note = _restore_records(trainer.history, trainer.snapshots, record, tensors, directory)
     loss = _final_loss(record, trainer.config)
     if loss is not None:
         trainer.latest_loss = loss
     trainer.latest_frobenius_sq = tensors["W"].square().sum(dim=(1, 2)).numpy()
+    return note
 
 
 def _restore_records(
@@ -450,17 +525,24 @@ def _restore_records(
     record: dict[str, Any],
     tensors: dict[str, torch.Tensor],
     directory: Path,
-) -> None:
-    """Fill `history` and `snapshots` from a validated record and its tensors."""
+) -> str | None:
+    """Fill `history` and `snapshots` from a validated record, its tensors and its snapshot
+    files; return a line on snapshot files that could not be read, if any."""
     try:
         arrays = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
         if arrays:
             history.restore(arrays, record.get("history") or {})
-        _restore_snapshots(snapshots, record, tensors, tuple(tensors["W"].shape))
+        saved = saved_snapshots(directory, record, tensors)
+        if saved is None:
+            snapshots.start_after(record["step"])
+            return None
+        state = record.get("snapshots") or {}
+        snapshots.restore(saved.steps, saved.W, state, tuple(tensors["W"].shape), saved.digests)
     except (KeyError, ValueError, RuntimeError) as err:
         raise SessionError(
             f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})"
         ) from None
+    return saved.note
 
 
 def _final_loss(record: dict[str, Any], config: RunConfig) -> np.ndarray | None:
@@ -471,17 +553,46 @@ def _final_loss(record: dict[str, Any], config: RunConfig) -> np.ndarray | None:
     return None
 
 
-def _restore_snapshots(
-    snapshots: Snapshots, record: dict[str, Any], tensors: dict, shape: tuple[int, ...]
-) -> None:
-    """Format 2 on: the saved snapshots (none after the saved step). Format 1: none before it."""
+class SavedSnapshots(NamedTuple):
+    """A session's weight snapshots as read back (none after its saved step)."""
+
+    steps: torch.Tensor  # (n,) int64, ascending
+    W: torch.Tensor  # (n inst hidden feats) float32
+    digests: list[str] | None  # each one's weights_digest, when its file was checked against it
+    unreadable: dict[int, str]  # step -> one line on why its listed file could not be read
+    listed: int  # how many snapshots the session lists
+
+    @property
+    def note(self) -> str | None:
+        """One line on the listed snapshot files that could not be read, if any."""
+        if not self.unreadable:
+            return None
+        first = next(iter(self.unreadable.values()))
+        return (
+            f"{len(self.unreadable)} of {self.listed} weight snapshots could not be read and are "
+            f"left out ({first}{'; …' if len(self.unreadable) > 1 else ''})"
+        )
+
+
+def saved_snapshots(
+    directory: Path, record: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> SavedSnapshots | None:
+    """The weight snapshots of a session whose validated record and tensors these are: format
+    3's from their files (one that cannot be read is left out, in `unreadable`), format 2's
+    from its tensors; None for a session saved without them (format 1)."""
+    shape = tuple(tensors["W"].shape)
+    if record["format_version"] >= SNAPSHOT_FILES_VERSION:
+        listed = [(step, digest) for step, digest in record["snapshots"]["files"]]
+        steps, weights, digests, unreadable = read_listed(directory, listed, shape)
+        W = torch.stack(weights) if weights else torch.zeros((0, *shape))
+        steps_tensor = torch.tensor(steps, dtype=torch.int64)
+        return SavedSnapshots(steps_tensor, W, digests, unreadable, len(listed))
     if record["format_version"] < FIRST_SNAPSHOT_VERSION or "snapshots.steps" not in tensors:
-        snapshots.start_after(record["step"])
-        return
+        return None
     steps = tensors["snapshots.steps"]
     if steps.dtype != torch.int64 or steps.ndim != 1 or bool((steps > record["step"]).any()):
         raise ValueError("snapshot steps are not steps of this run")
-    snapshots.restore(steps, tensors["snapshots.W"], record.get("snapshots") or {}, shape)
+    return SavedSnapshots(steps, tensors["snapshots.W"], None, {}, len(steps))
 
 
 def session_info(directory: str | Path) -> SessionInfo:

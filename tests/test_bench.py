@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from engine.config import RunConfig
-from toygeom_tui.bench import engine_rate, memory, report, train_rate
+from toygeom_tui.bench import engine_rate, memory, report, save_cost, train_rate
 from toygeom_tui.cli import main
 
 
@@ -32,6 +32,20 @@ def test_memory_run_reports_history_bounded() -> None:
     assert r["rss_first_mb"] > 0 and r["rss_last_mb"] > 0
     assert r["growth_mb"] == pytest.approx(r["rss_last_mb"] - r["rss_first_mb"])
     assert 0 < r["history_records"] <= 300  # one record per 10 steps at most
+
+
+def test_save_cost_measures_each_phase_on_disk(tmp_path) -> None:
+    r = save_cost.measure(steps=300, saves=2, directory=tmp_path)
+    assert r["run"]["step"] == 300 and r["run"]["snapshots"] > 10
+    assert all(r[phase]["held_ms"] > 0 for phase in ("first", "steady", "new"))
+    snapshot = 20 * 20 * 200 * 4  # bytes of one default W
+    assert r["first"]["bytes"] > r["run"]["snapshots"] * snapshot, "the first has them all"
+    assert r["new"]["bytes"] > 0 and r["steady"]["bytes"] > 0
+    assert list(tmp_path.iterdir()) == [], "its folder is removed"
+    r = save_cost.measure_loop(steps=300, seconds=0.3, directory=tmp_path)
+    assert r["none"]["rate"] > 0 and r["none"]["saves"] == 0 and r["autosave"]["rate"] > 0
+    often = save_cost.loop(300, 0.5, 0.05, tmp_path)
+    assert often["saves"] > 0 and 0 < often["held_ms"] <= often["held_max_ms"]
 
 
 def test_table_marks_each_target() -> None:

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
+import shutil
 import struct
+import threading
+import time
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from engine.autosave import Autosaver
 from engine.config import RunConfig
+from engine.history import Snapshots
 from engine.session import (
     RECORD_FILE,
     WEIGHTS_FILE,
     SessionError,
+    capture,
     load_saved,
     load_session,
     mark_stopped,
     save_session,
     session_info,
+    write_session,
 )
+from engine.snapshot_files import NAME, file_name
 from engine.trainer import Trainer
 
 
@@ -50,7 +59,7 @@ def test_round_trip_restores_everything(saved) -> None:
     info = session_info(path)
     assert info.step == 60 and info.config.name == "small" and not info.running
     record = json.loads((path / RECORD_FILE).read_text())
-    assert record["format"] == "toygeom-session" and record["format_version"] == 2
+    assert record["format"] == "toygeom-session" and record["format_version"] == 3
 
 
 def test_a_saved_session_loads_as_a_value_without_a_trainer(saved, monkeypatch) -> None:
@@ -222,7 +231,7 @@ def test_wrong_dtype(saved) -> None:
 
 def test_a_failing_disk_keeps_the_previous_save(saved, monkeypatch) -> None:
     trainer, path = saved
-    before = {name: (path / name).read_bytes() for name in (RECORD_FILE, WEIGHTS_FILE)}
+    before = {p.name: p.read_bytes() for p in path.iterdir()}  # snapshot files too
     trainer.run(until=80)
 
     def full_disk(*args, **kwargs):
@@ -257,6 +266,136 @@ def test_crash_between_the_two_renames_loads_the_newer_weights(saved) -> None:
     assert load_session(path, compiled=False).step == 90
 
 
+def _stamps(path) -> dict[str, tuple[int, int, int]]:
+    """name -> (inode, size, mtime_ns) of each file in `path`: a save writes a file as a new one
+    renamed into place, so every file it wrote has a new stamp."""
+    stats = {p.name: p.stat() for p in path.iterdir()}
+    return {name: (st.st_ino, st.st_size, st.st_mtime_ns) for name, st in stats.items()}
+
+
+def _written(before: dict, after: dict) -> dict[str, int]:
+    """The files (name -> bytes) that are new or rewritten between two `_stamps`."""
+    return {name: stamp[1] for name, stamp in after.items() if before.get(name) != stamp}
+
+
+def _snapshot_files(path) -> set[str]:
+    return {p.name for p in path.iterdir() if NAME.fullmatch(p.name)}
+
+
+def _listed(path) -> set[str]:
+    """The snapshot files the session's record names."""
+    record = json.loads((path / RECORD_FILE).read_text())
+    return {file_name(step, digest) for step, digest in record["snapshots"]["files"]}
+
+
+def test_a_save_writes_only_the_snapshots_it_has_not_written(tmp_path, small_config) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run()
+    path = tmp_path / "s"
+    save_session(trainer, path)
+    assert _snapshot_files(path) == _listed(path) and len(_listed(path)) == len(trainer.snapshots)
+    all_snapshots = len(trainer.snapshots) * trainer.W.numel() * 4  # bytes
+    before = _stamps(path)
+    save_session(trainer, path)  # nothing new since: an autosave late in a run
+    written = _written(before, _stamps(path))
+    assert sorted(written) == [RECORD_FILE, WEIGHTS_FILE], "no snapshot file written again"
+    assert sum(written.values()) < all_snapshots, "less than the snapshots' own bytes"
+
+    had = _listed(path)
+    trainer.extend(50)
+    trainer.run()  # keeps a few new snapshots
+    before = _stamps(path)
+    save_session(trainer, path)
+    written = _written(before, _stamps(path))
+    new = _listed(path) - had
+    assert new and sorted(written) == sorted({RECORD_FILE, WEIGHTS_FILE} | new)
+
+
+def test_a_dropped_snapshot_loses_its_file(tmp_path, small_config) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    trainer.snapshots = Snapshots(trainer.log_every, capacity=4)  # soon full: each new drops one
+    trainer.snapshots.offer(0, trainer.W)
+    path = tmp_path / "s"
+    trainer.run(until=60)
+    save_session(trainer, path)
+    first = _snapshot_files(path)
+    trainer.run(until=150)
+    save_session(trainer, path)
+    assert _snapshot_files(path) == _listed(path) and len(_listed(path)) == 4
+    assert first - _listed(path), "some snapshot was dropped, and its file went with it"
+    loaded = load_session(path, compiled=False)
+    assert loaded.snapshots.steps == trainer.snapshots.steps and loaded.load_note is None
+
+
+class Crash(BaseException):
+    """The process dies here (kill -9, power cut): no except clause of the save runs."""
+
+
+def _same_save(a, b) -> bool:
+    """Whether two Trainers hold one and the same saved state: step, weights, every snapshot."""
+    return (
+        a.step == b.step
+        and torch.equal(a.W, b.W)
+        and a.snapshots.steps == b.snapshots.steps
+        and all(torch.equal(a.snapshots.at(s), b.snapshots.at(s)) for s in a.snapshots.steps)
+    )
+
+
+def _dies_at(n: int, real):
+    """`real`, except that its call number `n` (from 0) is where the process dies."""
+    calls = itertools.count()
+
+    def call(*args, **kwargs):
+        if next(calls) == n:
+            raise Crash
+        return real(*args, **kwargs)
+
+    return call
+
+
+@pytest.mark.parametrize("call", ["replace", "unlink"])
+def test_a_crash_anywhere_in_a_save_leaves_one_whole_save(
+    tmp_path, small_config, monkeypatch, call
+) -> None:
+    """Die at each rename (or removal) of a save in turn: what loads is the previous save or
+    the new one, whole, never a mix; the next save clears what the dead one left."""
+    trainer = Trainer(small_config, compiled=False)
+    trainer.snapshots = Snapshots(trainer.log_every, capacity=4)  # the save adds and drops some
+    trainer.snapshots.offer(0, trainer.W)
+    trainer.run(until=60)
+    save_session(trainer, tmp_path / "previous")
+    previous = load_session(tmp_path / "previous", compiled=False)
+    trainer.run(until=120)
+    real = getattr(os, call)
+    outcomes = []
+    for n in itertools.count():
+        path = shutil.copytree(tmp_path / "previous", tmp_path / f"crash-{n}")
+        monkeypatch.setattr(os, call, _dies_at(n, real))
+        try:
+            save_session(trainer, path)
+            crashed = False
+        except Crash:
+            crashed = True
+        finally:
+            monkeypatch.undo()
+        loaded = load_session(path, compiled=False)
+        assert loaded.load_note is None, "every snapshot it lists is there"
+        if _same_save(loaded, trainer):
+            outcomes.append("new")
+        else:
+            assert _same_save(loaded, previous), f"a crash at {call} #{n} mixed two saves"
+            outcomes.append("previous")
+        save_session(trainer, path)  # the next save, after a restart
+        assert _snapshot_files(path) == _listed(path), "nothing left behind"
+        if not crashed:
+            break
+    if call == "replace":  # each new snapshot, then the weights' rename commits, then the record
+        assert outcomes[0] == "previous" and outcomes[-2:] == ["new", "new"], outcomes
+        assert len(outcomes) >= 4, outcomes
+    else:  # the dropped snapshots' files go only once the new save is whole
+        assert outcomes == ["new"] * len(outcomes) and len(outcomes) >= 2, outcomes
+
+
 def test_diverged_weights_are_not_saved(saved) -> None:
     trainer, path = saved
     with torch.no_grad():
@@ -275,13 +414,13 @@ def test_mark_stopped_clears_running_and_keeps_the_save(saved) -> None:
     assert load_session(path, compiled=False).step == 60
 
 
+# -- autosave -------------------------------------------------------------------------------------
 def test_autosaver_saves_every_interval_and_reports_each_save(tmp_path, small_config) -> None:
-    from engine.autosave import Autosaver
-
     trainer = Trainer(small_config, compiled=False, log_every=10)
     saved: list[bool] = []
     autosaver = Autosaver(tmp_path / "auto", interval=0, on_saved=saved.append)
     trainer.on("log", autosaver)
+    trainer.on("log", lambda t: autosaver.wait())  # each write done before the next log
     trainer.run(until=30)
     assert saved == [True, True, True] and session_info(tmp_path / "auto").running
     autosaver.save(trainer, running=False)
@@ -292,3 +431,110 @@ def test_autosaver_saves_every_interval_and_reports_each_save(tmp_path, small_co
     failing = Autosaver(tmp_path / "file" / "auto", interval=0, on_error=errors.append)
     failing.save(trainer, running=True)
     assert len(errors) == 1 and "cannot save" in str(errors[0])
+
+
+@pytest.fixture
+def stalled_disk(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The first fsync of the test (whoever makes it) stalls until `release` is set; `started`
+    says it began. Every later one goes straight to the real fsync."""
+    started, release = threading.Event(), threading.Event()
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if not started.is_set():
+            started.set()
+            assert release.wait(30), "the test never let the write go on"
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return started, release
+
+
+def test_an_autosave_leaves_the_disk_to_a_thread_of_its_own(
+    tmp_path, small_config, stalled_disk
+) -> None:
+    started, release = stalled_disk
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    saved: list[bool] = []
+    autosaver = Autosaver(tmp_path / "s", interval=0, on_saved=saved.append)
+    autosaver(trainer)  # as the loop calls it: returns while its write is stalled
+    assert started.wait(10) and autosaver.writing
+    assert saved == [] and not (tmp_path / "s" / RECORD_FILE).exists()
+    trainer.run(until=80)  # training goes on meanwhile
+    autosaver(trainer)  # a write is under way: this call starts none
+    release.set()
+    autosaver.wait()
+    assert saved == [True] and load_session(tmp_path / "s", compiled=False).step == 60
+
+
+def test_a_final_save_waits_for_the_write_under_way(tmp_path, small_config, stalled_disk) -> None:
+    started, release = stalled_disk
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    saved: list[bool] = []
+    autosaver = Autosaver(tmp_path / "s", interval=0, on_saved=saved.append)
+    autosaver(trainer)
+    assert started.wait(10)
+    trainer.run()
+    final = threading.Thread(target=autosaver.save, args=(trainer,), kwargs={"running": False})
+    final.start()
+    final.join(0.5)
+    assert final.is_alive(), "the final save waits for the autosave under way"
+    release.set()
+    final.join(30)
+    assert saved == [True, False], "in the order they were written"
+    info = session_info(tmp_path / "s")
+    assert info.step == trainer.step and not info.running
+
+
+def test_two_saves_of_one_directory_take_turns(tmp_path, small_config, stalled_disk) -> None:
+    started, release = stalled_disk
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    autosaver = Autosaver(tmp_path / "s", interval=0)
+    autosaver(trainer)
+    assert started.wait(10)
+    trainer.run(until=120)
+    manual = threading.Thread(target=save_session, args=(trainer, tmp_path / "s"))
+    manual.start()  # the app's `s` while the autosave writes
+    manual.join(0.5)
+    assert manual.is_alive(), "it waits for its turn: the two saves' files never interleave"
+    release.set()
+    manual.join(30)
+    autosaver.wait()
+    loaded = load_session(tmp_path / "s", compiled=False)
+    assert _same_save(loaded, trainer) and loaded.load_note is None
+    assert _snapshot_files(tmp_path / "s") == _listed(tmp_path / "s")
+
+
+def test_a_save_never_goes_back_to_an_earlier_capture(tmp_path, small_config) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    earlier = capture(trainer, running=True)  # an autosave's copy, its write not yet begun
+    trainer.run(until=100)
+    save_session(trainer, tmp_path / "s")  # a later save gets to the disk first
+    write_session(earlier, tmp_path / "s")
+    assert load_session(tmp_path / "s", compiled=False).step == 100
+    assert not session_info(tmp_path / "s").running
+    save_session(trainer, tmp_path / "s", running=True)
+    mark_stopped(tmp_path / "s")
+    write_session(capture(trainer, running=True), tmp_path / "s")  # a capture after: written
+    assert session_info(tmp_path / "s").running
+
+
+def test_an_autosave_error_reaches_on_error_or_the_next_call(tmp_path, small_config) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=20)
+    (tmp_path / "file").write_text("not a folder")
+    errors: list[SessionError] = []
+    autosaver = Autosaver(tmp_path / "file" / "s", interval=0, on_error=errors.append)
+    autosaver(trainer)
+    autosaver.wait()
+    assert len(errors) == 1 and "cannot save" in str(errors[0])
+    quiet = Autosaver(tmp_path / "file" / "s", interval=0)
+    quiet(trainer)
+    while quiet.writing:
+        time.sleep(0.01)
+    with pytest.raises(SessionError, match="cannot save"):
+        quiet(trainer)  # on the training thread, as when it saved there

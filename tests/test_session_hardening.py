@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
 
 from engine import Trainer, preset
 from engine.safe_read import UnsafeFile, read_regular
-from engine.session import SessionError, load_session, save_session, session_info
+from engine.session import (
+    RECORD_FILE,
+    SessionError,
+    load_saved,
+    load_session,
+    save_session,
+    session_info,
+)
+from engine.snapshot_files import file_name
 from toygeom_tui.cli import main
 
 
@@ -24,8 +33,8 @@ def saved(tmp_path_factory) -> Path:
 def copy_of(saved: Path, tmp_path: Path) -> Path:
     directory = tmp_path / "run"
     directory.mkdir(parents=True)
-    for name in ("session.json", "weights.safetensors"):
-        (directory / name).write_bytes((saved / name).read_bytes())
+    for path in saved.iterdir():  # the record, the weights and one file per snapshot
+        (directory / path.name).write_bytes(path.read_bytes())
     return directory
 
 
@@ -118,6 +127,73 @@ def test_the_cli_says_one_line_and_exits_2(saved, tmp_path, capsys):
     assert main(["export", str(directory)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a regular file" in err
+
+
+def _break_garbage(path: Path, tmp_path: Path) -> None:
+    path.write_bytes(pickle.dumps({"W": [1.0, 2.0]}))
+
+
+def _break_missing(path: Path, tmp_path: Path) -> None:
+    path.unlink()
+
+
+def _break_truncated(path: Path, tmp_path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def _break_enormous(path: Path, tmp_path: Path) -> None:
+    with path.open("r+b") as f:
+        f.truncate(1 << 36)  # 64 GiB, sparse
+
+
+def _break_link(path: Path, tmp_path: Path) -> None:
+    path.rename(tmp_path / "elsewhere")
+    path.symlink_to(tmp_path / "elsewhere")  # a link, even to the right content
+
+
+def _break_fifo(path: Path, tmp_path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _break_other_snapshot(path: Path, tmp_path: Path) -> None:
+    first = sorted(path.parent.glob("snapshot-*"))[0]
+    path.write_bytes(first.read_bytes())  # a whole snapshot file, of another step
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (_break_garbage, "not a safetensors file"),
+        (_break_missing, "missing"),
+        (_break_truncated, "truncated"),
+        (_break_enormous, "far too large"),
+        (_break_link, "symbolic link"),
+        (_break_fifo, "not a regular file"),
+        (_break_other_snapshot, "not the snapshot its name says"),
+    ],
+)
+def test_a_damaged_snapshot_file_is_left_out_and_named(saved, tmp_path, capsys, damage, words):
+    directory = copy_of(saved, tmp_path)
+    intact = load_session(directory)
+    files = json.loads((directory / RECORD_FILE).read_text())["snapshots"]["files"]
+    step, digest = files[1]
+    damage(directory / file_name(step, digest), tmp_path)
+    loaded = load_session(directory)  # the weights, the history and every other snapshot
+    assert loaded.snapshots.steps == [s for s in intact.snapshots.steps if s != step]
+    assert loaded.step == intact.step and (loaded.W == intact.W).all()
+    note = loaded.load_note
+    assert file_name(step, digest) in note and words in note and "\n" not in note, note
+    assert load_saved(directory).note == note
+    assert main(["export", str(directory), "--at", str(step)]) == 2  # not another step's, unsaid
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and file_name(step, digest) in err and words in err, err
+    save_session(loaded, directory)  # saved again, it lists and keeps only what it holds
+    assert not os.path.lexists(directory / file_name(step, digest))
+    assert load_session(directory).load_note is None
+    if damage is _break_link:
+        assert (tmp_path / "elsewhere").exists(), "a link's target is never touched"
 
 
 def test_read_regular_reads_a_regular_file_within_its_limit(tmp_path):

@@ -1,5 +1,6 @@
 """Weight snapshots: their schedule, exactness, and their life in sessions (save, load, resume,
-and sessions of format 1, saved before snapshots existed)."""
+sessions of format 1, saved before snapshots existed, and of format 2, which kept them all in
+the weights file)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save
 from sessions_v1 import make_format_1
+from sessions_v2 import make_format_2
 
 from engine.history import SNAPSHOT_CAPACITY, SNAPSHOT_GROWTH, Snapshots
 from engine.session import RECORD_FILE, WEIGHTS_FILE, SessionError, load_session, save_session
+from engine.snapshot_files import NAME, file_name
 from engine.trainer import Trainer
 
 
@@ -71,7 +74,32 @@ def test_snapshots_survive_save_load_and_resume(tmp_path, small_config) -> None:
     for step in straight.snapshots.steps:
         assert torch.equal(again.snapshots.at(step), straight.snapshots.at(step)), step
     record = json.loads((tmp_path / "full" / RECORD_FILE).read_text())
-    assert record["format_version"] == 2
+    assert record["format_version"] == 3
+    on_disk = {p.name for p in (tmp_path / "full").iterdir() if NAME.fullmatch(p.name)}
+    assert on_disk == {file_name(step, digest) for step, digest in record["snapshots"]["files"]}
+    assert [step for step, _ in record["snapshots"]["files"]] == straight.snapshots.steps
+    assert "snapshots.W" not in load_file(tmp_path / "full" / WEIGHTS_FILE), "each in its file"
+
+
+def test_a_format_2_session_loads_and_resumes_as_before(tmp_path, small_config) -> None:
+    straight = Trainer(small_config, compiled=False)
+    straight.run()
+    half = Trainer(small_config, compiled=False)
+    half.run(until=110)
+    save_session(half, tmp_path / "v2")
+    make_format_2(tmp_path / "v2")
+    loaded = load_session(tmp_path / "v2", compiled=False)
+    assert loaded.step == 110 and torch.equal(loaded.W, half.W) and loaded.load_note is None
+    assert loaded.snapshots.steps == half.snapshots.steps
+    for step in half.snapshots.steps:
+        assert torch.equal(loaded.snapshots.at(step), half.snapshots.at(step))
+    loaded.run()
+    save_session(loaded, tmp_path / "v2")  # saved again, it is format 3
+    assert json.loads((tmp_path / "v2" / RECORD_FILE).read_text())["format_version"] == 3
+    again = load_session(tmp_path / "v2", compiled=False)
+    assert again.snapshots.steps == straight.snapshots.steps and torch.equal(again.W, straight.W)
+    for step in straight.snapshots.steps:
+        assert torch.equal(again.snapshots.at(step), straight.snapshots.at(step)), step
 
 
 def test_a_format_1_session_loads_without_history_to_travel_through(tmp_path, small_config):
@@ -97,6 +125,7 @@ def test_snapshots_that_do_not_fit_are_one_line(tmp_path, small_config) -> None:
     trainer = Trainer(small_config, compiled=False)
     trainer.run(until=60)
     save_session(trainer, tmp_path / "s")
+    make_format_2(tmp_path / "s")
     path = tmp_path / "s" / WEIGHTS_FILE
     tensors = load_file(path)
     tensors["snapshots.steps"] = tensors["snapshots.steps"].flip(0)
@@ -104,6 +133,30 @@ def test_snapshots_that_do_not_fit_are_one_line(tmp_path, small_config) -> None:
     path.write_bytes(save(tensors, metadata={"session": record}))
     with pytest.raises(SessionError, match="snapshots do not fit"):
         load_session(tmp_path / "s", compiled=False)
+
+
+@pytest.mark.parametrize(
+    ("files", "words"),
+    [
+        (lambda files: files[::-1], "not steps of this run"),
+        (lambda files: [[10**9, files[0][1]]], "not steps of this run"),
+        (lambda files: [[0, "../../etc/passwd"]], "no valid list"),
+        (lambda files: {"0": files[0][1]}, "no valid list"),
+    ],
+)
+def test_a_list_of_snapshot_files_that_cannot_be_ours_is_one_line(
+    tmp_path, small_config, files, words
+) -> None:
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=60)
+    save_session(trainer, tmp_path / "s")
+    record = json.loads((tmp_path / "s" / RECORD_FILE).read_text())
+    record["snapshots"]["files"] = files(record["snapshots"]["files"])
+    record["saved_at"] = 1e12  # newer than the weights' own copy, so this one is read
+    (tmp_path / "s" / RECORD_FILE).write_text(json.dumps(record))
+    with pytest.raises(SessionError, match=words) as err:
+        load_session(tmp_path / "s", compiled=False)
+    assert "\n" not in str(err.value) and RECORD_FILE in str(err.value)
 
 
 def test_memory_of_a_full_store_is_bounded() -> None:

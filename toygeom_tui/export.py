@@ -26,6 +26,7 @@ from engine.session import (
     config_from_record,
     load_tensors,
     read_record,
+    saved_snapshots,
 )
 
 CSV_COLUMNS = (
@@ -75,20 +76,30 @@ def session_geometry(
 def _snapshot_at_or_before(
     directory: Path, record: dict[str, Any], tensors: dict[str, torch.Tensor], at: int
 ) -> tuple[int, torch.Tensor]:
-    steps = tensors.get("snapshots.steps", torch.zeros(0, dtype=torch.int64)).tolist()
-    earlier = [i for i, s in enumerate(steps) if s <= at]
     if record["format_version"] < FIRST_SNAPSHOT_VERSION:
         raise SessionError(
             f"{directory}: saved in session format {record['format_version']}, which kept no "
             f"weight snapshots; only its saved step {record['step']} can be exported"
         )
-    if not earlier:
-        first = f"the first is at step {steps[0]}" if steps else "it has none"
+    try:
+        saved = saved_snapshots(directory, record, tensors)
+    except ValueError as err:
+        raise SessionError(f"{directory}: weight snapshots do not fit ({err})") from None
+    steps = saved.steps.tolist() if saved is not None else []
+    files = (record.get("snapshots") or {}).get("files")  # format 3: what the session lists
+    listed = [step for step, _ in files] if files is not None else steps
+    wanted = max((s for s in listed if s <= at), default=None)
+    if wanted is None:
+        first = f"the first is at step {listed[0]}" if listed else "it has none"
         raise SessionError(f"{directory}: no weight snapshot at or before step {at} ({first})")
-    W = tensors["snapshots.W"][earlier[-1]]
+    if wanted in saved.unreadable:  # never another step's in its place, unsaid
+        raise SessionError(
+            f"{saved.unreadable[wanted]}; the weight snapshot at step {wanted} cannot be exported"
+        )
+    W = saved.W[steps.index(wanted)]
     if W.shape != tensors["W"].shape or not bool(torch.isfinite(W).all()):
-        raise SessionError(f"{directory}: weight snapshot at step {steps[earlier[-1]]} is broken")
-    return steps[earlier[-1]], W
+        raise SessionError(f"{directory}: weight snapshot at step {wanted} is broken")
+    return wanted, W
 
 
 def _logged_loss(tensors: dict[str, torch.Tensor], step: int) -> list[float | None]:

@@ -1,0 +1,107 @@
+"""A session's weight snapshots on disk (format 3 on): one safetensors file each, by the weights.
+
+    DIR/snapshot-STEP-DIGEST.safetensors   "W" (inst hidden feats) float32: the snapshot at STEP
+                                           (12 digits), DIGEST its engine.history.weights_digest
+
+A file's name says what it holds, so a file once written never needs writing again: a save
+writes the files of its new snapshots only (a few hundred kB, not every snapshot each time) and,
+once it is committed, removes the files it does not list (dropped snapshots, and any a save left
+when it crashed before committing). A load reads the listed files and checks each against its
+digest, so a stale, foreign or damaged file is never taken for a snapshot of this session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import stat
+from pathlib import Path
+
+import torch
+
+from engine.atomic import write_bytes_atomic
+from engine.history import weights_digest
+from engine.safe_read import MAX_HEADER_BYTES, UnsafeFile, read_regular, safetensors_header
+
+DIGEST = re.compile(r"[0-9a-f]{16}")
+NAME = re.compile(r"snapshot-\d{12,}-[0-9a-f]{16}\.safetensors")
+
+
+def file_name(step: int, digest: str) -> str:
+    return f"snapshot-{step:012d}-{digest}.safetensors"
+
+
+def write_missing(directory: Path, entries: list[tuple[int, str, torch.Tensor]]) -> list[str]:
+    """Write the file of each (step, digest, W) that `directory` lacks (each atomically); return
+    every entry's file name, in order. OSError (full disk, read-only folder) propagates."""
+    from safetensors.torch import save
+
+    names = []
+    for step, digest, W in entries:
+        name = file_name(step, digest)
+        if not _is_regular(directory / name):  # a link or anything else in its place is replaced
+            metadata = {"step": str(step), "digest": digest}
+            write_bytes_atomic(directory / name, save({"W": W.contiguous()}, metadata=metadata))
+        names.append(name)
+    return names
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def remove_unlisted(directory: Path, listed: set[str]) -> None:
+    """Remove every snapshot file in `directory` not in `listed` (best effort: one that cannot
+    be removed now is removed by a later save)."""
+    with contextlib.suppress(OSError), os.scandir(directory) as found:
+        for entry in found:
+            if NAME.fullmatch(entry.name) and entry.name not in listed:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def read_listed(
+    directory: Path, listed: list[tuple[int, str]], shape: tuple[int, ...]
+) -> tuple[list[int], list[torch.Tensor], list[str], dict[int, str]]:
+    """The listed (step, digest) snapshots of one W shape that read back whole: (steps, Ws,
+    digests, unreadable), the last giving, for each step whose file did not, one line on why
+    (missing, a link, not a safetensors file, the wrong shape, not what its digest says)."""
+    steps, weights, digests, unreadable = [], [], [], {}
+    limit = 8 + MAX_HEADER_BYTES + 4 * math.prod(shape)
+    for step, digest in listed:
+        path = directory / file_name(step, digest)
+        try:
+            W = _read_one(path, limit, shape, digest)
+        except UnsafeFile as err:
+            unreadable[step] = str(err)
+            continue
+        steps.append(step)
+        weights.append(W)
+        digests.append(digest)
+    return steps, weights, digests, unreadable
+
+
+def _read_one(path: Path, limit: int, shape: tuple[int, ...], digest: str) -> torch.Tensor:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if not os.path.lexists(path):
+        raise UnsafeFile(f"{path}: missing")
+    safetensors_header(path, limit)
+    try:
+        tensors = load(read_regular(path, limit))
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise UnsafeFile(f"{path}: not a valid safetensors file ({err})") from None
+    W = tensors.get("W")
+    if set(tensors) != {"W"} or W.dtype != torch.float32 or tuple(W.shape) != shape:
+        raise UnsafeFile(f"{path}: does not hold one float32 W of shape {shape}")
+    if not bool(torch.isfinite(W).all()):
+        raise UnsafeFile(f"{path}: W contains NaN or infinite values")
+    if weights_digest(W) != digest:
+        raise UnsafeFile(f"{path}: its content is not the snapshot its name says (damaged)")
+    return W
