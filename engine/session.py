@@ -3,7 +3,7 @@
     DIR/weights.safetensors   W (inst hidden feats), b_final (inst feats), float32; the optimizer
                               moments and the history; its header metadata carries a copy of the
                               session record below.
-    DIR/snapshot-STEP-DIGEST.safetensors
+    DIR/snapshots/STEP-DIGEST.safetensors
                               a weight snapshot W (inst hidden feats) each, named by its step
                               and the digest of its content (engine.snapshot_files).
     DIR/session.json          the session record: format, version, config, step, timestamps,

@@ -1,6 +1,7 @@
-"""A session's weight snapshots on disk (format 3 on): one safetensors file each, by the weights.
+"""A session's weight snapshots on disk (format 3 on): one safetensors file each, in a folder of
+their own beside the weights (up to 128 of them: the session folder itself stays three entries).
 
-    DIR/snapshot-STEP-DIGEST.safetensors   "W" (inst hidden feats) float32: the snapshot at STEP
+    DIR/snapshots/STEP-DIGEST.safetensors  "W" (inst hidden feats) float32: the snapshot at STEP
                                            (12 digits), DIGEST its engine.history.weights_digest
 
 A file's name says what it holds, so a file once written never needs writing again: a save
@@ -25,12 +26,23 @@ from engine.atomic import write_bytes_atomic
 from engine.history import weights_digest
 from engine.safe_read import MAX_HEADER_BYTES, UnsafeFile, read_regular, safetensors_header
 
+FOLDER = "snapshots"
 DIGEST = re.compile(r"[0-9a-f]{16}")
-NAME = re.compile(r"snapshot-\d{12,}-[0-9a-f]{16}\.safetensors")
+NAME = re.compile(r"\d{12,}-[0-9a-f]{16}\.safetensors")  # a file's name in FOLDER
 
 
 def file_name(step: int, digest: str) -> str:
-    return f"snapshot-{step:012d}-{digest}.safetensors"
+    """The snapshot's path, relative to the session folder."""
+    return f"{FOLDER}/{step:012d}-{digest}.safetensors"
+
+
+def _folder(directory: Path) -> Path | None:
+    """DIR/snapshots if it is a real folder (not a link, not a file), else None."""
+    folder = directory / FOLDER
+    try:
+        return folder if stat.S_ISDIR(os.lstat(folder).st_mode) else None
+    except OSError:
+        return None
 
 
 def write_missing(directory: Path, entries: list[tuple[int, str, torch.Tensor]]) -> list[str]:
@@ -38,6 +50,10 @@ def write_missing(directory: Path, entries: list[tuple[int, str, torch.Tensor]])
     every entry's file name, in order. OSError (full disk, read-only folder) propagates."""
     from safetensors.torch import save
 
+    if entries and _folder(directory) is None:
+        if os.path.lexists(directory / FOLDER):  # a link or a file where the folder goes: not
+            os.unlink(directory / FOLDER)  # followed, replaced (what it held is no snapshot)
+        (directory / FOLDER).mkdir()
     names = []
     for step, digest, W in entries:
         name = file_name(step, digest)
@@ -58,9 +74,12 @@ def _is_regular(path: Path) -> bool:
 def remove_unlisted(directory: Path, listed: set[str]) -> None:
     """Remove every snapshot file in `directory` not in `listed` (best effort: one that cannot
     be removed now is removed by a later save)."""
-    with contextlib.suppress(OSError), os.scandir(directory) as found:
+    folder = _folder(directory)
+    if folder is None:
+        return
+    with contextlib.suppress(OSError), os.scandir(folder) as found:
         for entry in found:
-            if NAME.fullmatch(entry.name) and entry.name not in listed:
+            if NAME.fullmatch(entry.name) and f"{FOLDER}/{entry.name}" not in listed:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
@@ -73,6 +92,9 @@ def read_listed(
     (missing, a link, not a safetensors file, the wrong shape, not what its digest says)."""
     steps, weights, digests, unreadable = [], [], [], {}
     limit = 8 + MAX_HEADER_BYTES + 4 * math.prod(shape)
+    if listed and _folder(directory) is None and os.path.lexists(directory / FOLDER):
+        why = f"{directory / FOLDER}: not a folder (a link or a file)"
+        return [], [], [], {step: why for step, _ in listed}
     for step, digest in listed:
         path = directory / file_name(step, digest)
         try:

@@ -30,7 +30,7 @@ from engine.session import (
     session_info,
     write_session,
 )
-from engine.snapshot_files import NAME, file_name
+from engine.snapshot_files import FOLDER, NAME, file_name
 from engine.trainer import Trainer
 
 
@@ -231,7 +231,11 @@ def test_wrong_dtype(saved) -> None:
 
 def test_a_failing_disk_keeps_the_previous_save(saved, monkeypatch) -> None:
     trainer, path = saved
-    before = {p.name: p.read_bytes() for p in path.iterdir()}  # snapshot files too
+
+    def files() -> dict[str, bytes]:  # snapshots/ too
+        return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+    before = files()
     trainer.run(until=80)
 
     def full_disk(*args, **kwargs):
@@ -241,8 +245,7 @@ def test_a_failing_disk_keeps_the_previous_save(saved, monkeypatch) -> None:
     with pytest.raises(SessionError, match="No space left on device"):
         save_session(trainer, path)
     monkeypatch.undo()
-    assert {name: (path / name).read_bytes() for name in before} == before
-    assert sorted(p.name for p in path.iterdir()) == sorted(before), "no temp files left"
+    assert files() == before, "every file as it was, and no temp files left"
     assert load_session(path, compiled=False).step == 60
 
 
@@ -267,9 +270,10 @@ def test_crash_between_the_two_renames_loads_the_newer_weights(saved) -> None:
 
 
 def _stamps(path) -> dict[str, tuple[int, int, int]]:
-    """name -> (inode, size, mtime_ns) of each file in `path`: a save writes a file as a new one
-    renamed into place, so every file it wrote has a new stamp."""
-    stats = {p.name: p.stat() for p in path.iterdir()}
+    """name -> (inode, size, mtime_ns) of each file under `path` (snapshots/ too, by relative
+    path): a save writes a file as a new one renamed into place, so every file it wrote has a
+    new stamp."""
+    stats = {str(p.relative_to(path)): p.stat() for p in path.rglob("*") if p.is_file()}
     return {name: (st.st_ino, st.st_size, st.st_mtime_ns) for name, st in stats.items()}
 
 
@@ -279,7 +283,10 @@ def _written(before: dict, after: dict) -> dict[str, int]:
 
 
 def _snapshot_files(path) -> set[str]:
-    return {p.name for p in path.iterdir() if NAME.fullmatch(p.name)}
+    """The snapshot files on disk, as paths relative to the session (as file_name gives them)."""
+    folder = path / FOLDER
+    found = folder.iterdir() if folder.is_dir() else ()
+    return {f"{FOLDER}/{p.name}" for p in found if NAME.fullmatch(p.name)}
 
 
 def _listed(path) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from engine.session import (
     save_session,
     session_info,
 )
-from engine.snapshot_files import file_name
+from engine.snapshot_files import FOLDER, file_name
 from toygeom_tui.cli import main
 
 
@@ -33,8 +34,7 @@ def saved(tmp_path_factory) -> Path:
 def copy_of(saved: Path, tmp_path: Path) -> Path:
     directory = tmp_path / "run"
     directory.mkdir(parents=True)
-    for path in saved.iterdir():  # the record, the weights and one file per snapshot
-        (directory / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(saved, directory, dirs_exist_ok=True)  # record, weights, snapshots/
     return directory
 
 
@@ -157,7 +157,7 @@ def _break_fifo(path: Path, tmp_path: Path) -> None:
 
 
 def _break_other_snapshot(path: Path, tmp_path: Path) -> None:
-    first = sorted(path.parent.glob("snapshot-*"))[0]
+    first = sorted(path.parent.glob("*.safetensors"))[0]
     path.write_bytes(first.read_bytes())  # a whole snapshot file, of another step
 
 
@@ -206,3 +206,22 @@ def test_read_regular_reads_a_regular_file_within_its_limit(tmp_path):
         read_regular(tmp_path / "missing", 4)
     with pytest.raises(UnsafeFile, match="not a regular file"):
         read_regular(tmp_path, 4)
+
+
+@pytest.mark.timeout(60)
+def test_a_snapshots_folder_that_is_a_link_is_not_followed(saved, tmp_path):
+    directory = copy_of(saved, tmp_path)
+    steps = load_session(directory).snapshots.steps
+    (directory / FOLDER).rename(tmp_path / "elsewhere")
+    (directory / FOLDER).symlink_to(tmp_path / "elsewhere")  # even to the right files
+    loaded = load_session(directory)
+    assert steps and loaded.snapshots.steps == []
+    assert "not a folder" in loaded.load_note and "\n" not in loaded.load_note
+    loaded.extend(20)
+    loaded.run()  # new snapshots to write: into a folder of the session's own
+    save_session(loaded, directory)
+    assert (directory / FOLDER).is_dir() and not (directory / FOLDER).is_symlink()
+    assert load_session(directory).snapshots.steps == loaded.snapshots.steps != []
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == sorted(
+        p.name for p in saved.joinpath(FOLDER).iterdir()
+    ), "nothing written through the link, nothing removed there"

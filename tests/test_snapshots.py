@@ -15,7 +15,7 @@ from sessions_v2 import make_format_2
 
 from engine.history import SNAPSHOT_CAPACITY, SNAPSHOT_GROWTH, Snapshots
 from engine.session import RECORD_FILE, WEIGHTS_FILE, SessionError, load_session, save_session
-from engine.snapshot_files import NAME, file_name
+from engine.snapshot_files import FOLDER, NAME, file_name
 from engine.trainer import Trainer
 
 
@@ -75,7 +75,8 @@ def test_snapshots_survive_save_load_and_resume(tmp_path, small_config) -> None:
         assert torch.equal(again.snapshots.at(step), straight.snapshots.at(step)), step
     record = json.loads((tmp_path / "full" / RECORD_FILE).read_text())
     assert record["format_version"] == 3
-    on_disk = {p.name for p in (tmp_path / "full").iterdir() if NAME.fullmatch(p.name)}
+    folder = tmp_path / "full" / FOLDER
+    on_disk = {f"{FOLDER}/{p.name}" for p in folder.iterdir() if NAME.fullmatch(p.name)}
     assert on_disk == {file_name(step, digest) for step, digest in record["snapshots"]["files"]}
     assert [step for step, _ in record["snapshots"]["files"]] == straight.snapshots.steps
     assert "snapshots.W" not in load_file(tmp_path / "full" / WEIGHTS_FILE), "each in its file"
