@@ -197,7 +197,11 @@ def train_run(name: str, config: dict[str, Any], threads: int | None = None) -> 
             return RunResult(name, DIVERGED, {}, None, seconds, trainer.error)
         with tempfile.TemporaryDirectory(prefix="toygeom-run-") as tmp:
             save_session(trainer, tmp)
-            files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
+            files = {  # by path in the session: snapshots/ holds one file per snapshot
+                str(p.relative_to(tmp)): p.read_bytes()
+                for p in sorted(Path(tmp).rglob("*"))
+                if p.is_file()
+            }
         return RunResult(name, DONE, files, figures(trainer.W, trainer.latest_loss), seconds)
     except Exception as err:  # reported in the sweep record, the sweep goes on
         seconds = time.perf_counter() - start
@@ -234,11 +238,16 @@ def write_session_files(directory: Path, files: Mapping[str, bytes]) -> None:
     """Write a run's session files under `directory`, each atomically, session.json last (a
     session whose record is missing is not listed, so a crash between files leaves no half)."""
     from engine.session import RECORD_FILE
+    from engine.snapshot_files import FOLDER, NAME
 
     directory.mkdir(parents=True, exist_ok=True)
     for name in sorted(files, key=lambda n: n == RECORD_FILE):
-        if "/" in name or name.startswith("."):
+        folder, _, file = name.rpartition("/")  # a plain name, or snapshots/ and one of its names
+        plain = not folder and bool(file) and not file.startswith(".")
+        if not plain and not (folder == FOLDER and NAME.fullmatch(file)):
             raise SweepError(f"{directory}: refusing a session file named {name!r}")
+        if folder:
+            (directory / folder).mkdir(exist_ok=True)
         write_bytes_atomic(directory / name, files[name])
 
 

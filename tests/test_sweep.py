@@ -29,6 +29,7 @@ from engine.sweep import (
     seed_spec,
     spec_from_dict,
     value_label,
+    write_session_files,
 )
 
 
@@ -327,3 +328,28 @@ def test_a_hostile_sweep_record_is_one_error_not_a_hang(tmp_path: Path, kind: st
         path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(SweepError, match=str(path)):
         read_record(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../evil",
+        ".hidden",
+        "a/b",
+        "snapshots/../x",
+        "snapshots/notes.txt",
+        "other/" + "0" * 12 + "-" + "a" * 16 + ".safetensors",
+        "",
+    ],
+)
+def test_a_run_result_cannot_write_outside_its_session(tmp_path: Path, name: str) -> None:
+    # Results come back from worker processes (or Ray nodes): only a session's own names pass.
+    with pytest.raises(SweepError, match="refusing a session file"):
+        write_session_files(tmp_path / "run", {name: b"x"})
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_run_result_writes_its_snapshot_files_into_snapshots(tmp_path: Path) -> None:
+    snapshot = f"snapshots/{0:012d}-{'a' * 16}.safetensors"
+    write_session_files(tmp_path / "run", {"session.json": b"{}", snapshot: b"w"})
+    assert (tmp_path / "run" / snapshot).read_bytes() == b"w"
