@@ -122,6 +122,23 @@ def test_train_then_export(tmp_path: Path, config_file: Path) -> None:
     assert proc.stderr.read() == ""
 
 
+def test_train_takes_an_out_folder_a_first_save_left_half_written(
+    tmp_path: Path, config_file: Path
+) -> None:
+    # A crash in the first save can leave snapshot files and nothing else: no session to keep.
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "snapshots" / f"{10:012d}-{'0' * 16}.safetensors").write_bytes(b"cut short")
+    out = cli("train", "--config", str(config_file), "--steps", "20", "--eager", "--out", str(run))
+    assert out.returncode == 0, out.stderr
+    assert load_session(run, compiled=False).step == 20
+    assert not (run / "snapshots" / f"{10:012d}-{'0' * 16}.safetensors").exists(), "not listed"
+    (tmp_path / "other" / "snapshots").mkdir(parents=True)
+    (tmp_path / "other" / "snapshots" / "notes.txt").write_text("someone's")
+    refused = cli("train", "--config", str(config_file), "--out", str(tmp_path / "other"))
+    assert refused.returncode == 2 and "not a session" in refused.stderr
+
+
 def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
     run = tmp_path / "run"
     assert (

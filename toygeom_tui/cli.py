@@ -470,9 +470,15 @@ def _check_writable(out: Path, *, resuming: bool) -> None:
     from engine.remote.address import SOCKET_FILE
     from engine.remote.background import LOG_FILE
     from engine.remote.lock import LOCK_FILE
+    from engine.snapshot_files import FOLDER, NAME
 
-    ours = {LOG_FILE, LOCK_FILE, SOCKET_FILE}  # left by a run that never saved
-    if not out.is_dir() or all(p.name in ours for p in out.iterdir()):
+    def left_by_a_run_that_never_saved(p: Path) -> bool:
+        """Its log, lock or socket, or the snapshot files of a first save cut short."""
+        if p.name == FOLDER and p.is_dir() and not p.is_symlink():
+            return all(NAME.fullmatch(q.name) for q in p.iterdir())
+        return p.name in (LOG_FILE, LOCK_FILE, SOCKET_FILE)
+
+    if not out.is_dir() or all(left_by_a_run_that_never_saved(p) for p in out.iterdir()):
         return
     if not (out / "session.json").exists():
         raise UserError(f"{out}: a non-empty directory that is not a session; choose another --out")
