@@ -26,8 +26,8 @@ disk sessions use.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
+import stat
 import statistics
 import tempfile
 import threading
@@ -64,12 +64,13 @@ def advance(trainer: Trainer, step: int, loss: np.ndarray, dims: np.ndarray) -> 
 
 
 def files_of(directory: Path) -> dict[str, tuple[int, int, int]]:
-    """name -> (inode, size, mtime_ns) of every regular file in `directory`."""
+    """path -> (inode, size, mtime_ns) of every regular file under `directory` (snapshots/
+    too), paths relative to it."""
     found = {}
-    for entry in os.scandir(directory):
-        if entry.is_file(follow_symlinks=False):
-            st = entry.stat(follow_symlinks=False)
-            found[entry.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    for path in directory.rglob("*"):
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode):
+            found[str(path.relative_to(directory))] = (st.st_ino, st.st_size, st.st_mtime_ns)
     return found
 
 
