@@ -57,11 +57,17 @@ def test_a_snapshot_is_exactly_the_weights_of_a_run_trained_to_its_step(small_co
         assert torch.equal(trainer.snapshots.at(step), again.W), step
 
 
-def test_snapshots_survive_save_load_and_resume(tmp_path, small_config) -> None:
-    straight = Trainer(small_config, compiled=False)
+def _straight_and_half(config):
+    """The run trained to its end in one go, and the same run stopped at step 110."""
+    straight = Trainer(config, compiled=False)
     straight.run()
-    half = Trainer(small_config, compiled=False)
+    half = Trainer(config, compiled=False)
     half.run(until=110)
+    return straight, half
+
+
+def test_snapshots_survive_save_load_and_resume(tmp_path, small_config) -> None:
+    straight, half = _straight_and_half(small_config)
     save_session(half, tmp_path / "half")
     loaded = load_session(tmp_path / "half", compiled=False)
     assert loaded.snapshots.steps == half.snapshots.steps
@@ -83,10 +89,7 @@ def test_snapshots_survive_save_load_and_resume(tmp_path, small_config) -> None:
 
 
 def test_a_format_2_session_loads_and_resumes_as_before(tmp_path, small_config) -> None:
-    straight = Trainer(small_config, compiled=False)
-    straight.run()
-    half = Trainer(small_config, compiled=False)
-    half.run(until=110)
+    straight, half = _straight_and_half(small_config)
     save_session(half, tmp_path / "v2")
     make_format_2(tmp_path / "v2")
     loaded = load_session(tmp_path / "v2", compiled=False)
