@@ -16,6 +16,7 @@ torch; the engine and the screens that need it are imported where they are used.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import pkgutil
@@ -229,6 +230,7 @@ class ToygeomApp(App):
         self._sweep_stop = threading.Event()  # set on exit: seeds being trained stop
         self.opening = run if isinstance(run, Opening) else None  # None once there is a run
         self.current_run: Run | None = None
+        self.session_dir = session_dir
         if self.opening is None:
             self._adopt(run, session_dir, autostart, offer_resume, notice)
         else:
@@ -284,11 +286,17 @@ class ToygeomApp(App):
     @work(thread=True, exit_on_error=False, group="startup")
     def _open(self, opening: Opening) -> None:
         """Make the Opening's run off the event loop, then show it (or end with its error)."""
+
+        def stage(text: str) -> None:
+            with contextlib.suppress(RuntimeError):  # the app is gone: nobody to tell
+                self.call_from_thread(self.start_screen.stage, text)
+
         try:
-            opened = opening.make(lambda text: self.call_from_thread(self.start_screen.stage, text))
+            opened = opening.make(stage)
             from toygeom_tui.screens import dashboard  # noqa: F401  (torch's: here, not on the loop)
         except Exception as err:  # bad input (one line) or a bug: either way the app ends with it
-            self.call_from_thread(self._fail, err)
+            with contextlib.suppress(RuntimeError):  # unless it has ended already (q)
+                self.call_from_thread(self._fail, err)
             return
         try:
             self.call_from_thread(self._opened, opened)
