@@ -1,11 +1,12 @@
 """Start-up costs a user feels: `toygeom-tui --help`, and the app's first paint in a terminal.
 
-    python -m toygeom_tui.bench.startup [--runs 3]
+    python -m toygeom_tui.bench.startup [--runs 3] [--against REV]
 
 The app is timed in a real terminal (tmux, 120×40), from starting `toygeom-tui --preset
 pentagon` to the first capture of the pane that shows its start screen (first paint), and to
 the first that shows the dashboard's loss chart (its run is made: torch imported, the model
-built). Needs tmux.
+built). Needs tmux. `--against REV` starts this tree's app and that git revision's (its files
+taken with `git archive`) in alternating rounds, and gives both.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -31,10 +33,13 @@ def help_seconds() -> float:
     return time.perf_counter() - start
 
 
-def paint_seconds(workdir: Path) -> tuple[float, float]:
-    """(first paint, dashboard) seconds of one start of the app."""
+def paint_seconds(workdir: Path, tree: Path | None = None) -> tuple[float, float]:
+    """(first paint, dashboard) seconds of one start of the app (of the source in `tree`, if
+    given; else of this one)."""
     socket = f"toygeom-bench-{os.getpid()}-{next(_servers)}"  # a fresh server each run
     command = " ".join([*CLI, "--preset", "pentagon"])
+    if tree is not None:
+        command = f"PYTHONPATH={shlex.quote(str(tree))} {command}"
     start = time.perf_counter()
     subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-x", "120", "-y", "40",
                     "-c", str(workdir), command], check=True)  # fmt: skip
@@ -67,10 +72,31 @@ def measure(runs: int = 3) -> dict[str, float]:
     return result
 
 
+def against(revision: str, runs: int) -> dict[str, list[tuple[float, float]]]:
+    """(first paint, dashboard) of each start, this tree's and `revision`'s, alternating."""
+    here = Path(__file__).resolve().parents[2]
+    starts: dict[str, list[tuple[float, float]]] = {"this tree": [], revision: []}
+    with tempfile.TemporaryDirectory() as tree, tempfile.TemporaryDirectory() as workdir:
+        archive = subprocess.run(["git", "-C", str(here), "archive", revision],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        for _ in range(runs):
+            starts["this tree"].append(paint_seconds(Path(workdir)))
+            starts[revision].append(paint_seconds(Path(workdir), Path(tree)))
+    return starts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--against", metavar="REV", help="also time this git revision's app")
     args = parser.parse_args()
+    if args.against:
+        for name, starts in against(args.against, args.runs).items():
+            firsts = ", ".join(f"{first:.2f}" for first, _ in starts)
+            dashboards = ", ".join(f"{dashboard:.2f}" for _, dashboard in starts)
+            print(f"{name}: first paint {firsts} s; dashboard {dashboards} s")
+        return
     r = measure(args.runs)
     print(f"toygeom-tui --help: median {r['help_s']:.2f} s over {args.runs} runs")
     if "first_paint_s" not in r:
