@@ -39,10 +39,7 @@ def file_name(step: int, digest: str) -> str:
 def _folder(directory: Path) -> Path | None:
     """DIR/snapshots if it is a real folder (not a link, not a file), else None."""
     folder = directory / FOLDER
-    try:
-        return folder if stat.S_ISDIR(os.lstat(folder).st_mode) else None
-    except OSError:
-        return None
+    return folder if _is(folder, stat.S_ISDIR) else None
 
 
 def write_missing(directory: Path, entries: list[tuple[int, str, torch.Tensor]]) -> list[str]:
@@ -57,16 +54,17 @@ def write_missing(directory: Path, entries: list[tuple[int, str, torch.Tensor]])
     names = []
     for step, digest, W in entries:
         name = file_name(step, digest)
-        if not _is_regular(directory / name):  # a link or anything else in its place is replaced
+        if not _is(directory / name, stat.S_ISREG):  # a link or anything else there is replaced
             metadata = {"step": str(step), "digest": digest}
             write_bytes_atomic(directory / name, save({"W": W.contiguous()}, metadata=metadata))
         names.append(name)
     return names
 
 
-def _is_regular(path: Path) -> bool:
+def _is(path: Path, kind) -> bool:
+    """Whether `path` itself (a link is not followed) is of `kind` (stat.S_ISREG, S_ISDIR)."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        return kind(os.lstat(path).st_mode)
     except OSError:
         return False
 

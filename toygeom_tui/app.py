@@ -308,11 +308,9 @@ class ToygeomApp(App):
     def _opened(self, opened: Opened) -> None:
         if not self.is_running:  # q while starting: the worker lets the run go
             raise RuntimeError("the app has ended")
-        from engine.run import as_run
-
-        run = as_run(opened.run)
-        fresh = opened.session_dir is None and not run.remote
-        self._adopt(run, opened.session_dir, fresh, fresh, opened.notice)
+        # A new run trains at once and names interrupted sessions (_adopt leaves a remote one be).
+        new = opened.session_dir is None
+        self._adopt(opened.run, opened.session_dir, new, new, opened.notice)
         self.opening = None
         # The start screen is the default mode's base screen, which cannot be switched out;
         # the run's dashboard is the base of a mode of its own, and the start screen rests.
