@@ -51,7 +51,7 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0) 
 
 
 def status_text(app: ToygeomApp) -> str:
-    return str(app.dashboard.query_one(StatusBar).render())
+    return app.dashboard.query_one(StatusBar).plain
 
 
 def notifications(app: ToygeomApp) -> list[str]:

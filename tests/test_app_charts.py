@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rich.style import Style
 
 from engine.config import RunConfig
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
-from toygeom_tui.braille import BrailleCanvas
+from toygeom_tui.braille import BrailleCanvas, row_segments, row_text
 from toygeom_tui.widgets.charts.instance_series_chart import FAINT
 from toygeom_tui.widgets.dashboard.geometry_chart import (
     CHOSEN,
@@ -50,6 +51,31 @@ def test_the_selected_series_hides_its_own_faint_line() -> None:
         )
         direct.line(steps, values[:, selected], 2, thick=True)
         assert np.array_equal(cached.dots, direct.dots), selected
+
+
+def test_a_dotted_row_is_a_few_segments_and_every_dot_keeps_its_layers_style() -> None:
+    """Blank cells join the run before them (they show only the shared background), so a dotted
+    reference line is a handful of segments, not one per dot; drawn cells keep their style."""
+    canvas = BrailleCanvas(40, 1, (0.0, 1.0), (0.0, 1.0))
+    canvas.hline(0.5, 1, every=3)  # dots in two cells of every three
+    canvas.points(np.array([0.5]), np.array([0.5]), 2)
+    codes, layers = canvas.cells()
+    background = Style(bgcolor="black")
+    styles = {
+        0: background,
+        1: background + Style(color="grey50"),
+        2: background + Style(bold=True),
+    }
+    text = row_text(codes[0])
+    segments = row_segments(text, codes[0], layers[0], styles)
+    assert "".join(segment.text for segment in segments) == text
+    cell_styles = [segment.style for segment in segments for _ in segment.text]
+    for style, code, layer in zip(cell_styles, codes[0], layers[0], strict=True):
+        assert style.bgcolor == background.bgcolor
+        if code:
+            assert style == styles[int(layer)]
+    assert {int(layer) for layer in layers[0]} == {0, 1, 2}
+    assert len(segments) <= 4  # grey, bold, grey (and blanks at an edge): not ~27
 
 
 def test_the_geometry_selection_layer_keeps_the_drawing_order() -> None:

@@ -83,7 +83,7 @@ async def test_the_start_screen_shows_until_the_run_is_made_then_the_run_trains(
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
         run = app.current_run
         await wait_for(pilot, lambda: run.step > 0)  # a new run trains at once
-        assert "small" in str(app.dashboard.query_one(StatusBar).render())
+        assert "small" in app.dashboard.query_one(StatusBar).plain
 
 
 async def test_an_opened_session_waits_for_p_and_shows_its_notice(

@@ -31,7 +31,7 @@ def app_on(session: Path) -> ToygeomApp:
 
 
 def seeds_line(app: ToygeomApp) -> str:
-    return str(app.dashboard.query_one(SeedStatus).render())
+    return app.dashboard.query_one(SeedStatus).plain
 
 
 def list_rows(app: ToygeomApp) -> list[str]:

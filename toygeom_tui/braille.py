@@ -110,9 +110,21 @@ def row_text(codes: np.ndarray) -> str:
     return points.tobytes().decode("utf-32-le")
 
 
-def row_segments(text: str, layers: np.ndarray, styles: dict[int, Style]) -> list[Segment]:
-    """One row of cells as Segments, one per run of equal layers (layers (cols,) from `cells`);
-    layer k in styles[k] (which holds the background too), empty cells in styles[0]."""
+def row_segments(
+    text: str, codes: np.ndarray, layers: np.ndarray, styles: dict[int, Style]
+) -> list[Segment]:
+    """One row of cells as Segments, one per run of equal layers (codes and layers (cols,) from
+    `cells`, text from `row_text(codes)`); layer k in styles[k] (which holds the background
+    too), empty cells in styles[0].
+
+    A blank cell joins the run before it: it shows only the background, which every layer's
+    style shares (they set colour, bold and dim, never reverse or underline). A dotted line
+    then costs a few segments rather than one per dot, and every segment costs Textual's
+    compositor a pass on each repaint.
+    """
+    if layers.size:
+        filled = np.where(codes > 0, np.arange(layers.size), 0)
+        layers = layers[np.maximum.accumulate(filled)]
     edges = (np.flatnonzero(layers[1:] != layers[:-1]) + 1).tolist()
     starts, ends = [0, *edges], [*edges, len(text)]
     run_layers = layers[starts].tolist()

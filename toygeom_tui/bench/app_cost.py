@@ -71,7 +71,7 @@ async def app_phase(
             display(screen, renderable)
             # The chart's newest state reached the screen once the compositor took its lines.
             drawn = chart.selected if chart.shown_version == chart.version else -1
-            frames.append((time.perf_counter(), str(app.dashboard.status_bar.render()), drawn))
+            frames.append((time.perf_counter(), app.dashboard.status_bar.plain, drawn))
 
         app._display = timed_display  # type: ignore[method-assign]
         await pilot.pause(SETTLE_SECONDS)

@@ -138,14 +138,15 @@ class BrailleChart(PlotextPlot):
         self.draw_selection(canvas)
         codes, layers = canvas.cells()
         changed = []
+        width = self.size.width  # a property that Textual works out anew on every read
         for y, code_row, layer_row in zip(range(top, bottom), codes, layers, strict=True):
             key = code_row.tobytes() + layer_row.tobytes()
             if key == self._row_keys[y]:
                 continue
             self._row_keys[y] = key
             before, after = frame.sides[y]
-            plot = row_segments(row_text(code_row), layer_row, frame.layer_styles)
-            self._rows[y] = Strip(before + plot + after, self.size.width)
+            plot = row_segments(row_text(code_row), code_row, layer_row, frame.layer_styles)
+            self._rows[y] = Strip(before + plot + after, width)
             changed.append(y)
         return None if full else changed
 

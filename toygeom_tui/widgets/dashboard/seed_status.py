@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 
 from rich.markup import escape
-from textual.widgets import Static
 
 from engine.seeds import SeedGroup
 from toygeom_tui.series import ORANGE, rgb
+from toygeom_tui.widgets.text_lines import TextLines
 
 KEYS_HINT = "{ } b"  # the dashboard's default keys: previous / next seed, best seed
 
@@ -42,7 +42,6 @@ def _loss(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "–"
 
 
-class SeedStatus(Static):
+class SeedStatus(TextLines):
     def show(self, group: SeedGroup, instance: int) -> None:
-        # Fixed height: no layout pass (see StatusBar).
-        self.update(seeds_line(group, instance), layout=False)
+        self.set_lines([seeds_line(group, instance)])

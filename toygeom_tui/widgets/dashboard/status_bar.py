@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 from rich.markup import escape
-from textual.widgets import Static
 
 from engine.geometry import dims_per_feature_of
 from engine.run import Run
 from toygeom_tui.clock import clock
 from toygeom_tui.time_travel import Moment
+from toygeom_tui.widgets.text_lines import TextLines
 
 STATE_MARKS = {
     "ready": "·",
@@ -35,7 +35,7 @@ def _where(device: object) -> str:
     return device if isinstance(device, str) else device.type  # type: ignore[attr-defined]
 
 
-class StatusBar(Static):
+class StatusBar(TextLines):
     def show(
         self,
         run: Run,
@@ -72,5 +72,4 @@ class StatusBar(Static):
         )
         if moment is not None:
             instance = f"[reverse b] {moment.marker(run.step)} [/] {instance}"
-        # Fixed height: no layout pass, which would re-render every widget on the screen.
-        self.update(f"{line}\n{instance}", layout=False)
+        self.set_lines([line, instance])
