@@ -72,10 +72,9 @@ class Jump:
 def levels(dims: np.ndarray) -> np.ndarray:
     """The level of each D_i: dims (...) -> (...) int64, an index into NAMED_FRACTIONS, or
     BETWEEN when none is within LEVEL_TOL and LEVEL_MARGIN nearer than the next nearest."""
-    D = np.asarray(dims, dtype=np.float64)
-    band = np.searchsorted(_BAND_LOW, D, side="right") - 1  # the last band starting at or below
-    below_top = D - _BAND_HIGH[np.maximum(band, 0)] <= 0
-    return np.where((band >= 0) & below_top, _ASCENDING[np.maximum(band, 0)], BETWEEN)
+    # One search among every band's two edges: an odd count of edges at or below D is inside a
+    # band (the top edges are nudged up by one ulp, so D equal to one counts as inside).
+    return _LEVEL_OF_COUNT[np.searchsorted(_EDGES, np.asarray(dims, dtype=np.float64), "right")]
 
 
 def _bands() -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +92,9 @@ def _bands() -> tuple[np.ndarray, np.ndarray]:
 
 
 _BAND_LOW, _BAND_HIGH = _bands()
+_EDGES = np.column_stack([_BAND_LOW, np.nextafter(_BAND_HIGH, np.inf)]).ravel()
+_LEVEL_OF_COUNT = np.full(len(_EDGES) + 1, BETWEEN, dtype=np.int64)
+_LEVEL_OF_COUNT[1::2] = _ASCENDING
 
 
 def find_jumps(
@@ -125,10 +127,11 @@ def find_jumps(
         & (values[1:] != values[:-1])
         & (first[1:] - last[:-1] - 1 <= MAX_TRANSITION_RECORDS)
     )
+    pairs = np.flatnonzero(jump)  # run k, then run k + 1
+    sudden = _sudden(series, row[pairs], first[pairs], last[pairs], first[pairs + 1],
+                     last[pairs + 1])  # fmt: skip
     found = []
-    for k in np.flatnonzero(jump).tolist():
-        if not _sudden(series[row[k]], first[k], last[k], first[k + 1], last[k + 1]):
-            continue
+    for k in pairs[sudden].tolist():
         instance, feature = divmod(int(row[k]), n_feats)
         left, arrived = int(dims_steps[last[k]]), int(dims_steps[first[k + 1]])
         found.append(
@@ -147,12 +150,42 @@ def find_jumps(
     return found
 
 
-def _sudden(D: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> bool:
-    """D (m,) one feature's D_i, settled over records a0..a1, then b0..b1: does it cross between
-    them SUDDENNESS times faster than its median record-to-record change within either?"""
-    wobble = max(float(np.median(np.abs(np.diff(D[i : j + 1])))) for i, j in ((a0, a1), (b0, b1)))
-    move = abs(D[b0] - D[a1]) / (b0 - a1)
-    return bool(move >= SUDDENNESS * wobble)
+def _sudden(
+    series: np.ndarray,
+    row: np.ndarray,
+    a0: np.ndarray,
+    a1: np.ndarray,
+    b0: np.ndarray,
+    b1: np.ndarray,
+) -> np.ndarray:
+    """For each candidate c: feature row[c] of series (rows, m), settled over records
+    a0[c]..a1[c], then b0[c]..b1[c]. Does it cross between them SUDDENNESS times faster than its
+    median record-to-record change within either? (candidates,) bool.
+
+    All candidates at once (a long run has hundreds, and the dashboard looks for jumps at every
+    new D_i record): each window's changes sorted into a NaN-padded row, the median picked by
+    count, exactly np.median's value.
+    """
+    if row.size == 0:
+        return np.zeros(0, dtype=bool)
+    changes = np.abs(np.diff(series[row], axis=1))  # (candidates, m − 1)
+    wobble = np.maximum(_window_median(changes, a0, a1), _window_median(changes, b0, b1))
+    D = series[row]
+    index = np.arange(len(row))
+    move = np.abs(D[index, b0] - D[index, a1]) / (b0 - a1)
+    return move >= SUDDENNESS * wobble
+
+
+def _window_median(changes: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Per row c, the median of changes[c, first[c]:last[c]] (≥ HOLD_RECORDS − 1 values)."""
+    count = last - first
+    offsets = np.arange(int(count.max()))
+    columns = np.minimum(first[:, None] + offsets, changes.shape[1] - 1)
+    window = np.take_along_axis(changes, columns, axis=1)
+    window = np.sort(np.where(offsets < count[:, None], window, np.inf), axis=1)
+    index = np.arange(len(count))
+    upper, lower = window[index, count // 2], window[index, (count - 1) // 2]
+    return (lower + upper) / 2  # the middle value, or the mean of the two middle ones
 
 
 def _loss_at(

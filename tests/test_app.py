@@ -169,6 +169,51 @@ async def test_charts_draw_the_history(small_config: RunConfig) -> None:
         assert "e-" in loss_text  # decade labels such as 1e-1
 
 
+async def test_history_views_redraw_at_most_every_history_seconds_while_training(
+    long_config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the run trains, new logs reach the charts and the instance list's numbers once per
+    HISTORY_SECONDS (the status line every tick); a selection change is shown at once."""
+    from toygeom_tui.screens import dashboard as dashboard_module
+
+    trainer = make_trainer(long_config)
+    app = ToygeomApp(trainer, autosave_seconds=0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        dashboard = app.dashboard
+        await wait_for(pilot, lambda: dashboard._drawn_version > 0)
+        monkeypatch.setattr(dashboard_module, "HISTORY_SECONDS", 60.0)
+        dashboard.refresh_charts(force=True)
+        drawn, rows = dashboard._drawn_version, list(dashboard.instance_list._rows)
+        status = status_text(app)
+        await wait_for(pilot, lambda: trainer.history.version > drawn + 3)
+        await wait_for(pilot, lambda: status_text(app) != status)  # the step count moves on
+        assert dashboard._drawn_version == drawn  # the charts wait their turn
+        assert dashboard.instance_list._rows == rows  # and so do the list's numbers
+        await pilot.press("j")
+        assert dashboard.instance_list.selected == 1 and dashboard.loss_chart.selected == 1
+        monkeypatch.setattr(dashboard_module, "HISTORY_SECONDS", 0.0)
+        await wait_for(pilot, lambda: dashboard._drawn_version > drawn)
+        await wait_for(pilot, lambda: dashboard.instance_list._rows != rows)
+
+
+async def test_jumps_are_sought_at_most_every_jumps_seconds_and_once_the_run_ends(
+    small_config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toygeom_tui.screens import dashboard as dashboard_module
+
+    monkeypatch.setattr(dashboard_module, "JUMPS_SECONDS", 1e9)
+    trainer = Trainer(small_config.replace(steps=2_000), compiled=False, dims_every=10)
+    app = ToygeomApp(trainer, autosave_seconds=0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        dashboard = app.dashboard
+        await wait_for(pilot, lambda: dashboard._dims_step > 0)
+        first = dashboard._dims_step  # the first search; the gate holds every later one back
+        await wait_for(pilot, lambda: trainer.history.latest_dims()[0] > first + 100)
+        assert dashboard._dims_step == first
+        await wait_for(pilot, lambda: trainer.state == "done")
+        await wait_for(pilot, lambda: dashboard._dims_step == trainer.history.latest_dims()[0])
+
+
 async def test_save_writes_a_loadable_session(small_config: RunConfig, tmp_path: Path) -> None:
     trainer = make_trainer(small_config, 30)
     app = ToygeomApp(trainer, sessions_root=tmp_path, autostart=False)

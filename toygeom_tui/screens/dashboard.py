@@ -1,11 +1,12 @@
 """The first screen: run status, live loss / ‖W‖²_F / feature-geometry charts, instance list.
 
 While training, everything is refreshed from one timer (a few Hz) in one frame: the status
-line, and the instance list and charts when the run's history changed, only while this screen is
-visible at a drawable size. The event loop shares the CPU and the GIL with training, and every
-frame costs a compositor pass, so the training thread sends no progress messages while it runs
-(a single step taken while paused is shown at once). A key that moves the selection redraws
-what the selection changes at once, in the next frame.
+line on every tick, and the charts and the instance list's numbers when the run's history
+changed, at most every HISTORY_SECONDS, only while this screen is visible at a drawable size.
+The event loop shares the CPU and the GIL with training, and every frame costs a compositor
+pass, so the training thread sends no progress messages while it runs (a single step taken while
+paused is shown at once). A key that moves the selection redraws what the selection changes at
+once, in the next frame.
 
 When the run is one seed of a group (engine.seeds: a session in a sweep with seeds), a line
 under the status and the instance list show each instance's best seed and the spread over the
@@ -15,6 +16,7 @@ is read again off the event loop every couple of seconds while seeds are still t
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,14 @@ from toygeom_tui.widgets.dashboard.too_small import TooSmall
 
 MIN_SIZE = (60, 18)
 REFRESH_HZ = 4.0
+# The history views (charts, the instance list's numbers) redraw at most this often while the run
+# trains: at the default's ~100 steps/s a chart gains a dot column about once a second, and
+# drawing them on every tick cost the run ~4% of its steps/s (`python -m
+# toygeom_tui.bench.app_cost`). A new moment, state or selection is drawn at once.
+HISTORY_SECONDS = 0.5
+# Jumps are looked for again at most this often while the run trains (a search over the whole
+# D_i history takes ~10–40 ms of a core, on a thread beside training), and at once otherwise.
+JUMPS_SECONDS = 2.0
 SEEDS_RESCAN_SECONDS = 2.0  # how often a group of seeds still training is read again
 
 
@@ -83,7 +93,10 @@ class DashboardScreen(Screen):
         super().__init__()
         self.run = run
         self._drawn_version = -1
+        self._history_drawn_at = float("-inf")  # time.monotonic() of the last history draw
+        self._jumps_sought_at = float("-inf")  # and of the last search for jumps
         self._shown_status: tuple | None = None
+        self._shown_numbers: tuple | None = None  # what the instance list's numbers are of
         self._session_mark = ("", "")
         self._shown_mark = ""
         self._metrics: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -130,7 +143,9 @@ class DashboardScreen(Screen):
         """Switch to another run (new run, opened session)."""
         self.run = run
         self._feature_probability = _instance_probability(run)
-        self._drawn_version = -1
+        self._drawn_version, self._history_drawn_at = -1, float("-inf")
+        self._jumps_sought_at = float("-inf")
+        self._shown_numbers = None
         self._metrics, self._dims = None, None
         self._dims_step, self.jumps = -1, []
         self.selected = min(self.selected, run.config.n_inst - 1)
@@ -160,14 +175,29 @@ class DashboardScreen(Screen):
         self.status_bar.show(t, self.selected, self._feature_probability, len(self.jumps), moment)
         if self.seeds is not None:
             self.seed_status.show(self.seeds, self.selected)
-        if self.instance_list.display:
-            self.instance_list.show_instances(
-                self._feature_probability,
-                t.latest_loss if moment is None else moment.loss,
-                t.latest_frobenius_sq if moment is None else moment.frobenius_sq,
-                t.config.d_hidden,
-                self.selected,
-            )
+        if not self.instance_list.display:
+            return
+        numbers = (id(t.latest_loss), t.state, None if moment is None else moment.step)
+        new_log_only = self._shown_numbers is not None and numbers[1:] == self._shown_numbers[1:]
+        if numbers == self._shown_numbers or (new_log_only and not force and self._history_waits()):
+            self.instance_list.select(self.selected)  # the numbers wait for their turn
+            return
+        self._shown_numbers = numbers
+        self.instance_list.show_instances(
+            self._feature_probability,
+            t.latest_loss if moment is None else moment.loss,
+            t.latest_frobenius_sq if moment is None else moment.frobenius_sq,
+            t.config.d_hidden,
+            self.selected,
+        )
+
+    def _history_waits(self) -> bool:
+        """True while the run trains and the history views were drawn less than
+        HISTORY_SECONDS ago: a new log waits for the next turn."""
+        return self._waits(self._history_drawn_at, HISTORY_SECONDS)
+
+    def _waits(self, since: float, seconds: float) -> bool:
+        return self.run.state == "training" and time.monotonic() - since < seconds
 
     def show_session_mark(self, first: str, second: str) -> None:
         """The two lines right of the status: the session's save state ("saved 12 s ago",
@@ -186,22 +216,33 @@ class DashboardScreen(Screen):
             self.session_mark.update(text, layout=False)
 
     def refresh_charts(self, force: bool = False) -> None:
-        """The refresh tick: status line, and the charts if the history changed (or `force`)."""
+        """The refresh tick: status line, the charts if the history changed (or `force`), and
+        a search for jumps if there are new D_i records."""
         self.refresh_status()
         if not self.is_current or self.has_class("-too-small"):
             return  # hidden charts cost nothing; they catch up when shown again
         version = self.run.history.version
-        if version != self._drawn_version:
+        new = version != self._drawn_version and (force or not self._history_waits())
+        if new:
             self._drawn_version = version
+            self._history_drawn_at = time.monotonic()
             self._metrics = self.run.history.metrics_arrays()
             latest = self.run.history.latest_dims()
             self._dims = latest[1] if latest is not None else None
-            if latest is not None and latest[0] != self._dims_step:
-                self._dims_step = latest[0]
-                self._find_jumps(self.run)
-        elif not force:
+        self._look_for_jumps()
+        if new or force:
+            self._draw_charts()
+
+    def _look_for_jumps(self) -> None:
+        """Search the D_i history for jumps when it has a record not searched yet (at most every
+        JUMPS_SECONDS while training, so the last records of a run are searched once it ends)."""
+        latest = self.run.history.latest_dims()
+        if latest is None or latest[0] == self._dims_step:
             return
-        self._draw_charts()
+        if self._waits(self._jumps_sought_at, JUMPS_SECONDS):
+            return
+        self._dims_step, self._jumps_sought_at = latest[0], time.monotonic()
+        self._find_jumps(self.run)
 
     @work(thread=True, exclusive=True, group="jumps", exit_on_error=False)
     def _find_jumps(self, run: Run) -> None:
@@ -306,6 +347,7 @@ class DashboardScreen(Screen):
         self.seeds = group
         self.seed_status.set_class(group is not None, "-shown")
         self.instance_list.show_seeds(group)
+        self._shown_numbers = None  # the seed columns join the rows when the numbers are drawn
 
     def _same_group(self, run: Run) -> SeedGroup | None:
         """The group shown, seen from `run` if it is another of its seeds, so stepping
