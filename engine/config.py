@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from engine.presets import PRESET_ABOUT, preset_fields, unknown_preset
+
 Spec = float | int | list | dict
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -283,74 +285,16 @@ def _check_fits_in_memory(cfg: RunConfig) -> None:
         )
 
 
-PRESETS: dict[str, RunConfig] = {}
-PRESET_ABOUT: dict[str, str] = {}  # one line per preset, for listings
-
-
-def _preset(cfg: RunConfig, about: str) -> None:
-    PRESETS[cfg.name] = cfg
-    PRESET_ABOUT[cfg.name] = about
-
-
-_preset(RunConfig(), "the classic feature-geometry run (ARENA)")
-_preset(
-    RunConfig(
-        name="pentagon",
-        n_features=5,
-        d_hidden=2,
-        n_inst=8,
-        importance={"kind": "geometric", "ratio": 0.9},
-        feature_probability={"kind": "log", "base": 50.0},
-    ),
-    "5 features in 2 dims: the curriculum's first picture",
-)
-_preset(
-    RunConfig(name="paper-uniform", n_features=400, d_hidden=30),
-    "the paper's figure: 400 features in 30 dims",
-)
-_preset(
-    RunConfig(
-        name="sparsity-sweep",
-        n_features=100,
-        d_hidden=20,
-        n_inst=10,
-        importance={"kind": "log", "base": 100.0},
-        feature_probability={"kind": "log", "base": 20.0},
-    ),
-    "importance and sparsity varied together",
-)
-_preset(
-    RunConfig(
-        name="correlated",
-        n_features=4,
-        d_hidden=2,
-        n_inst=5,
-        data="correlated",
-        feature_probability={"kind": "log", "base": 400.0, "start": 0.5, "end": 1.0},
-    ),
-    "2 correlated pairs in 2 dims: they prefer orthogonality",
-)
-_preset(
-    RunConfig(
-        name="anticorrelated",
-        n_features=4,
-        d_hidden=2,
-        n_inst=5,
-        data="anticorrelated",
-        feature_probability={"kind": "log", "base": 10.0, "start": 0.5, "end": 1.0},
-    ),
-    "2 anticorrelated pairs in 2 dims: they go antipodal",
-)
+# Built from engine.presets (plain data, torch-free): name -> RunConfig.
+PRESETS: dict[str, RunConfig] = {name: RunConfig(**preset_fields(name)) for name in PRESET_ABOUT}
 
 
 def preset(name: str) -> RunConfig:
     """The preset called `name`, or a ConfigError listing the known ones."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"preset: {name!r} is not known; choose one of {', '.join(PRESETS)}"
-        ) from None
+    problem = unknown_preset(name)
+    if problem is not None:
+        raise ConfigError(problem)
+    return PRESETS[name]
 
 
 def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:

@@ -49,6 +49,18 @@ def test_engine_imports_without_textual() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_the_app_refuses_an_unknown_preset_before_it_loads_torch() -> None:
+    """A typo in --preset is told at once, not after the seconds torch takes to load."""
+    code = (
+        "import sys\nfrom toygeom_tui import cli\n"
+        "print(cli.main(['--preset', 'nope']), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "False"]
+    assert out.stderr.startswith("toygeom-tui: preset: 'nope' is not known; choose one of ")
+    assert "feature-geometry" in out.stderr and "pentagon" in out.stderr
+
+
 def test_help_does_not_import_torch() -> None:
     code = "import sys; from toygeom_tui.cli import build_parser; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -114,7 +114,8 @@ def test_the_start_screen_paints_before_torch_is_loaded(terminal: Terminal) -> N
 
 
 def test_bad_input_ends_the_start_screen_with_one_line(tmp_path: Path) -> None:
-    term = open_terminal(tmp_path, "--preset", "nope")
+    # Steps are checked with the rest of the config, which needs torch: after the start screen.
+    term = open_terminal(tmp_path, "--preset", "pentagon", "--steps", "-5")
     try:
         screen = term.wait_for("APP-EXITED", timeout=60)
     finally:
@@ -122,5 +123,5 @@ def test_bad_input_ends_the_start_screen_with_one_line(tmp_path: Path) -> None:
     printed, exited = screen.split("APP-EXITED")
     assert exited.split()[0] == "2", screen
     # All the app left on the terminal is the error (wrapped at 120 columns, so rejoined).
-    assert printed.strip().replace("\n", "").startswith("toygeom-tui: preset: 'nope' is not known")
+    assert printed.strip().replace("\n", "").startswith("toygeom-tui: steps: -5 is out of range")
     assert printed.count("toygeom-tui:") == 1 and "Traceback" not in screen

@@ -639,7 +639,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
 # The app paints its start screen before these make their run (toygeom_tui.app.Opening): each
 # `make` runs on a worker and is the first to import torch.
 def cmd_app(args: argparse.Namespace) -> int:
+    from engine.presets import unknown_preset
     from toygeom_tui.app import Opened, Opening, run_app
+
+    if args.preset and (problem := unknown_preset(args.preset)):
+        raise UserError(problem)  # at once: the rest of a config's checks need torch
 
     def make(stage: Any) -> Opened:
         config = _config_from(args)
