@@ -7,6 +7,7 @@ engine.session.save_session; the broken ones are real sessions damaged the way f
 from __future__ import annotations
 
 import html
+import json
 import os
 import pickle
 import re
@@ -19,7 +20,8 @@ from textual.app import App
 from textual.widgets import Input
 
 from engine.config import RunConfig
-from engine.session import RECORD_FILE, WEIGHTS_FILE, save_session
+from engine.session import RECORD_FILE, WEIGHTS_FILE, load_saved, save_session
+from engine.snapshot_files import file_name
 from engine.trainer import Trainer
 from toygeom_tui.screens.compare import CompareScreen
 from toygeom_tui.screens.sessions import (
@@ -362,6 +364,27 @@ async def test_compare_survives_a_broken_session(sessions: Path) -> None:
         assert "pickled" in text and "not a safetensors" in text
         assert "50/50" in text and "alpha n=" in text
         assert any("not a safetensors file" in m for m in app.messages)
+
+
+async def test_compare_tells_what_loading_a_session_left_out(sessions: Path) -> None:
+    record = json.loads((sessions / "alpha" / RECORD_FILE).read_text())
+    step, digest = record["snapshots"]["files"][1]
+    (sessions / "alpha" / file_name(step, digest)).write_bytes(b"not a snapshot")
+    app = Host(sessions)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await cursor_to(app, pilot, "beta")
+        await pilot.press("space")
+        await cursor_to(app, pilot, "alpha")
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CompareScreen)
+        text = screen_text(app)
+        assert "50/50" in text and "60/60" in text  # alpha still compared
+        note = load_saved(sessions / "alpha").note
+        assert note is not None and file_name(step, digest) in note
+        assert f"{step:012d}-{digest}" in text  # under the table: the damaged file, named
+        assert note in app.messages
 
 
 async def test_browser_fits_80x24_and_says_when_there_is_nothing(tmp_path: Path) -> None:

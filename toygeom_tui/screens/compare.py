@@ -1,7 +1,8 @@
 """Two sessions side by side: a table of what they are, their D* curves and D_i distributions.
 
 Both load in a thread; one that fails shows its one-line error in the table, the other is
-still drawn.
+still drawn. What loading left out of one that loads (a damaged snapshot file) is told under
+the table, as opening the session would tell it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ComparedSession:
     final_loss: float | None = None
     dims_star: DimsStarSeries | None = None
     dims_spread: DimsSpreadSeries | None = None
+    note: str | None = None  # what loading found and left out, if anything (SavedSession.note)
 
 
 def load_compared(path: Path) -> ComparedSession:
@@ -71,6 +73,7 @@ def load_compared(path: Path) -> ComparedSession:
         final_loss=final,
         dims_star=DimsStarSeries(path.name, inverse_p, dims_per_feature(W).double().numpy()),
         dims_spread=DimsSpreadSeries(path.name, dimensionality(W)[represented].double().numpy()),
+        note=saved.note,
     )
 
 
@@ -116,6 +119,8 @@ class CompareScreen(Screen):
         for session in sessions:
             if session.error is not None:
                 self.notify(session.error, title="Cannot compare", severity="error")
+            elif session.note is not None:
+                self.notify(session.note, title=session.path.name, severity="warning")
 
     def _table(self) -> Group:
         """The two sessions, one row each; a session that failed gets a line saying why."""
@@ -143,6 +148,8 @@ class CompareScreen(Screen):
                     loss,
                     f"{config.n_features}/{config.d_hidden}/{config.n_inst}",
                 )
+                if session.note is not None:
+                    problems.append(Text.assemble(key, " ", (session.note, "dim")))
         return Group(table, *problems)
 
     def action_back(self) -> None:
