@@ -136,6 +136,17 @@ async def cursor_to(app: App, pilot, name: str) -> None:
     await pilot.press("g", *["j"] * names(app).index(name))
 
 
+async def compare(app: App, pilot, first: str, second: str) -> None:
+    """Mark session `first`, open the compare screen from `second`, and let both load."""
+    await settle(app, pilot)
+    await cursor_to(app, pilot, first)
+    await pilot.press("space")
+    await cursor_to(app, pilot, second)
+    await pilot.press("c")
+    await settle(app, pilot)
+    assert isinstance(app.screen, CompareScreen)
+
+
 # -- pure helpers -------------------------------------------------------------------------------
 def test_relative_time_reads_like_a_person() -> None:
     now = 1_700_000_000.0
@@ -353,13 +364,7 @@ async def test_compare_survives_a_broken_session(sessions: Path) -> None:
     break_sessions(sessions)
     app = Host(sessions)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await cursor_to(app, pilot, "pickled")
-        await pilot.press("space")
-        await cursor_to(app, pilot, "alpha")
-        await pilot.press("c")
-        await settle(app, pilot)
-        assert isinstance(app.screen, CompareScreen)
+        await compare(app, pilot, "pickled", "alpha")
         text = screen_text(app)
         assert "pickled" in text and "not a safetensors" in text
         assert "50/50" in text and "alpha n=" in text
@@ -372,13 +377,7 @@ async def test_compare_tells_what_loading_a_session_left_out(sessions: Path) -> 
     (sessions / "alpha" / file_name(step, digest)).write_bytes(b"not a snapshot")
     app = Host(sessions)
     async with app.run_test(size=(120, 30)) as pilot:
-        await settle(app, pilot)
-        await cursor_to(app, pilot, "beta")
-        await pilot.press("space")
-        await cursor_to(app, pilot, "alpha")
-        await pilot.press("c")
-        await settle(app, pilot)
-        assert isinstance(app.screen, CompareScreen)
+        await compare(app, pilot, "beta", "alpha")
         text = screen_text(app)
         assert "50/50" in text and "60/60" in text  # alpha still compared
         note = load_saved(sessions / "alpha").note
