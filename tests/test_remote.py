@@ -117,18 +117,19 @@ def test_socket_is_private_and_ps_lists_the_run(served, capsys):
     assert table[1].split()[:2] == [str(directory), str(pid)]
 
 
-def test_ps_imports_no_torch(served):
-    """`ps` answers from the sockets alone; torch costs ~2 s to import, so it must not."""
+def test_ps_imports_no_torch_nor_numpy(served):
+    """`ps` answers from the sockets alone; torch costs ~2 s to import and numpy ~0.1 s."""
     directory, pid = served
     script = (
         "import sys\nfrom toygeom_tui.cli import main\n"
         "code = main(['ps', sys.argv[1], '--json'])\n"
-        "print('torch' in sys.modules, file=sys.stderr)\nsys.exit(code)\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)\n"
+        "sys.exit(code)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(directory.parent)], capture_output=True, text=True
     )
-    assert done.returncode == 0 and done.stderr.strip() == "False", done.stderr
+    assert done.returncode == 0 and done.stderr.split() == ["False", "False"], done.stderr
     assert [r["pid"] for r in json.loads(done.stdout)] == [pid]
 
 

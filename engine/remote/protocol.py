@@ -30,15 +30,16 @@ import base64
 import json
 import math
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 VERSION = 2  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter)
 CLIENT_LINE_LIMIT = 4096  # a control is a few dozen bytes
 SERVER_LINE_LIMIT = 256 << 20  # a history of a large model; the client trusts only its own server
 OPS = ("pause", "resume", "step", "stop", "save", "extend")
-_DTYPES = {"f4": np.dtype("<f4"), "i8": np.dtype("<i8")}
+_DTYPES = {"f4": "<f4", "i8": "<i8"}  # numpy dtypes, named: numpy is imported where arrays are
 _MAX_INT = 1 << 53  # every integer a JSON number holds exactly
 
 
@@ -169,6 +170,8 @@ def validate(message: Any, allowed: tuple[str, ...]) -> None:
 
 def pack(array: np.ndarray) -> dict[str, Any]:
     """An int64 or float32 array as a protocol array."""
+    import numpy as np
+
     kind = "i8" if np.issubdtype(array.dtype, np.integer) else "f4"
     data = np.ascontiguousarray(array, dtype=_DTYPES[kind])
     return {"dtype": kind, "shape": list(data.shape), "data": base64.b64encode(data).decode()}
@@ -176,7 +179,9 @@ def pack(array: np.ndarray) -> dict[str, Any]:
 
 def unpack(field: dict[str, Any]) -> np.ndarray:
     """The array a protocol array holds; ProtocolError if its data does not fit its shape."""
-    dtype = _DTYPES[field["dtype"]]
+    import numpy as np
+
+    dtype = np.dtype(_DTYPES[field["dtype"]])
     try:
         raw = base64.b64decode(field["data"], validate=True)
     except ValueError:
@@ -191,6 +196,8 @@ def floats(values: np.ndarray | None) -> list[float | None]:
     """A float vector as JSON numbers, non-finite as null."""
     if values is None:
         return []
+    import numpy as np
+
     return [v if math.isfinite(v) else None for v in np.asarray(values, np.float64).tolist()]
 
 
