@@ -24,7 +24,9 @@ class Autosaver:
 
     After each save `on_saved(running)` is called, and errors go to `on_error`, both from the
     thread that wrote (without `on_error`, an error is raised by the next call, `save` or
-    `wait`). `save()` saves now, after any write under way, and returns once it is written.
+    `wait`). `save()` saves now, after any write under way, and returns once it is written;
+    `finish()` is the last save of a process, unmarked, and any save asked for after it (a
+    viewer's, from the run's server thread) is unmarked too.
     """
 
     def __init__(
@@ -41,6 +43,10 @@ class Autosaver:
         self.last = time.monotonic()
         self._writer: threading.Thread | None = None
         self._failed: Exception | None = None  # from a write on the writer thread, to re-raise
+        # save() and finish() take turns, so a save that comes after the last one cannot mark
+        # the session running again (the record would say so after the process has gone).
+        self._saving = threading.Lock()
+        self._finished = False
 
     def __call__(self, trainer: Any) -> None:
         self._raise_failed()
@@ -59,10 +65,17 @@ class Autosaver:
 
     def save(self, trainer: Any, *, running: bool) -> None:
         """Save now, on this thread, once any write under way is done (its callbacks too)."""
-        self.wait()
-        image = capture(trainer, running=running)
-        self.last = time.monotonic()
-        self._write(image)
+        with self._saving:
+            self.wait()
+            image = capture(trainer, running=running and not self._finished)
+            self.last = time.monotonic()
+            self._write(image)
+
+    def finish(self, trainer: Any) -> None:
+        """The process's last save: unmarked, as is every save after it."""
+        with self._saving:
+            self._finished = True
+        self.save(trainer, running=False)
 
     def wait(self) -> None:
         """Return once the write under way, if any, is done; raise what it failed with if

@@ -26,6 +26,7 @@ from engine.session import (
     load_saved,
     load_session,
     mark_stopped,
+    read_record,
     save_session,
     session_info,
     write_session,
@@ -438,6 +439,22 @@ def test_autosaver_saves_every_interval_and_reports_each_save(tmp_path, small_co
     failing = Autosaver(tmp_path / "file" / "auto", interval=0, on_error=errors.append)
     failing.save(trainer, running=True)
     assert len(errors) == 1 and "cannot save" in str(errors[0])
+
+
+def test_a_save_after_the_last_one_does_not_mark_the_session_running(
+    tmp_path, small_config
+) -> None:
+    """`train` ends with finish(); a viewer's save that its server thread runs later (it asks
+    running=True) must not leave a record that says running once the process has gone."""
+    trainer = Trainer(small_config, compiled=False)
+    trainer.run(until=20)
+    autosaver = Autosaver(tmp_path / "run", interval=0)
+    autosaver.save(trainer, running=True)
+    assert session_info(tmp_path / "run").running
+    autosaver.finish(trainer)
+    autosaver.save(trainer, running=True)  # the viewer's, late
+    assert not session_info(tmp_path / "run").running
+    assert read_record(tmp_path / "run")["writer"]["running"] is False
 
 
 @pytest.fixture

@@ -268,7 +268,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     state = trainer.run()
     elapsed = time.perf_counter() - t0
     progress.finish()
-    autosaver.save(trainer, running=False)
+    autosaver.finish(trainer)  # a viewer's save that comes later cannot say running any more
     server.close()
     lock.release()
     done = trainer.step - start_step
