@@ -9,10 +9,12 @@ here first (`safetensors_header`), so a foreign, truncated or huge file fails wi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -59,22 +61,36 @@ def read_regular(path: Path, limit: int) -> bytes:
 
 def safetensors_header(path: Path, limit: int) -> dict:
     """The parsed JSON header of the safetensors file `path` (a regular file of at most `limit`
-    bytes), after checking that its declared tensors end exactly where the file does."""
-    not_ours = UnsafeFile(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
+    bytes), after checking that its declared tensors end exactly where the file does. Reads
+    the header alone: for a file whose metadata is all that is wanted."""
     with open_regular(path, limit) as f:
         try:
-            size = os.fstat(f.fileno()).st_size
-            prefix = f.read(8)
-            if len(prefix) < 8:
-                raise UnsafeFile(f"{path}: truncated ({size} bytes); not a safetensors file")
-            (n,) = struct.unpack("<Q", prefix)
-            if n > min(size - 8, MAX_HEADER_BYTES):
-                raise not_ours
-            header = json.loads(f.read(n).decode("utf-8"))
+            return _checked_header(path, os.fstat(f.fileno()).st_size, f.read)
         except OSError as err:
             raise UnsafeFile(f"{path}: cannot read ({err.strerror or err})") from None
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            raise not_ours from None
+
+
+def read_safetensors(path: Path, limit: int) -> tuple[dict, bytes]:
+    """The header (checked as `safetensors_header` checks it) and the bytes of the safetensors
+    file `path`, from one read: the check holds for the very bytes loaded, however the file
+    changes meanwhile."""
+    data = read_regular(path, limit)
+    return _checked_header(path, len(data), io.BytesIO(data).read), data
+
+
+def _checked_header(path: Path, size: int, read: Callable[[int], bytes]) -> dict:
+    """The header of a safetensors file of `size` bytes whose start `read` gives."""
+    not_ours = UnsafeFile(f"{path}: not a safetensors file (corrupt, truncated or foreign)")
+    prefix = read(8)
+    if len(prefix) < 8:
+        raise UnsafeFile(f"{path}: truncated ({size} bytes); not a safetensors file")
+    (n,) = struct.unpack("<Q", prefix)
+    if n > min(size - 8, MAX_HEADER_BYTES):
+        raise not_ours
+    try:
+        header = json.loads(read(n).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise not_ours from None
     if not isinstance(header, dict):
         raise not_ours
     offsets = [

@@ -55,7 +55,7 @@ from engine.config import ConfigError, RunConfig
 from engine.history import History, Snapshots
 from engine.paths import SESSIONS_ROOT
 from engine.remote.lock import SessionBusy, hold, holder, let_go
-from engine.safe_read import UnsafeFile, read_regular, safetensors_header
+from engine.safe_read import UnsafeFile, read_regular, read_safetensors, safetensors_header
 from engine.snapshot_files import DIGEST, read_listed, remove_unlisted, write_missing
 
 FORMAT = "toygeom-session"
@@ -376,9 +376,9 @@ def load_tensors(directory: str | Path, config: RunConfig) -> dict[str, torch.Te
     path = Path(directory) / WEIGHTS_FILE
     if not path.exists():
         raise SessionError(f"{path}: missing; the session has no weights")
-    _safetensors_header(path)
     try:
-        tensors = load(read_regular(path, _MAX_WEIGHTS_BYTES))
+        _, data = read_safetensors(path, _MAX_WEIGHTS_BYTES)
+        tensors = load(data)
     except UnsafeFile as err:
         raise SessionError(str(err)) from None
     except (SafetensorError, ValueError, RuntimeError) as err:

@@ -24,7 +24,7 @@ import torch
 
 from engine.atomic import write_bytes_atomic
 from engine.history import weights_digest
-from engine.safe_read import MAX_HEADER_BYTES, UnsafeFile, read_regular, safetensors_header
+from engine.safe_read import MAX_HEADER_BYTES, UnsafeFile, read_safetensors
 
 FOLDER = "snapshots"
 DIGEST = re.compile(r"[0-9a-f]{16}")
@@ -112,9 +112,9 @@ def _read_one(path: Path, limit: int, shape: tuple[int, ...], digest: str) -> to
 
     if not os.path.lexists(path):
         raise UnsafeFile(f"{path}: missing")
-    safetensors_header(path, limit)
+    _, data = read_safetensors(path, limit)
     try:
-        tensors = load(read_regular(path, limit))
+        tensors = load(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise UnsafeFile(f"{path}: not a valid safetensors file ({err})") from None
     W = tensors.get("W")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import Trainer, preset
-from engine.safe_read import UnsafeFile, read_regular
+from engine.safe_read import UnsafeFile, read_regular, read_safetensors, safetensors_header
 from engine.session import (
     RECORD_FILE,
     SessionError,
@@ -206,6 +206,23 @@ def test_read_regular_reads_a_regular_file_within_its_limit(tmp_path):
         read_regular(tmp_path / "missing", 4)
     with pytest.raises(UnsafeFile, match="not a regular file"):
         read_regular(tmp_path, 4)
+
+
+def test_read_safetensors_checks_the_header_of_the_bytes_it_returns(tmp_path):
+    import torch
+    from safetensors.torch import save
+
+    path = tmp_path / "t.safetensors"
+    blob = save({"W": torch.ones(2, 3)}, metadata={"session": "{}"})
+    path.write_bytes(blob)
+    header, data = read_safetensors(path, len(blob))
+    assert data == blob and header == safetensors_header(path, len(blob))
+    assert header["W"]["shape"] == [2, 3] and header["__metadata__"] == {"session": "{}"}
+    for damaged, words in ((blob[:-4], "truncated or corrupt"), (blob[:5], "truncated"),
+                           (b"\xff" * 8 + blob[8:], "not a safetensors file")):  # fmt: skip
+        path.write_bytes(damaged)
+        with pytest.raises(UnsafeFile, match=words):
+            read_safetensors(path, len(blob))
 
 
 @pytest.mark.timeout(60)
