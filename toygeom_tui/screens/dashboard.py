@@ -50,8 +50,9 @@ MIN_SIZE = (60, 18)
 REFRESH_HZ = 4.0
 # The history views (charts, the instance list's numbers) redraw at most this often while the run
 # trains: at the default's ~100 steps/s a chart gains a dot column about once a second, and
-# drawing them on every tick cost the run ~4% of its steps/s (`python -m
-# toygeom_tui.bench.app_cost`). A new moment, state or selection is drawn at once.
+# drawing them on every tick showed little more for twice the event loop's share of a core
+# (9.8% against 6.0%, with the jumps' pace below; thread CPU time over 12 s). A new
+# moment, state or selection is drawn at once.
 HISTORY_SECONDS = 0.5
 # Jumps are looked for again at most this often while the run trains (a search over the whole
 # D_i history takes ~10–40 ms of a core, on a thread beside training), and at once otherwise.
@@ -178,8 +179,10 @@ class DashboardScreen(Screen):
         if not self.instance_list.display:
             return
         numbers = (id(t.latest_loss), t.state, None if moment is None else moment.step)
-        new_log_only = self._shown_numbers is not None and numbers[1:] == self._shown_numbers[1:]
-        if numbers == self._shown_numbers or (new_log_only and not force and self._history_waits()):
+        only_a_new_log = self._shown_numbers is not None and numbers[1:] == self._shown_numbers[1:]
+        if numbers == self._shown_numbers or (
+            only_a_new_log and not force and self._history_waits()
+        ):
             self.instance_list.select(self.selected)  # the numbers wait for their turn
             return
         self._shown_numbers = numbers
