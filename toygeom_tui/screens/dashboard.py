@@ -50,7 +50,7 @@ MIN_SIZE = (60, 18)
 REFRESH_HZ = 4.0
 # The history views (charts, the instance list's numbers) redraw at most this often while the run
 # trains: at the default's ~100 steps/s a chart gains a dot column about once a second, and
-# drawing them on every tick showed little more for twice the event loop's share of a core
+# drawing them on every tick showed little more for 1.6× the event loop's share of a core
 # (9.8% against 6.0%, with the jumps' pace below; thread CPU time over 12 s). A new
 # moment, state or selection is drawn at once.
 HISTORY_SECONDS = 0.5
