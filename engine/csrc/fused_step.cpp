@@ -397,6 +397,7 @@ void transpose_W(Scratch& k, const Shape& s) {
 
 // h = W x for a tile (nt × H): over the nonzeros (sparse) or every feature.
 void h_tile(Scratch& k, const Shape& s, int nt, bool sparse) {
+    static_assert(SPARSE_HV == 4, "the switch below takes 1..SPARSE_HV hidden vectors");
     if (sparse) {
         switch (s.Hp / L) {
             case 1: return sparse_h_tile<1>(k, s, nt);
