@@ -168,9 +168,9 @@ def _sudden(
     """
     if row.size == 0:
         return np.zeros(0, dtype=bool)
-    changes = np.abs(np.diff(series[row], axis=1))  # (candidates, m − 1)
+    D = series[row]  # (candidates, m)
+    changes = np.abs(np.diff(D, axis=1))
     wobble = np.maximum(_window_median(changes, a0, a1), _window_median(changes, b0, b1))
-    D = series[row]
     index = np.arange(len(row))
     move = np.abs(D[index, b0] - D[index, a1]) / (b0 - a1)
     return move >= SUDDENNESS * wobble
