@@ -123,7 +123,8 @@ class CompareScreen(Screen):
                 self.notify(session.note, title=session.path.name, severity="warning")
 
     def _table(self) -> Group:
-        """The two sessions, one row each; a session that failed gets a line saying why."""
+        """The two sessions, one row each; a session that failed gets a line saying why, and
+        one that loaded with something left out a line saying what."""
         problems = []
         table = Table(box=None, padding=(0, 1), expand=True)
         for header in ("", "name", "config", "steps", "final loss", "feats/hid/inst"):
