@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from engine.config import RunConfig
-from toygeom_tui.bench import engine_rate, memory, report, save_cost, train_rate
+from toygeom_tui.bench import engine_rate, loop_cpu, memory, report, save_cost, train_rate
 from toygeom_tui.cli import main
 
 
@@ -46,6 +46,19 @@ def test_save_cost_measures_each_phase_on_disk(tmp_path) -> None:
     assert r["none"]["rate"] > 0 and r["none"]["saves"] == 0 and r["autosave"]["rate"] > 0
     often = save_cost.loop(300, 0.5, 0.05, tmp_path)
     assert often["saves"] > 0 and 0 < often["held_ms"] <= often["held_max_ms"]
+
+
+async def test_loop_cpu_reads_the_event_loops_cpu_and_a_jump_search(
+    small_config: RunConfig,
+) -> None:
+    from engine.trainer import Trainer
+
+    trainer = Trainer(small_config.replace(steps=10**6), compiled=False, dims_every=10)
+    trainer.run(until=100)
+    assert loop_cpu.jumps_cpu(trainer, calls=2) > 0
+    watching, per_press = await loop_cpu.app_cpu(trainer, seconds=0.5, presses=3)
+    assert 0 < watching <= 1 and per_press > 0
+    assert trainer.state in ("paused", "stopped")  # it paused the run for the presses
 
 
 def test_table_marks_each_target() -> None:

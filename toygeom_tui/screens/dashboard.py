@@ -50,9 +50,9 @@ MIN_SIZE = (60, 18)
 REFRESH_HZ = 4.0
 # The history views (charts, the instance list's numbers) redraw at most this often while the run
 # trains: at the default's ~100 steps/s a chart gains a dot column about once a second, and
-# drawing them on every tick showed little more for 1.6× the event loop's share of a core
-# (9.8% against 6.0%, with the jumps' pace below; thread CPU time over 12 s). A new
-# moment, state or selection is drawn at once.
+# drawing them on every tick showed little more for 1.9× the event loop's share of a core
+# (9.9% against 5.2% with the jumps' pace below: `python -m toygeom_tui.bench.loop_cpu` here
+# and at 6e84adc). A new moment, state or selection is drawn at once.
 HISTORY_SECONDS = 0.5
 # Jumps are looked for again at most this often while the run trains (a search over the whole
 # D_i history takes ~10–40 ms of a core, on a thread beside training), and at once otherwise.
