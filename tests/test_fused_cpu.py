@@ -147,6 +147,34 @@ def test_both_vector_widths_train_as_the_eager_step_whatever_the_threads(
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
 
 
+def _division_probabilities() -> list[float]:
+    """The default run's p, p whose reciprocals round worst (mantissas of all ones), powers of
+    two, 1, the smallest normal and a subnormal, and 24 drawn log-uniformly from 1e-7 to 1."""
+    default = (20.0 ** -torch.linspace(0, 1, 20)).tolist()
+    all_ones = [(2 - 2**-23) * 2.0**-k for k in range(1, 25)]
+    powers = [2.0**-k for k in range(0, 25, 3)]
+    edges = [float(torch.finfo(torch.float32).tiny), 1e-40, 0.75, 1 / 3]
+    drawn = torch.exp(
+        torch.empty(24).uniform_(-16.1, 0, generator=torch.Generator().manual_seed(7))
+    )
+    return default + all_ones + powers + edges + drawn.tolist()
+
+
+def test_the_batchs_division_by_p_is_torchs_for_every_uniform(lanes_kernel: ctypes.CDLL) -> None:
+    """The wide layout computes u/p with FMAs, not a division: over all 2^24 uniforms the kernel
+    draws, for p where rounding is hardest and many more, the result is torch's, bit for bit."""
+    u = torch.arange(2**24, dtype=torch.float32) * 2.0**-24
+    x = torch.empty_like(u)
+    sparse = lanes_kernel.toygeom_sparse_uniform
+    sparse.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
+    for p in _division_probabilities():
+        p32 = torch.tensor(p, dtype=torch.float32)
+        sparse(u.data_ptr(), u.numel(), float(p32), x.data_ptr())
+        expected = torch.where(u < p32, u / p32, torch.zeros(()))
+        wrong = (x != expected).nonzero()
+        assert wrong.numel() == 0, f"p = {float(p32)!r}: u = {u[wrong[0]].item()!r} differs"
+
+
 def test_the_kernel_draws_only_the_batches_it_can_draw_bit_for_bit() -> None:
     W, b_final, p, importance = _setup(2, 2, 4)
     with pytest.raises(ValueError, match="pass others as x"):

@@ -154,27 +154,75 @@ constexpr int ROWS = TN > T ? TN : T;
 constexpr int PRESENCE = 0, MAGNITUDE = 1, CHOICE = 2;
 enum Data { UNIFORM = 0, CORRELATED = 1, ANTICORRELATED = 2, GIVEN = 3 };
 
-// u[i] = the uniform of element e + i (engine.rng.uniforms), for i < n. Eight at a time from
-// four hashes, whose two 32-bit halves are, in memory order, the uniforms of elements 2c and
-// 2c + 1, so one shift takes each one's 24 bits; the hash's input ⌊e/2⌋·γ + key advances by a
-// constant (one 64-bit product fewer a hash, which AVX2 builds from three 32-bit ones).
+// u[i] = the uniform of element e + i (engine.rng.uniforms), for i < n. 2·QL at a time from QL
+// hashes (8 on AVX-512, whose vpmullq multiplies 8 64-bit lanes; else 4, one AVX2 register),
+// whose two 32-bit halves are, in memory order, the uniforms of elements 2c and 2c + 1, so one
+// shift takes each one's 24 bits; the hash's input ⌊e/2⌋·γ + key advances by a constant (one
+// 64-bit product fewer a hash, which AVX2 builds from three 32-bit ones).
 void draw_uniforms(float* u, uint64_t e, int n, uint64_t key) {
-    typedef uint64_t vq __attribute__((vector_size(32)));  // 4 lanes: one AVX2 register
-    typedef uint32_t v8u __attribute__((vector_size(32)));
-    typedef int32_t v8i __attribute__((vector_size(32)));
-    typedef float v8f __attribute__((vector_size(32)));
+#ifdef __AVX512DQ__
+    constexpr int QL = 8;
+#else
+    constexpr int QL = 4;
+#endif
+    typedef uint64_t vq __attribute__((vector_size(8 * QL)));
+    typedef uint32_t vu __attribute__((vector_size(8 * QL)));
+    typedef int32_t vs __attribute__((vector_size(8 * QL)));
+    typedef float vu_f __attribute__((vector_size(8 * QL)));
     const uint64_t gamma = 0x9E3779B97F4A7C15ull;
     int i = 0;
     if (n > 0 && e & 1) u[i++] = uniform1(e, key);  // an odd first element: its pair's high half
-    const vq lane = {0, 1, 2, 3};
+    vq lane;
+    for (int l = 0; l < QL; l++) lane[l] = l;
     vq z = (lane + (e + i) / 2) * gamma + key;
-    for (; i + 8 <= n; i += 8) {
+    for (; i + 2 * QL <= n; i += 2 * QL) {
         const vq m = mix64(z);
-        z += 4 * gamma;
-        const v8f v = __builtin_convertvector((v8i)((v8u)m >> 8), v8f) * 0x1p-24f;
+        z += QL * gamma;
+        const vu_f v = __builtin_convertvector((vs)((vu)m >> 8), vu_f) * 0x1p-24f;
         std::memcpy(u + i, &v, sizeof v);
     }
     for (; i < n; i++) u[i] = uniform1(e + i, key);
+}
+
+// a·b + c rounded once, lane by lane: the exact residual that `sparse_uniform` needs (a plain
+// expression is fused or not at the compiler's choice).
+#ifdef __FMA__
+inline vf fma_exact(vf a, vf b, vf c) {
+#if TOYGEOM_LANES == 16 && defined(__AVX512F__)
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#else
+    vf out;
+    for (int q = 0; q < L; q += 8) {
+        __m256 a8, b8, c8;
+        std::memcpy(&a8, (const float*)&a + q, 32);
+        std::memcpy(&b8, (const float*)&b + q, 32);
+        std::memcpy(&c8, (const float*)&c + q, 32);
+        const __m256 r = _mm256_fmadd_ps(a8, b8, c8);
+        std::memcpy((float*)&out + q, &r, 32);
+    }
+    return out;
+#endif
+}
+#endif
+
+// engine.data.sparse_uniform, bit for bit: u/p where u < p, else 0, given y = 1/p (rounded).
+// A division costs ~10 cycles a 16-float vector (it has one unit); the correctly rounded quotient
+// comes instead from FMAs: q0 = u·y is within ~1.5 ulp of u/p, one Newton step on the exact
+// residual u − p·q makes it faithful (within 1 ulp), and a second gives RN(u/p) (Markstein's
+// theorem: y within 2⁻²⁴ relative, q faithful, no underflow: u/p ≥ 2⁻²⁴ where u < p). Checked
+// against torch's division over all 2²⁴ uniforms for many p (tests/test_fused_cpu.py).
+// y for sparse_uniform: 0 for the padding's p = 0, and finite where p is subnormal (only u = 0 is
+// below such a p, and 0 · y must stay 0).
+inline float reciprocal(float p) { return p > 0 ? std::min(1.0f / p, 0x1.fffffep127f) : 0.0f; }
+inline vf sparse_uniform(vf u, vf p, vf y) {
+#ifdef __FMA__
+    vf q = u * y;
+    q = fma_exact(fma_exact(-q, p, u), y, q);
+    q = fma_exact(fma_exact(-q, p, u), y, q);
+#else
+    const vf q = u / p;
+#endif
+    return u < p ? q : 0;
 }
 
 }  // namespace
@@ -214,6 +262,7 @@ struct Shape {
 // One thread's buffers: one instance's padded parameters and moments, one tile's rows.
 struct Scratch {
     float *W, *b, *imp;        // H × Fp, Fp, Fp
+    float *p, *rp;             // Fp: feature probability and its reciprocal (0 in the padding)
     float* WT;                 // Fp × Hp: Wᵀ, for h = W x over each row's nonzero features
     float *mW, *vW, *mb, *vb;  // Adam's moments, padded like W and b
     float *x, *g;              // T × Fp: the wide tile's batch and G, batch-major
@@ -221,7 +270,7 @@ struct Scratch {
     int32_t* nz;               // Fp + 8: one row's nonzero features
     float *dW, *db_tile;       // H × Fp, Fp
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
-    float *flat, *u1, *u2;     // ROWS × F: drawn rows, unpadded; uniforms of the pair streams
+    float *flat, *u1, *u2;     // ROWS × F (+ L): drawn rows, unpadded; uniforms of the pair streams
     float *xT, *u1T, *u2T;     // F × TN, F/2 × TN: the narrow tile's batch and pair uniforms
     float* block;
 
@@ -244,11 +293,12 @@ struct Scratch {
     void place(const Shape& s, Take take) {
         const size_t Fp = s.Fp, H = s.H, F = s.F;
         W = take(H * Fp), b = take(Fp), imp = take(Fp), WT = take(Fp * s.Hp);
+        p = take(Fp), rp = take(Fp);
         mW = take(H * Fp), vW = take(H * Fp), mb = take(Fp), vb = take(Fp);
         x = take(T * Fp), g = take(T * Fp), h = take(T * H), gw = take(T * H);
         nz = reinterpret_cast<int32_t*>(take(Fp + 8));
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
-        flat = take(ROWS * F), u1 = take(ROWS * F), u2 = take(ROWS * F);
+        flat = take(ROWS * F + L), u1 = take(ROWS * F), u2 = take(ROWS * F);
         xT = u1T = u2T = nullptr;
         if (s.narrow) xT = take(F * TN), u1T = take(F * TN), u2T = take(F * TN);
     }
@@ -629,6 +679,18 @@ void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int
     }
 }
 
+// Rows b0 .. b0+nt−1 of a uniform batch into the wide tile k.x (nt × Fp, zero-padded): the raw
+// uniforms drawn as one run, then sparse_uniform a vector at a time, straight into the tile (a
+// row's last vector reads into the next row, or the slack past the last: the padding's p = 0
+// makes those lanes 0).
+void uniform_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int b0, int nt) {
+    draw_raw(j, k, inst, i, b0, nt);
+    for (int t = 0; t < nt; t++)
+        for (int f = 0; f < s.Fp; f += L)
+            store(k.x + t * s.Fp + f,
+                  sparse_uniform(load(k.flat + t * s.F + f), load(k.p + f), load(k.rp + f)));
+}
+
 // One step's loss (summed over batch and features) and unscaled gradients (k.dW, k.db),
 // wide layout.
 template <bool RELU>
@@ -637,10 +699,14 @@ double wide_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i, boo
     double loss = 0;
     for (int b0 = 0; b0 < s.B; b0 += T) {
         const int nt = std::min(T, s.B - b0);
-        draw_rows(j, k, inst, i, b0, nt);
-        for (int t = 0; t < nt; t++) {
-            std::memcpy(k.x + t * Fp, k.flat + t * F, F * sizeof(float));
-            std::fill(k.x + t * Fp + F, k.x + (t + 1) * Fp, 0.0f);
+        if (j.data == UNIFORM) {
+            uniform_tile(j, k, s, inst, i, b0, nt);
+        } else {
+            draw_rows(j, k, inst, i, b0, nt);
+            for (int t = 0; t < nt; t++) {
+                std::memcpy(k.x + t * Fp, k.flat + t * F, F * sizeof(float));
+                std::fill(k.x + t * Fp + F, k.x + (t + 1) * Fp, 0.0f);
+            }
         }
         h_tile(k, s, nt, sparse);  // h = W x
         std::fill(k.db_tile, k.db_tile + Fp, 0.0f);
@@ -770,6 +836,8 @@ void run_instance(const Job& j, Scratch& k, const Shape& s, int inst) {
     pad_in(k.W, j.W + w0, H);
     pad_in(k.b, j.b + b0, 1);
     pad_in(k.imp, j.importance + b0, 1);
+    pad_in(k.p, j.p + b0, 1);
+    for (int f = 0; f < Fp; f++) k.rp[f] = reciprocal(k.p[f]);
     if (stepping) {
         pad_in(k.mW, j.exp_avg_W + w0, H);
         pad_in(k.vW, j.exp_avg_sq_W + w0, H);
@@ -834,4 +902,17 @@ extern "C" int toygeom_train(const Job* job) {
     if (failed) return 1;
     if (j.lr) *j.adam_step_W += j.n_steps, *j.adam_step_b += j.n_steps;
     return 0;
+}
+
+// sparse_uniform on n uniforms u with one probability p, into x: for the tests, which check it
+// against torch's division.
+extern "C" void toygeom_sparse_uniform(const float* u, int64_t n, float p, float* x) {
+    const vf pv = splat(p), y = splat(reciprocal(p));
+    for (int64_t i = 0; i < n; i += L) {
+        const int m = int(std::min<int64_t>(L, n - i));
+        float in[L] = {}, out[L];
+        std::memcpy(in, u + i, m * sizeof(float));
+        store(out, sparse_uniform(load(in), pv, y));
+        std::memcpy(x + i, out, m * sizeof(float));
+    }
 }
