@@ -75,12 +75,11 @@ constexpr int T = 32;  // batch rows per tile: a tile's x and G rows (2 × 32 ×
 typedef float vf __attribute__((vector_size(4 * L)));
 typedef int32_t vi __attribute__((vector_size(4 * L)));
 
-inline vf load(const float* p) {
-    vf v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+// Unaligned loads and stores as float accesses: a memcpy may alias anything, so after each
+// store GCC reloaded every field of Scratch and Shape a loop used.
+typedef float vf_unaligned __attribute__((vector_size(4 * L), aligned(4)));
+inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
+inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
 // A vector loaded once for several FMAs: without this GCC folds the load into each FMA as a
 // memory operand, so the inner loops issue ~1.5 loads per FMA and wait on the load ports
 // (measured on Zen 3); an empty asm that takes and gives the register keeps it loaded once.
@@ -280,7 +279,7 @@ struct Scratch {
     float *mW, *vW, *mb, *vb;  // Adam's moments, padded like W and b
     float *x, *g;              // T × Fp: the wide tile's batch and G, batch-major
     float *h, *gw;             // T × H: h = W x and W G, batch-major
-    int32_t* nz;               // Fp + 8: one row's nonzero features
+    int32_t* nz;               // Fp + 16: one row's nonzero features
     float *dW, *db_tile;       // H × Fp, Fp
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
     float *flat, *u1, *u2;     // ROWS × F (+ L): drawn rows, unpadded; uniforms of the pair streams
@@ -309,7 +308,7 @@ struct Scratch {
         p = take(Fp), rp = take(Fp);
         mW = take(H * Fp), vW = take(H * Fp), mb = take(Fp), vb = take(Fp);
         x = take(T * Fp), g = take(T * Fp), h = take(T * H), gw = take(T * H);
-        nz = reinterpret_cast<int32_t*>(take(Fp + 8));
+        nz = reinterpret_cast<int32_t*>(take(Fp + 16));
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
         flat = take(ROWS * F + L), u1 = take(ROWS * F), u2 = take(ROWS * F);
         xT = u1T = u2T = nullptr;
@@ -400,11 +399,21 @@ struct PackTable {
 };
 const PackTable kPack;
 
-// The features of row x (Fp floats, a multiple of 8) whose value is not zero, into nz (Fp + 8
-// ints); returns their count.
+// The features of row x (Fp floats, a multiple of 8) whose value is not zero, into nz (Fp + 16
+// ints); returns their count. AVX-512 compresses 16 lanes at once (a masked load takes the last 8
+// of an 8-lane layout's row); AVX2 permutes 8 by a table.
 int nonzero_features(const float* x, int Fp, int32_t* nz) {
     int n = 0;
-#ifdef __AVX2__
+#ifdef __AVX512F__
+    __m512i f = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int q = 0; q < Fp; q += 16, f = _mm512_add_epi32(f, _mm512_set1_epi32(16))) {
+        const __mmask16 in = Fp - q >= 16 ? 0xFFFF : __mmask16((1u << (Fp - q)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(in, x + q);
+        const __mmask16 m = _mm512_mask_cmp_ps_mask(in, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        _mm512_storeu_si512(nz + n, _mm512_maskz_compress_epi32(m, f));
+        n += __builtin_popcount(unsigned(m));
+    }
+#elif defined(__AVX2__)
     __m256i f = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int q = 0; q < Fp; q += 8, f = _mm256_add_epi32(f, _mm256_set1_epi32(8))) {
         const __m256 v = _mm256_loadu_ps(x + q);
@@ -487,26 +496,35 @@ void grad_block(Scratch& k, const Shape& s, int t0, int f0, vf& loss) {
             for (int j = 0; j < NF; j++) acc[i][j] += hb * w[j];
         }
     }
-    vf block_loss = {};  // summed here, not into `loss`: that is memory, a chain of round trips
+    // Unrolled, so the sums stay in registers (a rolled loop indexing acc spilled all of them);
+    // one loss sum a row, not one for the block, whose RT·NF FMAs would wait on each other; the
+    // tile's pointers taken once.
+    const float* const imp = k.imp + f0;
+    const float* const x = k.x + t0 * s.Fp + f0;
+    float* const g = k.g + t0 * s.Fp + f0;
+    float* const db = k.db_tile + f0;
+    vf row_loss[RT];
+#pragma GCC unroll 8
+    for (int i = 0; i < RT; i++) row_loss[i] = vf{};
+#pragma GCC unroll 8
     for (int j = 0; j < NF; j++) {
-        vf imp = load(k.imp + f0 + j * L), db = load(k.db_tile + f0 + j * L);
+        const vf imp_j = load(imp + j * L);
+        vf db_j = load(db + j * L);
+#pragma GCC unroll 8
         for (int i = 0; i < RT; i++) {
-            vf pre = acc[i][j], x = load(k.x + (t0 + i) * s.Fp + f0 + j * L);
-            vf d, g;
-            if (RELU) {
-                vi on = pre > 0;
-                d = (on ? pre : 0) - x;
-                g = on ? d * imp : 0;
-            } else {
-                d = pre - x;
-                g = d * imp;
-            }
-            block_loss += d * d * imp;
-            db += g;
-            store(k.g + (t0 + i) * s.Fp + f0 + j * L, g);
+            const vf pre = acc[i][j];
+            const vf d = (RELU ? (pre > 0 ? pre : 0) : pre) - load(x + i * s.Fp + j * L);
+            const vf d_imp = d * imp_j;
+            const vf g_ij = RELU ? (pre > 0 ? d_imp : 0) : d_imp;
+            row_loss[i] += d_imp * d;
+            db_j += g_ij;
+            store(g + i * s.Fp + j * L, g_ij);
         }
-        store(k.db_tile + f0 + j * L, db);
+        store(db + j * L, db_j);
     }
+    vf block_loss = row_loss[0];  // summed here, not into `loss`: that is memory
+#pragma GCC unroll 8
+    for (int i = 1; i < RT; i++) block_loss += row_loss[i];
     loss += block_loss;
 }
 
