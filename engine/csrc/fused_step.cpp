@@ -338,9 +338,13 @@ void dot_block(const float* A, const float* W, const Shape& s, float* out, int t
     }
     float sums[(N + L - 1) / L * L];
     for (int q = 0; q < N; q += L) {  // L sums at a time, the last padded with zeros
-        vf part[L];
-        for (int l = 0; l < L; l++) part[l] = q + l < N ? acc[q + l] : vf{};
-        sum_lanes(part, sums + q);
+        if (q + L <= N) {
+            sum_lanes(acc + q, sums + q);  // a copy of acc, as below, cost a memset each call
+        } else {
+            vf part[L];
+            for (int l = 0; l < L; l++) part[l] = q + l < N ? acc[q + l] : vf{};
+            sum_lanes(part, sums + q);
+        }
     }
     for (int i = 0; i < RT; i++)
         for (int j = 0; j < RJ; j++) out[(t0 + i) * s.H + j0 + j] = sums[i * RJ + j];
@@ -583,19 +587,19 @@ void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
         for (int j = 0; j < NF; j++) store(k.dW + (h0 + i) * s.Fp + f0 + j * L, acc[i][j]);
 }
 
-template <int RH>
-void dw_rows(Scratch& k, const Shape& s, int h0, int nt) {
-    feature_blocks<BF>(s, [&](int f0, auto NF) { dw_block<RH, NF>(k, s, h0, f0, nt); });
-}
-
+// Feature blocks outermost: a block's columns of G and x (2 × 32 rows × ≤ 80 floats) stay in
+// L1 while every hidden row takes them; hidden rows outermost swept all of both (52 KB for the
+// default) from L2 once per 4 hidden rows.
 void dw_tile(Scratch& k, const Shape& s, int nt) {
-    int h0 = 0;
-    for (; h0 + BT <= s.H; h0 += BT) dw_rows<BT>(k, s, h0, nt);
-    switch (s.H - h0) {
-        case 3: dw_rows<3>(k, s, h0, nt); break;
-        case 2: dw_rows<2>(k, s, h0, nt); break;
-        case 1: dw_rows<1>(k, s, h0, nt); break;
-    }
+    feature_blocks<BF>(s, [&](int f0, auto NF) {
+        int h0 = 0;
+        for (; h0 + BT <= s.H; h0 += BT) dw_block<BT, NF>(k, s, h0, f0, nt);
+        switch (s.H - h0) {
+            case 3: dw_block<3, NF>(k, s, h0, f0, nt); break;
+            case 2: dw_block<2, NF>(k, s, h0, f0, nt); break;
+            case 1: dw_block<1, NF>(k, s, h0, f0, nt); break;
+        }
+    });
 }
 
 uint64_t stream_base(const Job& j, int64_t step, int stream, uint64_t n) {
