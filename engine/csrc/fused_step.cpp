@@ -278,7 +278,7 @@ struct Scratch {
     float* WT;                 // Fp × Hp: Wᵀ, for h = W x over each row's nonzero features
     float *mW, *vW, *mb, *vb;  // Adam's moments, padded like W and b
     float *x, *g;              // T × Fp: the wide tile's batch and G, batch-major
-    float *h, *gw;             // T × H: h = W x and W G, batch-major
+    float *h, *gw;             // T × H (h: + Hp): h = W x and W G, batch-major
     int32_t* nz;               // Fp + 16: one row's nonzero features
     float *dW, *db_tile;       // H × Fp, Fp
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
@@ -307,7 +307,7 @@ struct Scratch {
         W = take(H * Fp), b = take(Fp), imp = take(Fp), WT = take(Fp * s.Hp);
         p = take(Fp), rp = take(Fp);
         mW = take(H * Fp), vW = take(H * Fp), mb = take(Fp), vb = take(Fp);
-        x = take(T * Fp), g = take(T * Fp), h = take(T * H), gw = take(T * H);
+        x = take(T * Fp), g = take(T * Fp), h = take(T * H + s.Hp), gw = take(T * H);
         nz = reinterpret_cast<int32_t*>(take(Fp + 16));
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
         flat = take(ROWS * F + L), u1 = take(ROWS * F), u2 = take(ROWS * F);
@@ -327,6 +327,7 @@ template <int RT, int RJ>
 void dot_block(const float* A, const float* W, const Shape& s, float* out, int t0, int j0) {
     constexpr int N = RT * RJ;
     vf acc[N];
+#pragma GCC unroll 32  // else this loop became a memset of acc's copy on the stack, every call
     for (int q = 0; q < N; q++) acc[q] = vf{};
     for (int f = 0; f < s.Fp; f += L) {
         vf w[RJ];
@@ -458,9 +459,9 @@ void sparse_h_tile(Scratch& k, const Shape& s, int nt) {
             const vf xf = splat(x[f]);
             for (int v = 0; v < HV; v++) a[v] += xf * load(k.WT + f * HP + v * L);
         }
-        float row[HP];
-        for (int v = 0; v < HV; v++) store(row + v * L, a[v] + b[v] + c[v]);
-        std::memcpy(k.h + t * s.H, row, s.H * sizeof(float));
+        // HP ≥ H floats: past H they overwrite the start of row t + 1, stored next (k.h has HP
+        // floats of slack for the last row); a memcpy of the row's H took 2% of the step.
+        for (int v = 0; v < HV; v++) store(k.h + t * s.H + v * L, a[v] + b[v] + c[v]);
     }
 }
 
