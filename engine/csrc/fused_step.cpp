@@ -278,8 +278,9 @@ struct Scratch {
     float* WT;                 // Fp × Hp: Wᵀ, for h = W x over each row's nonzero features
     float *mW, *vW, *mb, *vb;  // Adam's moments, padded like W and b
     float *x, *g;              // T × Fp: the wide tile's batch and G, batch-major
-    float *h, *gw;             // T × H (h: + Hp): h = W x and W G, batch-major
-    int32_t* nz;               // Fp + 16: one row's nonzero features
+    float *h, *gw;             // T × H (+ Hp): h = W x and W G, batch-major
+    int32_t *nz, *nnz;         // T × (Fp + 16), T: each tile row's nonzero features, their count
+    float* dWT;                // Fp × Hp: the sparse path's (W G) xᵀ, transposed
     float *dW, *db_tile;       // H × Fp, Fp
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
     float *flat, *u1, *u2;     // ROWS × F (+ L): drawn rows, unpadded; uniforms of the pair streams
@@ -307,8 +308,10 @@ struct Scratch {
         W = take(H * Fp), b = take(Fp), imp = take(Fp), WT = take(Fp * s.Hp);
         p = take(Fp), rp = take(Fp);
         mW = take(H * Fp), vW = take(H * Fp), mb = take(Fp), vb = take(Fp);
-        x = take(T * Fp), g = take(T * Fp), h = take(T * H + s.Hp), gw = take(T * H);
-        nz = reinterpret_cast<int32_t*>(take(Fp + 16));
+        x = take(T * Fp), g = take(T * Fp), h = take(T * H + s.Hp), gw = take(T * H + s.Hp);
+        nz = reinterpret_cast<int32_t*>(take(T * (Fp + 16)));
+        nnz = reinterpret_cast<int32_t*>(take(T));
+        dWT = take(Fp * s.Hp);
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
         flat = take(ROWS * F + L), u1 = take(ROWS * F), u2 = take(ROWS * F);
         xT = u1T = u2T = nullptr;
@@ -385,8 +388,11 @@ void dot_tile(const float* A, const float* W, const Shape& s, float* out, int nt
 // mostly zeros in x, and h = W x over a row's nonzero features alone costs ~3.8 cycles each
 // against ~1.9 a feature dense (perf, Zen 3: the Wᵀ rows are gathered, not streamed). Instances
 // whose mean p is below SPARSE_P take this path (1.03× on the default run's step; any threshold
-// from 0.2 to 0.7 measured the same); results stay deterministic (the choice depends on p alone).
+// from 0.2 to 0.7 measured the same). Below SPARSE_DW_P, dW's term (W G) xᵀ also runs over the
+// nonzeros (`sparse_dw_tile`; AVX-512 Xeon, one instance's step: −9% at p = 0.05 and 0.1, +9% at
+// 0.2; the default run 1.02–1.06×). Results stay deterministic: the choice depends on p alone.
 constexpr float SPARSE_P = 0.35f;
+constexpr float SPARSE_DW_P = 0.15f;
 constexpr int SPARSE_HV = 4;  // hidden vectors (Hp / L) up to which it applies
 
 // Left-packing 8 lanes: kPack.lanes[m] lists the set bits of m (lane numbers, a byte each), so
@@ -441,12 +447,13 @@ void sparse_h_tile(Scratch& k, const Shape& s, int nt) {
     constexpr int HP = HV * L;
     for (int t = 0; t < nt; t++) {
         const float* x = k.x + t * s.Fp;
-        const int n = nonzero_features(x, s.Fp, k.nz);
+        int32_t* const nz = k.nz + t * (s.Fp + 16);
+        const int n = k.nnz[t] = nonzero_features(x, s.Fp, nz);
         vf a[HV], b[HV], c[HV];
         for (int v = 0; v < HV; v++) a[v] = b[v] = c[v] = vf{};  // `= {}` spilled to the stack
         int q = 0;
         for (; q + 3 <= n; q += 3) {
-            const int f0 = k.nz[q], f1 = k.nz[q + 1], f2 = k.nz[q + 2];
+            const int f0 = nz[q], f1 = nz[q + 1], f2 = nz[q + 2];
             const vf x0 = splat(x[f0]), x1 = splat(x[f1]), x2 = splat(x[f2]);
             for (int v = 0; v < HV; v++) {
                 a[v] += x0 * load(k.WT + f0 * HP + v * L);
@@ -455,7 +462,7 @@ void sparse_h_tile(Scratch& k, const Shape& s, int nt) {
             }
         }
         for (; q < n; q++) {
-            const int f = k.nz[q];
+            const int f = nz[q];
             const vf xf = splat(x[f]);
             for (int v = 0; v < HV; v++) a[v] += xf * load(k.WT + f * HP + v * L);
         }
@@ -564,11 +571,12 @@ void grad_tile(Scratch& k, const Shape& s, int nt, vf& loss) {
 }
 
 // dW[h] += Σ_t h[t][h] G[t] + (W G)[t][h] x[t] for hidden rows h0.. and feature vectors f0..:
-// one product of k = 2·nt terms, [h | W G]ᵀ [G; x], taken as two loops over the same sums. Each
+// one product of k = 2·nt terms, [h | W G]ᵀ [G; x], taken as two loops over the same sums (the
+// first alone where sparse_dw_tile adds the second). Each
 // step adds once to every sum, its NF vectors held and its RH broadcasts one at a time, so an
 // AVX2 block of 4 × 3 (12 sums, enough to hide the FMAs' latency) fits the 16 registers.
 template <int RH, int NF>
-void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
+void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt, bool sparse_dw) {
     vf acc[RH][NF];
     for (int i = 0; i < RH; i++)
         for (int j = 0; j < NF; j++) acc[i][j] = load(k.dW + (h0 + i) * s.Fp + f0 + j * L);
@@ -583,7 +591,7 @@ void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
         }
     };
     add(k.h, k.g);
-    add(k.gw, k.x);
+    if (!sparse_dw) add(k.gw, k.x);
     for (int i = 0; i < RH; i++)
         for (int j = 0; j < NF; j++) store(k.dW + (h0 + i) * s.Fp + f0 + j * L, acc[i][j]);
 }
@@ -591,16 +599,51 @@ void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt) {
 // Feature blocks outermost: a block's columns of G and x (2 × 32 rows × ≤ 80 floats) stay in
 // L1 while every hidden row takes them; hidden rows outermost swept all of both (52 KB for the
 // default) from L2 once per 4 hidden rows.
-void dw_tile(Scratch& k, const Shape& s, int nt) {
+void dw_tile(Scratch& k, const Shape& s, int nt, bool sparse_dw) {
     feature_blocks<BF>(s, [&](int f0, auto NF) {
         int h0 = 0;
-        for (; h0 + BT <= s.H; h0 += BT) dw_block<BT, NF>(k, s, h0, f0, nt);
+        for (; h0 + BT <= s.H; h0 += BT) dw_block<BT, NF>(k, s, h0, f0, nt, sparse_dw);
         switch (s.H - h0) {
-            case 3: dw_block<3, NF>(k, s, h0, f0, nt); break;
-            case 2: dw_block<2, NF>(k, s, h0, f0, nt); break;
-            case 1: dw_block<1, NF>(k, s, h0, f0, nt); break;
+            case 3: dw_block<3, NF>(k, s, h0, f0, nt, sparse_dw); break;
+            case 2: dw_block<2, NF>(k, s, h0, f0, nt, sparse_dw); break;
+            case 1: dw_block<1, NF>(k, s, h0, f0, nt, sparse_dw); break;
         }
     });
+}
+
+// dWᵀ[f] += x[t][f] (W G)[t] over each row's nonzero features (sparse_h_tile's lists), for HV
+// hidden vectors: dW's term (W G) xᵀ of a sparse batch (AVX-512 Xeon: ~4 cycles a nonzero,
+// against ~1.4 a feature dense). A row's W G is read as HV vectors: past H they hold the next
+// row's (or gw's slack), which land in dWᵀ's padding columns, never read.
+template <int HV>
+void sparse_dw_tile(Scratch& k, const Shape& s, int nt) {
+    constexpr int HP = HV * L;
+    for (int t = 0; t < nt; t++) {
+        const float* const x = k.x + t * s.Fp;
+        const int32_t* const nz = k.nz + t * (s.Fp + 16);
+        vf gw[HV];
+        for (int v = 0; v < HV; v++) gw[v] = load(k.gw + t * s.H + v * L);
+        for (int q = 0, n = k.nnz[t]; q < n; q++) {
+            float* const row = k.dWT + nz[q] * HP;
+            const vf xf = splat(x[nz[q]]);
+            for (int v = 0; v < HV; v++) store(row + v * L, load(row + v * L) + xf * gw[v]);
+        }
+    }
+}
+
+void sparse_dw_term(Scratch& k, const Shape& s, int nt) {
+    switch (s.Hp / L) {
+        case 1: return sparse_dw_tile<1>(k, s, nt);
+        case 2: return sparse_dw_tile<2>(k, s, nt);
+        case 3: return sparse_dw_tile<3>(k, s, nt);
+        case 4: return sparse_dw_tile<4>(k, s, nt);
+    }
+}
+
+// dW += (dWᵀ)ᵀ: the sparse term, once a step.
+void fold_dWT(Scratch& k, const Shape& s) {
+    for (int h = 0; h < s.H; h++)
+        for (int f = 0; f < s.Fp; f++) k.dW[h * s.Fp + f] += k.dWT[f * s.Hp + h];
 }
 
 uint64_t stream_base(const Job& j, int64_t step, int stream, uint64_t n) {
@@ -732,7 +775,8 @@ void uniform_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int
 // One step's loss (summed over batch and features) and unscaled gradients (k.dW, k.db),
 // wide layout.
 template <bool RELU>
-double wide_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i, bool sparse) {
+double wide_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i, bool sparse,
+                  bool sparse_dw) {
     const int F = s.F, Fp = s.Fp;
     double loss = 0;
     for (int b0 = 0; b0 < s.B; b0 += T) {
@@ -751,7 +795,8 @@ double wide_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i, boo
         vf tile_loss = {};
         grad_tile<RELU>(k, s, nt, tile_loss);  // pre, D, G
         dot_tile(k.g, k.W, s, k.gw, nt);       // W G
-        dw_tile(k, s, nt);                     // dW += h Gᵀ + (W G) xᵀ
+        dw_tile(k, s, nt, sparse_dw);          // dW += h Gᵀ + (W G) xᵀ
+        if (sparse_dw) sparse_dw_term(k, s, nt);
         for (int f = 0; f < Fp; f++) k.db[f] += k.db_tile[f];
         for (int l = 0; l < L; l++) loss += tile_loss[l];
     }
@@ -887,13 +932,16 @@ void run_instance(const Job& j, Scratch& k, const Shape& s, int inst) {
     double mean_p = 0;
     for (int f = 0; f < F; f++) mean_p += j.p[b0 + f] / F;
     const bool sparse = !s.narrow && mean_p < SPARSE_P && s.Hp / L <= SPARSE_HV;
+    const bool sparse_dw = sparse && mean_p < SPARSE_DW_P;
     double loss = 0;
     for (int i = 0; i < j.n_steps; i++) {
         std::fill(k.dW, k.dW + H * Fp, 0.0f);
         std::fill(k.db, k.db + Fp, 0.0);
         if (sparse) transpose_W(k, s);
+        if (sparse_dw) std::fill(k.dWT, k.dWT + Fp * s.Hp, 0.0f);
         double sum = s.narrow ? narrow_grads_any<RELU>(j, k, s, inst, i)
-                              : wide_grads<RELU>(j, k, s, inst, i, sparse);
+                              : wide_grads<RELU>(j, k, s, inst, i, sparse, sparse_dw);
+        if (sparse_dw) fold_dWT(k, s);
         loss += sum / n;
         if (stepping) adam_update(j, k, s, j.lr[i], double(*j.adam_step_W) + i + 1, c);
     }
