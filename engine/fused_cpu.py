@@ -35,7 +35,7 @@ from engine.rng import STREAMS, seed_key
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_step.cpp"
 COMPILER = "g++"
-# No -ffast-math: the batch must stay bit-identical to engine.rng's (u / p is a true division)
+# No -ffast-math: the batch must stay bit-identical to engine.rng's (u / p correctly rounded)
 # and sums keep their written order, so results are deterministic and match torch to float noise.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-pthread")
 
@@ -72,15 +72,19 @@ def _cpu_id() -> str:
     return "".join(lines)
 
 
-def _build(source_path: Path = SOURCE, defines: tuple[str, ...] = ()) -> Path:
+def _build(
+    source_path: Path = SOURCE, defines: tuple[str, ...] = (), march: str = "native"
+) -> Path:
     """The path of the compiled library of `source_path` (default: this tree's kernel) with the
-    macros `defines` ("NAME=VALUE"), building it first if this machine has none yet."""
+    macros `defines` ("NAME=VALUE") for the CPU `march` names, building it first if this machine
+    has none yet."""
     if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "AMD64"):
         raise KernelUnavailable(
             f"built only on x86-64 Linux, not {sys.platform} {platform.machine()}"
         )
     source = source_path.read_bytes()
-    flags = (*FLAGS, *(f"-D{d}" for d in defines))
+    flags = (*(f"-march={march}" if f == "-march=native" else f for f in FLAGS),
+             *(f"-D{d}" for d in defines))  # fmt: skip
     key = hashlib.sha256(
         b"\0".join([source, COMPILER.encode(), *map(str.encode, flags), _cpu_id().encode()])
     )
@@ -141,12 +145,15 @@ class Job(ctypes.Structure):
     ]  # fmt: skip
 
 
-def load(source_path: Path = SOURCE, defines: tuple[str, ...] = ()) -> ctypes.CDLL:
+def load(
+    source_path: Path = SOURCE, defines: tuple[str, ...] = (), march: str = "native"
+) -> ctypes.CDLL:
     """The kernel of `source_path`, built with the macros `defines` if need be and loaded (raises
     KernelUnavailable or OSError). Another source than this tree's (an older revision, for
     `bench.kernel_rate`) must keep `struct Job` as `Job` mirrors it. The tests build
-    TOYGEOM_LANES=8 and =16 to run both vector widths' layouts on any machine."""
-    library = ctypes.CDLL(str(_build(source_path, defines)))
+    TOYGEOM_LANES=8 and =16 to run both vector widths' layouts on any machine; `march` other
+    than native (x86-64-v3: AVX2) times another CPU's build where this one can run it."""
+    library = ctypes.CDLL(str(_build(source_path, defines, march)))
     library.toygeom_train.argtypes = [ctypes.POINTER(Job)]
     library.toygeom_train.restype = ctypes.c_int
     return library

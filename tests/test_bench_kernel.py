@@ -41,6 +41,34 @@ def test_a_revisions_kernel_runs_and_computes_the_gradients() -> None:
         kernel_rate.revision_kernel("no-such-revision")
 
 
+def _cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(
+    not {"avx2", "fma", "bmi2", "f16c", "movbe", "abm"} <= _cpu_flags(),
+    reason="this CPU cannot run an x86-64-v3 build",
+)
+def test_a_kernel_built_for_avx2_machines_runs_here_and_computes_the_gradients() -> None:
+    """--march x86-64-v3 times the AVX2 build on an AVX-512 machine: it is that build that
+    runs (8-lane vectors, AVX2's sparse path), and it computes the same gradients."""
+    library = kernel_rate.revision_kernel("HEAD", march="x86-64-v3")
+    assert library._name != kernel_rate.revision_kernel("HEAD")._name  # not the native build
+    W, _ = init_params(3, 20, 38, seed=0)
+    b_final = torch.full((3, 38), 0.05)
+    p = torch.tensor([0.9, 0.3, 0.08])[:, None].expand(3, 38).contiguous()
+    importance = torch.ones(3, 38)
+    x = generate_batch("uniform", p, 40, 7, 3)
+    got = fused_cpu.fused_grads(W, b_final, p, importance, "uniform", 7, 3, 40, "relu",
+                                library=library)  # fmt: skip
+    for a, b in zip(got, autograd_grads(W, b_final, x, importance, "relu"), strict=True):
+        assert_relative(a, b, 1e-5)
+
+
 def test_the_best_call_is_timed_on_every_wide_preset() -> None:
     assert kernel_rate.WIDE == ["feature-geometry", "paper-uniform", "sparsity-sweep"]
     cfg = preset("sparsity-sweep").replace(batch_size=64)

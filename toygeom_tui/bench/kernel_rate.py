@@ -5,6 +5,7 @@ Reproduce (from the repository root of a git checkout):
 
     python -m toygeom_tui.bench.kernel_rate                    # vs HEAD~1, every wide preset
     python -m toygeom_tui.bench.kernel_rate --against main --presets feature-geometry
+    python -m toygeom_tui.bench.kernel_rate --march x86-64-v3    # both built for AVX2 machines
 
 Both kernels are built from source with the same flags (the other revision's
 engine/csrc/fused_step.cpp, taken with `git show`; it must keep `struct Job`, which the ctypes
@@ -44,8 +45,9 @@ from toygeom_tui.bench.train_rate import step_flops
 WIDE = [name for name, cfg in PRESETS.items() if cfg.d_hidden * cfg.n_features > 64]
 
 
-def revision_kernel(revision: str) -> ctypes.CDLL:
-    """The kernel of engine/csrc/fused_step.cpp at a git revision, built and loaded."""
+def revision_kernel(revision: str, march: str = "native") -> ctypes.CDLL:
+    """The kernel of engine/csrc/fused_step.cpp at a git revision, built (for `march`) and
+    loaded."""
     here = fused_cpu.SOURCE.resolve()
     git = ["git", "-C", str(here.parent)]
     root = subprocess.run([*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
@@ -57,7 +59,7 @@ def revision_kernel(revision: str) -> ctypes.CDLL:
     with tempfile.TemporaryDirectory(prefix="toygeom-kernel-") as tmp:
         path = Path(tmp) / "fused_step.cpp"
         path.write_bytes(source)
-        return fused_cpu.load(path)
+        return fused_cpu.load(path, march=march)
 
 
 def best_step_seconds(cfg: RunConfig, library: ctypes.CDLL, calls: int) -> float:
@@ -85,10 +87,15 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=WIDE, choices=list(PRESETS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10, help="calls a cell a round")
+    parser.add_argument("--march", default="native", help="CPU to build for (x86-64-v3: AVX2)")
     args = parser.parse_args()
-    kernels = {"this tree": fused_cpu.load(), args.against: revision_kernel(args.against)}
+    kernels = {
+        "this tree": fused_cpu.load(march=args.march),
+        args.against: revision_kernel(args.against, args.march),
+    }
     torch.set_num_threads(1)
-    print(f"{machine()}; {args.rounds} rounds; load average {os.getloadavg()[0]:.1f}")
+    print(f"{machine()}; -march={args.march}; {args.rounds} rounds; "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     best = {(name, k): float("inf") for name in args.presets for k in kernels}
     for _ in range(args.rounds):
         for name in args.presets:
