@@ -8,8 +8,9 @@
 // Trainer saves).
 //
 // The batch is drawn here, bit for bit `engine.data.generate_batch`: the SplitMix64 counters of
-// engine/rng.py for the uniform, correlated and anticorrelated variants; any other batch
-// (normal magnitudes, which need torch's own log and cos) is passed in.
+// engine/rng.py for the uniform, correlated and anticorrelated variants (a uniform batch's u/p
+// from FMAs, `sparse_uniform`); any other batch (normal magnitudes, which need torch's own log
+// and cos) is passed in.
 //
 // Two layouts, one per kind of model:
 //   wide (hidden·feats > 64): a tile holds T batch rows, each row the features padded with zeros
@@ -22,14 +23,16 @@
 //     broadcasts with one instruction (`splat`): at ≤ 0.75 loads an FMA the loops are bound by
 //     the FMA units, not the load ports (measured on Zen 3: 1.5× the step rate of loads folded
 //     into every FMA and broadcasts built lane by lane). Every block holds 12 sums on AVX2
-//     (16 on AVX-512), enough to hide the FMAs' latency: one side of each block stays in
+//     (16–20 on AVX-512), enough to hide the FMAs' latency: one side of each block stays in
 //     registers, the other comes in a vector (or a broadcast) at a time. For instances whose
-//     features are rare (mean p < SPARSE_P), h = W x runs over each row's nonzeros alone.
+//     features are rare (mean p < SPARSE_P), h = W x runs over each row's nonzeros alone, and
+//     for the rarest (< SPARSE_DW_P) dW's term (W G) xᵀ too.
 //   narrow (the pentagon, the pairs): the batch is the vector axis; per 8 batch rows the whole
 //     step is a few scalar-broadcast FMAs per (hidden, feature) pair, with no padding.
 // Written with GCC vector extensions (gcc, clang) rather than intrinsics, one source for AVX2
 // and AVX-512: only the vector width, the block sizes and `sum_lanes`'s shuffles differ (the
-// sparse path's left-packing uses AVX2 intrinsics, with a scalar loop where AVX2 is missing).
+// sparse path's left-packing and the batch's exact FMAs use intrinsics, with plain code where
+// the CPU lacks them).
 //
 // Threads take whole instances (all steps of one), so every instance is computed in one fixed
 // order: the results do not depend on the number of threads or on scheduling.
@@ -52,9 +55,9 @@ namespace {
 // The wide layout's vectors are the CPU's widest: 16 floats with AVX-512 (32 registers), else 8
 // (AVX2, 16 registers); its register blocks are sized to fit (dot products BT × BJ, pre and G
 // BT rows × up to BG vectors, dW BT hidden rows × up to BF vectors), as wider vectors split by
-// the compiler spill to memory. TOYGEOM_LANES (8 or 16) sets the width where the CPU does not: the tests
-// build both widths on every machine, so the AVX-512 layout's logic runs on an AVX2 CPU (each
-// vector op split in two by the compiler) and the AVX2 layout's on an AVX-512 one.
+// the compiler spill to memory. TOYGEOM_LANES (8 or 16) sets the width where the CPU does not:
+// the tests build both widths on every machine, so the AVX-512 layout's logic runs on an AVX2
+// CPU (each vector op split in two by the compiler) and the AVX2 layout's on an AVX-512 one.
 #ifndef TOYGEOM_LANES
 #ifdef __AVX512F__
 #define TOYGEOM_LANES 16
@@ -217,15 +220,16 @@ inline vf fma_exact(vf a, vf b, vf c) {
 }
 #endif
 
-// engine.data.sparse_uniform, bit for bit: u/p where u < p, else 0, given y = 1/p (rounded).
+// y for sparse_uniform: 1/p rounded, 0 for the padding's p = 0, and finite where p is subnormal
+// (only u = 0 is below such a p, and 0 · y must stay 0).
+inline float reciprocal(float p) { return p > 0 ? std::min(1.0f / p, 0x1.fffffep127f) : 0.0f; }
+
+// engine.data.sparse_uniform, bit for bit: u/p where u < p, else 0, given y = reciprocal(p).
 // A division costs ~10 cycles a 16-float vector (it has one unit); the correctly rounded quotient
 // comes instead from FMAs: q0 = u·y is within ~1.5 ulp of u/p, one Newton step on the exact
 // residual u − p·q makes it faithful (within 1 ulp), and a second gives RN(u/p) (Markstein's
 // theorem: y within 2⁻²⁴ relative, q faithful, no underflow: u/p ≥ 2⁻²⁴ where u < p). Checked
-// against torch's division over all 2²⁴ uniforms for many p (tests/test_fused_cpu.py).
-// y for sparse_uniform: 0 for the padding's p = 0, and finite where p is subnormal (only u = 0 is
-// below such a p, and 0 · y must stay 0).
-inline float reciprocal(float p) { return p > 0 ? std::min(1.0f / p, 0x1.fffffep127f) : 0.0f; }
+// against torch's division over all 2²⁴ uniforms for 81 p (tests/test_fused_cpu.py).
 inline vf sparse_uniform(vf u, vf p, vf y) {
 #ifdef __FMA__
     vf q = u * y;
@@ -283,7 +287,7 @@ struct Scratch {
     float* dWT;                // Fp × Hp: the sparse path's (W G) xᵀ, transposed
     float *dW, *db_tile;       // H × Fp, Fp
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
-    float *flat, *u1, *u2;     // ROWS × F (+ L): drawn rows, unpadded; uniforms of the pair streams
+    float *flat, *u1, *u2;     // ROWS × F (flat + L): drawn rows, unpadded; pair uniforms
     float *xT, *u1T, *u2T;     // F × TN, F/2 × TN: the narrow tile's batch and pair uniforms
     float* block;
 
@@ -572,9 +576,9 @@ void grad_tile(Scratch& k, const Shape& s, int nt, vf& loss) {
 
 // dW[h] += Σ_t h[t][h] G[t] + (W G)[t][h] x[t] for hidden rows h0.. and feature vectors f0..:
 // one product of k = 2·nt terms, [h | W G]ᵀ [G; x], taken as two loops over the same sums (the
-// first alone where sparse_dw_tile adds the second). Each
-// step adds once to every sum, its NF vectors held and its RH broadcasts one at a time, so an
-// AVX2 block of 4 × 3 (12 sums, enough to hide the FMAs' latency) fits the 16 registers.
+// first alone where sparse_dw_tile adds the second). Each step adds once to every sum, its NF
+// vectors held and its RH broadcasts one at a time, so an AVX2 block of 4 × 3 (12 sums, enough
+// to hide the FMAs' latency) fits the 16 registers, an AVX-512 one of 4 × 5 the 32.
 template <int RH, int NF>
 void dw_block(Scratch& k, const Shape& s, int h0, int f0, int nt, bool sparse_dw) {
     vf acc[RH][NF];
