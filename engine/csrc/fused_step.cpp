@@ -299,6 +299,10 @@ struct Scratch {
         });
         block = static_cast<float*>(std::aligned_alloc(64, n * 4));
         if (!block) throw std::bad_alloc();
+        // Zeros, so the slack some loops read past a row's end (the tile's last row of uniforms,
+        // of h and of W G: lanes that padding masks or that land in unread columns) holds no
+        // garbage (NaNs, denormals that slow the FMAs).
+        std::memset(block, 0, n * 4);
         float* q = block;
         place(s, [&q](size_t k) {
             float* r = q;
