@@ -5,7 +5,8 @@ their own beside the weights (up to 128 of them: the session folder itself stays
                                            (12 digits), DIGEST its engine.history.weights_digest
 
 A file's name says what it holds, so a file once written never needs writing again: a save
-writes the files of its new snapshots only (a few hundred kB, not every snapshot each time) and,
+writes the files of its new snapshots only (a few hundred kB, not every snapshot each time; and
+any listed file whose length is not the one its header gives, as one cut short) and,
 once it is committed, removes the files it does not list (dropped snapshots, and any a save left
 when it crashed before committing). A load reads the listed files and checks each against its
 digest, so a stale, foreign or damaged file is never taken for a snapshot of this session.
@@ -43,8 +44,9 @@ def _folder(directory: Path) -> Path | None:
 
 
 def write_missing(directory: Path, entries: list[tuple[int, str, torch.Tensor]]) -> list[str]:
-    """Write the file of each (step, digest, W) that `directory` lacks (each atomically); return
-    every entry's file name, in order. OSError (full disk, read-only folder) propagates."""
+    """Write the file of each (step, digest, W) that `directory` lacks or holds cut short (each
+    atomically); return every entry's file name, in order. OSError (full disk, read-only folder)
+    propagates."""
     from safetensors.torch import save
 
     if entries and _folder(directory) is None:
@@ -54,11 +56,32 @@ def write_missing(directory: Path, entries: list[tuple[int, str, torch.Tensor]])
     names = []
     for step, digest, W in entries:
         name = file_name(step, digest)
-        if not _is(directory / name, stat.S_ISREG):  # a link or anything else there is replaced
+        if not _whole(directory / name, W.numel() * W.element_size()):
             metadata = {"step": str(step), "digest": digest}
             write_bytes_atomic(directory / name, save({"W": W.contiguous()}, metadata=metadata))
         names.append(name)
     return names
+
+
+def _whole(path: Path, data_bytes: int) -> bool:
+    """Whether `path` itself is a regular file of the length its header says for `data_bytes` of
+    tensor data. Anything else there (nothing, a link, a folder, a file cut short or grown, as a
+    full disk or an interrupted copy leaves it) is written again; a file damaged inside is left
+    out when loaded (its digest). One 8-byte read a file: a save looks at every listed one."""
+    if not _is(path, stat.S_ISREG):  # before opening: a FIFO would block the open
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        header = int.from_bytes(os.pread(fd, 8, 0), "little") if size >= 8 else -1
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return size == 8 + header + data_bytes
 
 
 def _is(path: Path, kind) -> bool:

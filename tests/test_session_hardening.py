@@ -242,3 +242,23 @@ def test_a_snapshots_folder_that_is_a_link_is_not_followed(saved, tmp_path):
     assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == sorted(
         p.name for p in saved.joinpath(FOLDER).iterdir()
     ), "nothing written through the link, nothing removed there"
+
+
+@pytest.mark.timeout(60)
+def test_a_snapshot_file_cut_short_is_written_again_by_the_next_save(saved, tmp_path):
+    """A snapshot file that lost its end on disk (a full disk, an interrupted copy) while the run
+    goes on is left out by a load, and the run's next save writes it again; the intact files
+    are left as they are (a save reads 8 bytes of each, it does not rewrite them)."""
+    directory = copy_of(saved, tmp_path)
+    trainer = load_session(directory)
+    steps = trainer.snapshots.steps
+    cut, intact = sorted((directory / FOLDER).iterdir())[:2]
+    cut.write_bytes(cut.read_bytes()[:-1])
+    before = intact.stat()
+    damaged = load_session(directory)
+    assert len(damaged.snapshots.steps) == len(steps) - 1 and damaged.load_note
+    save_session(trainer, directory)  # what the autosaver does next
+    again = load_session(directory)
+    assert again.snapshots.steps == steps and not again.load_note
+    after = intact.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
