@@ -611,11 +611,8 @@ void dw_tile(Scratch& k, const Shape& s, int nt, bool sparse_dw) {
     feature_blocks<BF>(s, [&](int f0, auto NF) {
         int h0 = 0;
         for (; h0 + BT <= s.H; h0 += BT) dw_block<BT, NF>(k, s, h0, f0, nt, sparse_dw);
-        switch (s.H - h0) {
-            case 3: dw_block<3, NF>(k, s, h0, f0, nt, sparse_dw); break;
-            case 2: dw_block<2, NF>(k, s, h0, f0, nt, sparse_dw); break;
-            case 1: dw_block<1, NF>(k, s, h0, f0, nt, sparse_dw); break;
-        }
+        constant_below<BT>(s.H - h0,  // the last rows, fewer than BT
+                           [&](auto RH) { dw_block<RH, NF>(k, s, h0, f0, nt, sparse_dw); });
     });
 }
 
@@ -703,18 +700,17 @@ inline void store_n(float* p, vn v, int n = LN) {
 inline vn splat_n(float s) { return s - vn{}; }  // as splat
 
 // The batch from its raw uniforms, elementwise as generate_batch, for m values x of one feature
-// (p_row null: probability p, pair uniforms u1, u2) or of one row of uniform data (p_row: the
-// probabilities). Uniform: x = u/p if u < p else 0. Pairs (2q, 2q+1) use the first feature's p:
-// correlated, both present if u1 < p; anticorrelated, one of them if u1 < 2p (the first if
-// u2 < 0.5), never both; present features keep their magnitude U[0, 1).
-void combine(float* x, const float* u1, const float* u2, const float* p_row, float p, int data,
-             bool first, int m) {
+// (probability p, pair uniforms u1, u2). Uniform: x = u/p if u < p else 0 (the wide layout's
+// uniform batch takes `sparse_uniform`, in uniform_tile). Pairs (2q, 2q+1) use the first
+// feature's p: correlated, both present if u1 < p; anticorrelated, one of them if u1 < 2p (the
+// first if u2 < 0.5), never both; present features keep their magnitude U[0, 1).
+void combine(float* x, const float* u1, const float* u2, float p, int data, bool first, int m) {
     if (data == GIVEN) return;
     for (int t = 0; t < m; t += LN) {
         const int c = std::min(LN, m - t);
         vn v = load_n(x + t, c);
         if (data == UNIFORM) {
-            vn pv = p_row ? load_n(p_row + t, c) : splat_n(p);
+            const vn pv = splat_n(p);
             v = v < pv ? v / pv : 0;
         } else if (data == CORRELATED) {
             v = load_n(u1 + t, c) < p ? v : 0;
@@ -727,21 +723,16 @@ void combine(float* x, const float* u1, const float* u2, const float* p_row, flo
     }
 }
 
-// Rows b0 .. b0+nt−1 of the batch into k.flat (nt × F), batch-major.
+// Rows b0 .. b0+nt−1 of a batch of pairs, or of a given one, into k.flat (nt × F), batch-major
+// (a uniform batch goes straight into the tile: uniform_tile).
 void draw_rows(const Job& j, Scratch& k, int inst, int i, int b0, int nt) {
     draw_raw(j, k, inst, i, b0, nt);
     const int F = j.feats, K = F / 2;
     const float* p = j.p + size_t(inst) * F;
-    for (int t = 0; t < nt; t++) {
-        float* row = k.flat + t * F;
-        if (j.data == UNIFORM) {  // whole rows at once
-            combine(row, nullptr, nullptr, p, 0, j.data, false, F);
-        } else {
-            for (int f = 0; f < F; f++)
-                combine(row + f, k.u1 + t * K + f / 2, k.u2 + t * K + f / 2, nullptr, p[f & ~1],
-                        j.data, f % 2 == 0, 1);
-        }
-    }
+    for (int t = 0; t < nt; t++)
+        for (int f = 0; f < F; f++)
+            combine(k.flat + t * F + f, k.u1 + t * K + f / 2, k.u2 + t * K + f / 2, p[f & ~1],
+                    j.data, f % 2 == 0, 1);
 }
 
 // Rows b0 .. b0+nt−1 of the batch into k.xT (F × TN), feature-major, lanes nt .. m−1 zero:
@@ -763,7 +754,7 @@ void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int
     const float* p = j.p + size_t(inst) * F;
     for (int f = 0; f < F; f++) {
         const int q = j.data == UNIFORM ? f : f & ~1;  // pairs use their first feature's p
-        combine(k.xT + f * TN, k.u1T + f / 2 * TN, k.u2T + f / 2 * TN, nullptr, p[q], j.data,
+        combine(k.xT + f * TN, k.u1T + f / 2 * TN, k.u2T + f / 2 * TN, p[q], j.data,
                 f % 2 == 0, nt);
     }
 }
