@@ -88,7 +88,7 @@ def _build(
     key = hashlib.sha256(
         b"\0".join([source, COMPILER.encode(), *map(str.encode, flags), _cpu_id().encode()])
     )
-    target = cache_dir() / f"fused_step-{key.hexdigest()[:16]}.so"
+    target = cache_dir() / f"{source_path.stem}-{key.hexdigest()[:16]}.so"
     if target.exists():
         with contextlib.suppress(OSError):  # a read-only cache: nothing to keep track of
             os.utime(target)  # used now: pruning goes by last use
@@ -106,14 +106,15 @@ def _build(
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
-    _prune(target.parent)
+    _prune(target.parent, source_path.stem)
     return target
 
 
-def _prune(directory: Path) -> None:
-    """Delete all but the KEEP_BUILDS libraries used last. One deleted while a process has it
-    loaded stays mapped there; a process that needs it again builds it again."""
-    libraries = sorted(directory.glob("fused_step-*.so"), key=_last_use, reverse=True)
+def _prune(directory: Path, stem: str = SOURCE.stem) -> None:
+    """Delete all but the KEEP_BUILDS libraries of sources named `stem` used last. One deleted
+    while a process has it loaded stays mapped there; a process that needs it again builds it
+    again."""
+    libraries = sorted(directory.glob(f"{stem}-*.so"), key=_last_use, reverse=True)
     for old in libraries[KEEP_BUILDS:]:
         with contextlib.suppress(OSError):
             old.unlink()

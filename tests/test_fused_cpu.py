@@ -325,11 +325,14 @@ def test_a_build_keeps_the_libraries_used_last_and_prunes_the_rest(
         os.utime(path, (1e9 - age, 1e9 - age))  # old[0] used last
     other = cache / "notes.txt"  # not a library: left alone
     other.write_text("mine")
+    probe = cache / "fma_peak-old.so"  # another source's library: pruned among its own only
+    probe.write_bytes(b"the bench's peak probe")
+    os.utime(probe, (1, 1))
     os.utime(old[-1], None)  # a cached library used just now
     built = fused_cpu._build()
     kept = set(cache.glob("fused_step-*.so"))
     assert kept == {built, old[-1], *old[: fused_cpu.KEEP_BUILDS - 2]}
-    assert other.exists()
+    assert other.exists() and probe.exists()
     assert fused_cpu._build() == built, "cached: found again, not rebuilt"
 
 

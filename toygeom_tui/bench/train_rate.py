@@ -12,8 +12,9 @@ preset's shape, warmed up, timed for a few seconds in this process), then `toyge
 steps/s)") is the rate taken: the kernel's loading, the first step, logging, autosave and the
 final save all count, as they do for a user. One `train` of each preset runs first, untimed,
 so a machine's first build of the kernel (~4 s, once per machine) is not counted. Each round
-also times a 2048³ fp32 `torch.mm` (the machine's matmul rate); the default run's share of it
-is its steps/s × the step's FLOPs (five batched products, 2·inst·batch·hidden·feats each) over
+also times a 2048³ fp32 `torch.mm` (the machine's matmul rate) and the CPU's FMA peak
+(`fma_peak`: torch's BLAS does not reach it on every CPU); the default run's share of each is
+its steps/s × the step's FLOPs (five batched products, 2·inst·batch·hidden·feats each) over
 that rate. Cells are medians over rounds.
 """
 
@@ -33,6 +34,7 @@ import torch
 
 from engine.config import PRESETS, RunConfig, preset
 from engine.reference import CurriculumLoop
+from toygeom_tui.bench.fma_peak import peak_rate
 
 # `train` steps per preset: the tiny presets as a user runs them (their own 10,000 steps), the
 # larger ones enough for ~10–30 s of training.
@@ -89,16 +91,19 @@ def measure(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per preset: median plain and train steps/s over `rounds` alternating rounds; under
-    "matmul": the median fp32 matmul GFLOP/s of those rounds."""
+    "matmul" and "peak": the median fp32 GFLOP/s of torch.mm and of the FMA peak in those
+    rounds (no "peak" where its probe cannot be built)."""
     steps = QUICK_TRAIN_STEPS if quick else TRAIN_STEPS
     plain_seconds = 1.0 if quick else 4.0
     loops = {name: CurriculumLoop(preset(name)) for name in names}
     for name in names:  # untimed: builds the kernel on a fresh machine, warms the file cache
         train_rate(name, 20)
     cells: dict[str, dict[str, list[float]]] = {n: {"plain": [], "train": []} for n in names}
-    cells["matmul"] = {"gflops": []}
+    cells["matmul"], cells["peak"] = {"gflops": []}, {"gflops": []}
     for r in range(rounds):
         cells["matmul"]["gflops"].append(matmul_rate(0.5 if quick else 2.0))
+        if (peak := peak_rate(seconds=0.5 if quick else 1.0)) is not None:
+            cells["peak"]["gflops"].append(peak)
         for name in names:
             cells[name]["plain"].append(plain_rate(loops[name], plain_seconds))
             cells[name]["train"].append(train_rate(name, steps.get(name, preset(name).steps)))
@@ -106,7 +111,8 @@ def measure(
                 p, t = cells[name]["plain"][-1], cells[name]["train"][-1]
                 progress(f"round {r + 1}/{rounds} {name}: plain {p:.1f}, train {t:.1f} steps/s")
     return {
-        name: {k: statistics.median(v) for k, v in cell.items()} for name, cell in cells.items()
+        name: {k: statistics.median(v) for k, v in cell.items() if v}
+        for name, cell in cells.items()
     }
 
 
@@ -118,14 +124,16 @@ def main() -> None:
     rounds = 1 if args.quick else 3
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} rounds")
     r = measure(args.presets, rounds, args.quick, print)
-    gflops = r["matmul"]["gflops"]
-    print(f"\nfp32 matmul (2048³ torch.mm): {gflops:.1f} GFLOP/s")
-    print(f"{'preset':18s} {'plain':>9s} {'train':>9s} {'ratio':>7s} {'of matmul':>10s}")
+    gflops, peak = r["matmul"]["gflops"], r["peak"].get("gflops", float("nan"))
+    print(f"\nfp32 matmul (2048³ torch.mm): {gflops:.1f} GFLOP/s; FMA peak {peak:.1f} GFLOP/s")
+    print(f"{'preset':18s} {'plain':>9s} {'train':>9s} {'ratio':>7s} {'of matmul':>10s}"
+          f" {'of peak':>8s}")  # fmt: skip
     for name in args.presets:
         cell, cfg = r[name], preset(name)
-        share = cell["train"] * step_flops(cfg) / 1e9 / gflops
+        done = cell["train"] * step_flops(cfg) / 1e9
+        ratio = cell["train"] / cell["plain"]
         print(f"{name:18s} {cell['plain']:9.1f} {cell['train']:9.1f} "
-              f"{cell['train'] / cell['plain']:6.1f}× {share:9.0%}")  # fmt: skip
+              f"{ratio:6.1f}× {done / gflops:9.0%} {done / peak:7.0%}")  # fmt: skip
 
 
 if __name__ == "__main__":
