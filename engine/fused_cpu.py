@@ -142,7 +142,7 @@ class Job(ctypes.Structure):
         ("unused", ctypes.c_int32),
         *((name, ctypes.c_void_p) for name in
           ("adam_step_W", "adam_step_b", "W", "b", "exp_avg_W", "exp_avg_sq_W", "exp_avg_b",
-           "exp_avg_sq_b", "loss", "dW", "db")),
+           "exp_avg_sq_b", "loss", "dW", "db", "dims")),
     ]  # fmt: skip
 
 
@@ -280,13 +280,17 @@ def fused_train(
     threads: int | None = None,
     x: torch.Tensor | None = None,
     library: ctypes.CDLL | None = None,
+    dims: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Train len(lrs) steps in one call: for i < len(lrs), the batch of step first_step + i
     (drawn inside the kernel, or x[i] of x (steps inst batch feats) if given), its gradients and
     `adam`'s update with lr lrs[i], W, b_final and adam's moments updated in place. Returns the
-    (inst,) sum of the steps' losses. library: as for `fused_grads`."""
+    (inst,) sum of the steps' losses. dims (inst feats), if given, gets each feature's D_i of
+    the final W (`geometry.dimensionality`'s, to rounding). library: as for `fused_grads`."""
     state = [adam.state[name] for name in adam.names]  # W's, then b_final's
-    _check(W, b_final, *(s[key] for s in state for key in ("step", "exp_avg", "exp_avg_sq")))
+    _check(W, b_final, dims, *(s[key] for s in state for key in ("step", "exp_avg", "exp_avg_sq")))
+    if dims is not None and dims.shape != (W.shape[0], W.shape[2]):
+        raise ValueError(f"dims must be (inst, feats) = {(W.shape[0], W.shape[2])}")
     job = _job(W, importance, feature_probability, data, seed, first_step, len(lrs), batch_size,
                model, threads, x)  # fmt: skip
     lr = (ctypes.c_double * len(lrs))(*lrs)
@@ -294,7 +298,7 @@ def fused_train(
     job.lr, job.loss = ctypes.addressof(lr), loss.data_ptr()
     job.beta1, job.beta2, job.eps = adam.beta1, adam.beta2, adam.eps
     job.weight_decay, job.decoupled = adam.weight_decay, adam.decoupled
-    job.W, job.b = W.data_ptr(), b_final.data_ptr()
+    job.W, job.b, job.dims = W.data_ptr(), b_final.data_ptr(), _ptr(dims)
     job.adam_step_W, job.adam_step_b = (s["step"].data_ptr() for s in state)
     job.exp_avg_W, job.exp_avg_sq_W = (
         state[0]["exp_avg"].data_ptr(),

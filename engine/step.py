@@ -37,6 +37,7 @@ import torch
 
 from engine import fused_cpu
 from engine.data import PRESENCE, generate_batch, sparse_uniform
+from engine.geometry import dimensionality
 from engine.optim import Adam
 from engine.rng import counter_base, seed_key, uniform_from_counter
 
@@ -131,14 +132,24 @@ class GradientStep:
         raise NotImplementedError
 
     def train(
-        self, W: torch.Tensor, b_final: torch.Tensor, adam: Adam, step: int, lrs: list[float]
+        self,
+        W: torch.Tensor,
+        b_final: torch.Tensor,
+        adam: Adam,
+        step: int,
+        lrs: list[float],
+        dims: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Train len(lrs) steps from `step` (step + i with learning rate lrs[i]), W and b_final
-        in place; the (inst,) sum of their losses."""
+        in place; the (inst,) sum of their losses. dims (inst feats), if given, gets each
+        feature's D_i of the final W (`geometry.dimensionality`; the fused step computes it in
+        the kernel, while W is in cache)."""
         total = torch.zeros(W.shape[0], device=W.device)
         for i, lr in enumerate(lrs):
             total += self(W, b_final, step + i)
             adam.step([W.grad, b_final.grad], lr)
+        if dims is not None:
+            dims.copy_(dimensionality(W))
         return total
 
 
@@ -366,10 +377,16 @@ class FusedStep(GradientStep):
         return loss
 
     def train(
-        self, W: torch.Tensor, b_final: torch.Tensor, adam: Adam, step: int, lrs: list[float]
+        self,
+        W: torch.Tensor,
+        b_final: torch.Tensor,
+        adam: Adam,
+        step: int,
+        lrs: list[float],
+        dims: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if not self._kernel_ready():
-            return self._instead.train(W, b_final, adam, step, lrs)
+            return self._instead.train(W, b_final, adam, step, lrs, dims)
         chunk = len(lrs)
         if self.data not in fused_cpu.DRAWN:  # bound the batches held at once
             chunk = max(1, min(chunk, _GIVEN_FLOATS // (self.feature_probability.numel()
@@ -377,10 +394,11 @@ class FusedStep(GradientStep):
         total = torch.zeros(W.shape[0])
         for start in range(0, len(lrs), chunk):
             part = lrs[start : start + chunk]
+            last = start + chunk >= len(lrs)
             total += fused_cpu.fused_train(
                 W, b_final, adam, self.feature_probability, self.importance, self.data,
                 self.seed, step + start, part, self.batch_size, self.model, self.threads,
-                self._given(step + start, len(part)),
+                self._given(step + start, len(part)), dims=dims if last else None,
             )  # fmt: skip
         return total
 

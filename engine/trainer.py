@@ -97,6 +97,7 @@ class Trainer:
         self._stop = False
         self._loss_sum = torch.zeros(config.n_inst, device=self.device)
         self._loss_count = 0
+        self._dims: torch.Tensor | None = None  # D_i after the last steps, if the step gave it
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
         self.on("log", lambda trainer: trainer.snapshots.offer(trainer.step, trainer.W))
 
@@ -234,10 +235,15 @@ class Trainer:
 
     @torch.no_grad()
     def _train_steps(self, n: int) -> None:
+        """n steps; D_i of the last one into self._dims if it is a dims record's step (the step
+        computes it where that is cheapest: the fused kernel, while W is in cache)."""
         cfg = self.config
         lrs = [cfg.lr * lr_factor(cfg.lr_schedule, s, self.total_steps)
                for s in range(self.step, self.step + n)]  # fmt: skip
-        loss_sum = self._step_fn.train(self.W, self.b_final, self.adam, self.step, lrs)
+        self._dims = None
+        if (self.step + n) % self.dims_every == 0:
+            self._dims = torch.empty(self.W.shape[0], self.W.shape[2], device=self.W.device)
+        loss_sum = self._step_fn.train(self.W, self.b_final, self.adam, self.step, lrs, self._dims)
         self.preparing = False
         self._loss_sum += loss_sum
         self._loss_count += n
@@ -265,7 +271,8 @@ class Trainer:
 
     @torch.no_grad()
     def _record_dims(self) -> None:
-        self.history.record_dims(self.step, dimensionality(self.W).float().cpu().numpy())
+        dims = dimensionality(self.W) if self._dims is None else self._dims
+        self.history.record_dims(self.step, dims.float().cpu().numpy())
 
     # -- state for sessions and views ------------------------------------------------------------
     def snapshot(self) -> tuple[torch.Tensor, torch.Tensor, int]:

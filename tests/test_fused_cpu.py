@@ -9,6 +9,7 @@ to, a failing build fails these tests.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import platform
 import shutil
@@ -392,3 +393,24 @@ def test_without_any_compiler_every_variant_still_trains(
     eager = Trainer(cfg, compiled=False)
     eager.run()
     assert torch.equal(trainer.W, eager.W), "the eager step itself took over"
+
+
+@pytest.mark.parametrize(("d_hidden", "n_feat"), [(2, 5), (20, 200), (3, 38)])
+def test_the_kernels_dims_are_the_dimensionality_of_the_final_weights(
+    lanes_kernel: ctypes.CDLL, d_hidden: int, n_feat: int
+) -> None:
+    """D_i from the kernel after its last step: geometry.dimensionality's to rounding, both
+    layouts, both vector widths; a zero column (lr 0 keeps it) gives exactly 0, not NaN."""
+    from engine.geometry import dimensionality
+
+    cfg = RunConfig(n_inst=3, d_hidden=d_hidden, n_features=n_feat, batch_size=64, seed=4)
+    W, b_final, p, importance = _setup(3, d_hidden, n_feat)
+    for lrs in ([1e-2, 1e-2, 1e-2], [0.0]):
+        if lrs == [0.0]:
+            W[1, :, 2] = 0
+        adam = Adam({"W": W, "b_final": b_final}, cfg)
+        dims = torch.full((3, n_feat), math.nan)
+        fused_cpu.fused_train(W, b_final, adam, p, importance, "uniform", 4, 0, lrs, 64, "relu",
+                              library=lanes_kernel, dims=dims)  # fmt: skip
+        torch.testing.assert_close(dims, dimensionality(W), rtol=1e-6, atol=1e-7)
+    assert dims[1, 2] == 0

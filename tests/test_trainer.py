@@ -151,3 +151,22 @@ def test_preparing_holds_until_the_first_step_returns(small_config: RunConfig) -
     assert trainer.preparing, "before any step, the first one still has to build the step"
     trainer.run()
     assert not trainer.preparing and trainer.step == 1
+
+
+@pytest.mark.parametrize("compiled", [None, False])  # the fused step where it builds; eager
+def test_each_dims_record_is_the_dimensionality_of_that_steps_weights(
+    small_config: RunConfig, compiled: bool | None
+) -> None:
+    """The D_i the trainer records (computed by the fused kernel while W is in cache, or by
+    `geometry.dimensionality` for the other steps) are those of the weights at that step."""
+    from engine.geometry import dimensionality
+
+    trainer = Trainer(small_config.replace(steps=60), log_every=10, dims_every=20,
+                      compiled=compiled)  # fmt: skip
+    seen: list[tuple[int, torch.Tensor]] = []
+    trainer.on("dims", lambda _: seen.append((trainer.step, dimensionality(trainer.W))))
+    trainer.run()
+    steps, values = trainer.history.dims_arrays()
+    assert list(steps) == [20, 40, 60] == [step for step, _ in seen]
+    for recorded, (_, expected) in zip(values, seen, strict=True):
+        np.testing.assert_allclose(recorded, expected.numpy(), rtol=1e-6, atol=1e-7)
