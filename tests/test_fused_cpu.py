@@ -114,9 +114,10 @@ def test_fused_gradients_equal_autograd_for_every_variant(
 def test_rare_and_common_features_take_their_own_paths_to_the_same_gradients(
     lanes_kernel: ctypes.CDLL, data: str, d_hidden: int
 ) -> None:
-    """An instance with rare features (mean p < 0.35) takes h = W x over its nonzeros, and a
-    rarer one (< 0.15) dW's term (W G) xᵀ too, one with common features the dense products: all
-    equal autograd's on the very batch drawn, at either vector width."""
+    """An instance with rare features (mean p < 0.35 on AVX2, < 0.15 on AVX-512) takes h = W x
+    over its nonzeros, and a rarer one (< 0.15) dW's term (W G) xᵀ too, one with common features
+    the dense products: all equal autograd's on the very batch drawn, at either vector width
+    (p 0.3 is dense on an AVX-512 CPU, sparse h alone on an AVX2 one)."""
     W, b_final, _, importance = _setup(3, d_hidden, 50)
     p = torch.tensor([0.9, 0.08, 0.3])[:, None].expand(3, 50).contiguous()
     x = generate_batch(data, p, 300, 5, 2)

@@ -396,10 +396,13 @@ void dot_tile(const float* A, const float* W, const Shape& s, float* out, int nt
 // The sparse batch: an instance whose features are present with a small probability p has
 // mostly zeros in x, and h = W x over a row's nonzero features alone costs ~3.8 cycles each
 // against ~1.9 a feature dense (perf, Zen 3: the Wᵀ rows are gathered, not streamed). Instances
-// whose mean p is below SPARSE_P take this path (1.03× on the default run's step; any threshold
-// from 0.2 to 0.7 measured the same). Below SPARSE_DW_P, dW's term (W G) xᵀ also runs over the
-// nonzeros (`sparse_dw_tile`; AVX-512 Xeon, one instance's step: −9% at p = 0.05 and 0.1, +9% at
-// 0.2; the default run 1.02–1.06×). Results stay deterministic: the choice depends on p alone.
+// whose mean p is below SPARSE_P take this path: on AVX2 (Zen 3) 1.03× on the default run's
+// step, any threshold from 0.2 to 0.7 measuring the same; on AVX-512, whose dense products are
+// twice as wide, only below 0.15 (Zen 5, one instance's step: +5–10% at p 0.2–0.33 on this
+// path; the Xeon measured 0.12–0.35 the same). Below SPARSE_DW_P, dW's term (W G) xᵀ also runs
+// over the nonzeros (`sparse_dw_tile`; AVX-512 Xeon, one instance's step: −9% at p = 0.05 and
+// 0.1, +9% at 0.2; the default run 1.02–1.06×). Results stay deterministic: the choice depends
+// on p alone.
 #ifdef __AVX512F__
 constexpr float SPARSE_P = 0.15f;
 #else
