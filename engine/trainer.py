@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from engine.config import RunConfig, resolve_feature_probability, resolve_importance
-from engine.geometry import dimensionality
 from engine.history import History, Snapshots
 from engine.model import init_params, lr_factor
 from engine.optim import Adam
@@ -97,7 +96,7 @@ class Trainer:
         self._stop = False
         self._loss_sum = torch.zeros(config.n_inst, device=self.device)
         self._loss_count = 0
-        self._dims: torch.Tensor | None = None  # D_i after the last steps, if the step gave it
+        self._dims: torch.Tensor | None = None  # D_i after the last steps, on a dims step
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
         self.on("log", lambda trainer: trainer.snapshots.offer(trainer.step, trainer.W))
 
@@ -271,8 +270,8 @@ class Trainer:
 
     @torch.no_grad()
     def _record_dims(self) -> None:
-        dims = dimensionality(self.W) if self._dims is None else self._dims
-        self.history.record_dims(self.step, dims.float().cpu().numpy())
+        assert self._dims is not None, "the step before a dims record computes them"
+        self.history.record_dims(self.step, self._dims.float().cpu().numpy())
 
     # -- state for sessions and views ------------------------------------------------------------
     def snapshot(self) -> tuple[torch.Tensor, torch.Tensor, int]:

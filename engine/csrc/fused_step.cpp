@@ -907,7 +907,6 @@ void adam_update(const Job& j, Scratch& k, const Shape& s, double lr, double t, 
     for (int f = 0; f < s.Fp; f++) update(k.b[f], k.mb[f], k.vb[f], float(k.db[f] * c));
 }
 
-// All of the call's steps for one instance.
 // D_i = ‖W_i‖⁴ / W_iᵀ M W_i with M = W Wᵀ (hidden × hidden) for each of W's F features (W: H
 // rows of Fp floats, zero past F), in double, as engine.geometry.dimensionality computes it
 // (the sums in another order: the same D to rounding). The Trainer records D_i every few steps;
@@ -942,6 +941,7 @@ void feature_dims(const float* W, int H, int F, int Fp, float* out) {
     }
 }
 
+// All of the call's steps for one instance.
 template <bool RELU>
 void run_instance(const Job& j, Scratch& k, const Shape& s, int inst) {
     const int H = s.H, F = s.F, Fp = s.Fp;

@@ -50,9 +50,9 @@ double toygeom_fma_peak(int threads, long iters) {
     for (int t = 1; t < threads; t++) helpers.emplace_back([&, t] { sums[t] = chains(iters); });
     sums[0] = chains(iters);
     for (auto& helper : helpers) helper.join();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - t0;
     volatile float keep = sums[0];  // the result is used: the loops are not optimised away
     (void)keep;
-    return 2.0 * LANES * CHAINS * iters * threads / seconds / 1e9;
+    return 2.0 * LANES * CHAINS * iters * threads / seconds.count() / 1e9;
 }
 }
