@@ -107,22 +107,39 @@ def test_fused_gradients_equal_autograd_for_every_variant(
         assert_relative(a, b, 2e-6)
 
 
+@pytest.fixture(
+    scope="module",
+    params=[(8, None), (16, None), (8, 0.5), (16, 0.5)],
+    ids=["8-lanes", "16-lanes", "8-lanes-sparse-h-0.5", "16-lanes-sparse-h-0.5"],
+)
+def paths_kernel(request: pytest.FixtureRequest) -> ctypes.CDLL:
+    """`lanes_kernel`'s builds, and each with sparse h up to mean p 0.5 (TOYGEOM_SPARSE_P; dW's
+    sparse term stays below 0.15): there p 0.3 takes sparse h with dense dW, which with the
+    CPU's own threshold (0.35 on AVX2, 0.15 with AVX-512) runs only on AVX2 CPUs."""
+    lanes, sparse_p = request.param
+    defines = (f"TOYGEOM_LANES={lanes}",)
+    if sparse_p is not None:
+        defines += (f"TOYGEOM_SPARSE_P={sparse_p}f",)
+    return fused_cpu.load(defines=defines)
+
+
 # The sparse path's reach, 4 hidden vectors, and one past it: 30 and 40 hidden at 8 lanes, 64
 # and 80 at 16.
 @pytest.mark.parametrize("d_hidden", [30, 40, 64, 80])
 @pytest.mark.parametrize("data", ["uniform", "correlated"])
 def test_rare_and_common_features_take_their_own_paths_to_the_same_gradients(
-    lanes_kernel: ctypes.CDLL, data: str, d_hidden: int
+    paths_kernel: ctypes.CDLL, data: str, d_hidden: int
 ) -> None:
-    """An instance with rare features (mean p < 0.35 on AVX2, < 0.15 on AVX-512) takes h = W x
-    over its nonzeros, and a rarer one (< 0.15) dW's term (W G) xᵀ too, one with common features
-    the dense products: all equal autograd's on the very batch drawn, at either vector width
-    (p 0.3 is dense on an AVX-512 CPU, sparse h alone on an AVX2 one)."""
+    """An instance with rare features (mean p below SPARSE_P: 0.35 on AVX2, 0.15 on AVX-512,
+    0.5 in the sparse-h-0.5 builds) takes h = W x over its nonzeros, a rarer one (< 0.15) dW's term
+    (W G) xᵀ too, one with common features the dense products: all equal autograd's on the very
+    batch drawn, at either vector width. Of p 0.9, 0.08 and 0.3, the last takes sparse h alone
+    in those builds (and on AVX2 CPUs), so every combination runs on every CPU."""
     W, b_final, _, importance = _setup(3, d_hidden, 50)
     p = torch.tensor([0.9, 0.08, 0.3])[:, None].expand(3, 50).contiguous()
     x = generate_batch(data, p, 300, 5, 2)
     drawn = fused_cpu.fused_grads(W, b_final, p, importance, data, 5, 2, 300, "relu",
-                                  library=lanes_kernel)  # fmt: skip
+                                  library=paths_kernel)  # fmt: skip
     for a, b in zip(drawn, autograd_grads(W, b_final, x, importance, "relu"), strict=True):
         assert_relative(a, b, 1e-5)
 
