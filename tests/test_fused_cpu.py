@@ -179,16 +179,21 @@ def _division_probabilities() -> list[float]:
     return default + all_ones + powers + edges + drawn.tolist()
 
 
-def test_the_batchs_division_by_p_is_torchs_for_every_uniform(lanes_kernel: ctypes.CDLL) -> None:
-    """The wide layout computes u/p with FMAs, not a division: over all 2^24 uniforms the kernel
-    draws, for p where rounding is hardest and many more, the result is torch's, bit for bit."""
+@pytest.mark.parametrize("divided", [False, True], ids=["fmas", "division"])
+def test_the_batchs_division_by_p_is_torchs_for_every_uniform(
+    lanes_kernel: ctypes.CDLL, divided: bool
+) -> None:
+    """The wide layout computes u/p with FMAs (or, on a Zen 4, a division): over all 2^24
+    uniforms the kernel draws, for p where rounding is hardest and many more, the result is
+    torch's, bit for bit, either way."""
     u = torch.arange(2**24, dtype=torch.float32) * 2.0**-24
     x = torch.empty_like(u)
     sparse = lanes_kernel.toygeom_sparse_uniform
-    sparse.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
+    sparse.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p,
+                       ctypes.c_int]  # fmt: skip
     for p in _division_probabilities():
         p32 = torch.tensor(p, dtype=torch.float32)
-        sparse(u.data_ptr(), u.numel(), float(p32), x.data_ptr())
+        sparse(u.data_ptr(), u.numel(), float(p32), x.data_ptr(), divided)
         expected = torch.where(u < p32, u / p32, torch.zeros(()))
         wrong = (x != expected).nonzero()
         assert wrong.numel() == 0, f"p = {float(p32)!r}: u = {u[wrong[0]].item()!r} differs"
@@ -266,6 +271,24 @@ def test_fused_results_are_deterministic_whatever_the_threads(
     for other in results[1:]:
         for a, b in zip(other, results[0], strict=True):
             assert torch.equal(a, b)
+
+
+def test_dividing_or_not_the_kernel_trains_the_same_weights_bit_for_bit() -> None:
+    """Uniform batches by division (as on a Zen 4) and by FMAs (every other CPU) are the same
+    batches: builds forced each way train the default shape to identical weights and moments."""
+    cfg = RunConfig(n_inst=4, d_hidden=20, n_features=200, batch_size=200)
+    W0, b0, p, importance = _setup(4, 20, 200)
+    results = []
+    for divide in (0, 1):
+        library = fused_cpu.load(defines=(f"TOYGEOM_DIVIDE={divide}",))
+        assert library.toygeom_divides() == divide
+        W, b_final = W0.clone(), b0.clone()
+        adam = Adam({"W": W, "b_final": b_final}, cfg)
+        loss = fused_cpu.fused_train(W, b_final, adam, p, importance, "uniform", 3, 50,
+                                     [1e-3] * 3, 200, "relu", library=library)  # fmt: skip
+        results.append((loss, W, b_final, adam.state["W"]["exp_avg_sq"]))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("model", ["relu", "linear"])
