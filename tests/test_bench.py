@@ -151,3 +151,17 @@ def test_the_fma_peak_probe_measures_a_rate_on_one_and_on_two_threads() -> None:
         pytest.skip(f"no native builds here: {error}")
     one, two = fma_peak.peak_rate(1, seconds=0.1), fma_peak.peak_rate(2, seconds=0.1)
     assert one is not None and two is not None and 0 < one < math.inf and 0 < two < math.inf
+
+
+def test_the_machine_line_names_the_cpus_family_model_and_vector_width() -> None:
+    """The figures' line names the CPU by family, model and vectors from the first processor's
+    block of /proc/cpuinfo (the model name "AMD EPYC" alone has been a Zen 3, 4 and 5 here), and
+    by its bare name where those fields are missing."""
+    zen4 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+            "model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512dq\n\n"
+            "processor\t: 1\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: other\n")  # fmt: skip
+    assert report.cpu_name(zen4) == "AMD EPYC (family 25 model 17, AVX-512)"
+    zen3 = "cpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n"
+    assert report.cpu_name(zen3) == "AMD EPYC (family 25 model 1, AVX2)"
+    assert report.cpu_name("model name\t: Some CPU\n") == "Some CPU"
+    assert report.cpu_name("Processor\t: AArch64\n") is None
