@@ -177,6 +177,16 @@ DRAWN = {"uniform": 0, "correlated": 1, "anticorrelated": 2}
 GIVEN = 3
 
 
+def describe() -> str:
+    """What the kernel runs on this machine, for the figures' provenance: "16-float vectors, u/p
+    by division" (or FMAs), or why there is no kernel."""
+    error = kernel_error()
+    if error is not None:
+        return f"none ({error})"
+    divides = _library.toygeom_divides()
+    return f"{_library.toygeom_lanes()}-float vectors, u/p by {'division' if divides else 'FMAs'}"
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 

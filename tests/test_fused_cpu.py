@@ -291,6 +291,19 @@ def test_dividing_or_not_the_kernel_trains_the_same_weights_bit_for_bit() -> Non
         assert torch.equal(a, b)
 
 
+def test_the_kernel_says_what_it_runs_as_proc_cpuinfo_tells_it() -> None:
+    """16-float vectors where the CPU has AVX-512, else 8; u/p by division on a Zen 4 (AMD,
+    family 25, AVX-512) alone: read here from /proc/cpuinfo, in the kernel from CPUID."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        fields = dict(line.split(":", 1) for line in cpuinfo.read().split("\n\n")[0].splitlines()
+                      if ":" in line)  # fmt: skip
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    avx512 = "avx512f" in fields["flags"].split()
+    zen4 = fields["vendor_id"] == "AuthenticAMD" and fields["cpu family"] == "25" and avx512
+    lanes = 16 if avx512 else 8
+    assert fused_cpu.describe() == f"{lanes}-float vectors, u/p by {'division' if zen4 else 'FMAs'}"
+
+
 @pytest.mark.parametrize("model", ["relu", "linear"])
 def test_make_step_takes_the_kernel_on_the_cpu_for_every_variant(model: str) -> None:
     W, b_final, p, importance = _setup(4, 5, 20)

@@ -737,6 +737,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     sections = args.only or list(report.SECTIONS)
     machine = report.machine()
+    if "engine" in sections:  # which kernel the engine's figures come from
+        from engine import fused_cpu
+
+        machine += f"; kernel: {fused_cpu.describe()}"
     print(f"bench on {machine}", file=sys.stderr, flush=True)
     figures = report.run(sections, args.quick, lambda line: print(line, file=sys.stderr))
     print(f"{machine}{' (--quick)' if args.quick else ''}")

@@ -1081,5 +1081,7 @@ extern "C" void toygeom_sparse_uniform(const float* u, int64_t n, float p, float
     }
 }
 
-// Whether this CPU's uniform batches take sparse_uniform_divided (kDivide), for the tests.
+// What this build runs, for the tests and the bench: its vector width (L floats) and whether
+// this CPU's uniform batches take sparse_uniform_divided (kDivide).
+extern "C" int toygeom_lanes() { return L; }
 extern "C" int toygeom_divides() { return kDivide; }
