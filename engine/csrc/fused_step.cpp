@@ -245,7 +245,7 @@ inline vf sparse_uniform(vf u, vf p, vf y) {
 // The same by division, the same numbers (both are RN(u/p)): faster on a Zen 4, whose 16-float
 // FMAs run one a cycle in two 256-bit halves, so the product and four FMAs above take ~5 cycles
 // a vector while its divider takes fewer (32 rows × 200 features in L1: 0.11 ns a uniform
-// against 0.18; the default step 1.014–1.020× on one thread, 2026-12-02).
+// against 0.18; `kernel_rate`: the default step 1.02–1.04× on one thread, 2026-12-02).
 inline vf sparse_uniform_divided(vf u, vf p) { return u < p ? u / p : 0; }
 
 // Whether uniform_tile divides: on AMD family 19h with AVX-512, i.e. Zen 4 (its Zen 3s have no
@@ -1076,7 +1076,8 @@ extern "C" void toygeom_sparse_uniform(const float* u, int64_t n, float p, float
         const int m = int(std::min<int64_t>(L, n - i));
         float in[L] = {}, out[L];
         std::memcpy(in, u + i, m * sizeof(float));
-        store(out, divided ? sparse_uniform_divided(load(in), pv) : sparse_uniform(load(in), pv, y));
+        const vf v = load(in);
+        store(out, divided ? sparse_uniform_divided(v, pv) : sparse_uniform(v, pv, y));
         std::memcpy(x + i, out, m * sizeof(float));
     }
 }
