@@ -28,8 +28,10 @@ if importlib.util.find_spec("ray") is None:
     pytest.skip('needs the ray extra: pip install -e ".[ray]"', allow_module_level=True)
 
 RAY = str(Path(sys.executable).with_name("ray"))
-# Long enough that a task is still running when the test looks for it (a few seconds each).
-LONG_SPEC = SPEC.replace("steps = 200", "steps = 2000")
+# Long enough that a task is still running when the test looks for it: ~2 s a run here (a
+# pentagon trains at ~20,000 steps/s, so 2,000 steps took 0.1 s and a task could end before the
+# kill test found it).
+LONG_SPEC = SPEC.replace("steps = 200", "steps = 30000")
 
 
 def _free_port() -> int:
