@@ -74,3 +74,6 @@ def test_the_best_call_is_timed_on_every_wide_preset() -> None:
     cfg = preset("sparsity-sweep").replace(batch_size=64)
     seconds = kernel_rate.best_step_seconds(cfg, fused_cpu.load(), calls=2)
     assert 0 < seconds < 60
+    # As the Trainer calls it: two threads, a log interval's steps a call.
+    seconds = kernel_rate.best_step_seconds(cfg, fused_cpu.load(), calls=2, threads=2, steps=10)
+    assert 0 < seconds < 60

@@ -6,13 +6,14 @@ Reproduce (from the repository root of a git checkout):
     python -m toygeom_tui.bench.kernel_rate                    # vs HEAD~1, every wide preset
     python -m toygeom_tui.bench.kernel_rate --against main --presets feature-geometry
     python -m toygeom_tui.bench.kernel_rate --march x86-64-v3    # both built for AVX2 machines
+    python -m toygeom_tui.bench.kernel_rate --threads 2 --steps 10  # as the Trainer calls it
 
 Both kernels are built from source with the same flags (the other revision's
 engine/csrc/fused_step.cpp, taken with `git show`; it must keep `struct Job`, which the ctypes
 mirror assumes) and run `fused_train` (batch, gradients and Adam; no Trainer, no Python per step)
-on one thread, in alternating rounds within one process. Each cell is the best of many short
-calls: on a machine shared with other work, the best call is the one least disturbed, so the
-ratio stays meaningful where mean rates swing with the load. GFLOP/s counts the step's five
+on one thread (or --threads), in alternating rounds within one process. Each cell is the best of
+many short calls: on a machine shared with other work, the best call is the one least disturbed,
+so the ratio stays meaningful where mean rates swing with the load. GFLOP/s counts the step's five
 dense products (2·inst·batch·hidden·feats each), whatever the kernel skips.
 """
 
@@ -62,19 +63,22 @@ def revision_kernel(revision: str, march: str = "native") -> ctypes.CDLL:
         return fused_cpu.load(path, march=march)
 
 
-def best_step_seconds(cfg: RunConfig, library: ctypes.CDLL, calls: int) -> float:
-    """The fastest of `calls` fused_train calls (a few steps each), in seconds a step."""
+def best_step_seconds(
+    cfg: RunConfig, library: ctypes.CDLL, calls: int, threads: int = 1, steps: int | None = None
+) -> float:
+    """The fastest of `calls` fused_train calls of `steps` steps each (default: ~0.2 GFLOP, short
+    enough to run undisturbed) on `threads` threads, in seconds a step."""
     W, b_final = init_params(cfg.n_inst, cfg.d_hidden, cfg.n_features, cfg.seed)
     adam = Adam({"W": W, "b_final": b_final}, cfg)
     p, importance = resolve_feature_probability(cfg), resolve_importance(cfg)
-    n = max(1, int(2e8 / step_flops(cfg)))  # ~0.2 GFLOP a call: short enough to run undisturbed
+    n = steps or max(1, int(2e8 / step_flops(cfg)))
     settings = (cfg.data, cfg.seed)
     best = float("inf")
     for call in range(calls + 1):  # the first warms the caches
         t0 = time.perf_counter()
         fused_cpu.fused_train(
             W, b_final, adam, p, importance, *settings, call * n, [cfg.lr] * n, cfg.batch_size,
-            cfg.model, threads=1, library=library,
+            cfg.model, threads=threads, library=library,
         )  # fmt: skip
         if call:
             best = min(best, (time.perf_counter() - t0) / n)
@@ -88,19 +92,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10, help="calls a cell a round")
     parser.add_argument("--march", default="native", help="CPU to build for (x86-64-v3: AVX2)")
+    parser.add_argument("--threads", type=int, default=1, help="the kernel's threads (default 1)")
+    parser.add_argument("--steps", type=int, help="steps a call (default: ~0.2 GFLOP a call)")
     args = parser.parse_args()
     kernels = {
         "this tree": fused_cpu.load(march=args.march),
         args.against: revision_kernel(args.against, args.march),
     }
     torch.set_num_threads(1)
-    print(f"{machine()}; -march={args.march}; {args.rounds} rounds; "
+    print(f"{machine()}; kernel threads {args.threads}; -march={args.march}; {args.rounds} rounds; "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     best = {(name, k): float("inf") for name in args.presets for k in kernels}
     for _ in range(args.rounds):
         for name in args.presets:
             for k, library in kernels.items():
-                seconds = best_step_seconds(preset(name), library, args.calls)
+                seconds = best_step_seconds(preset(name), library, args.calls, args.threads,
+                                            args.steps)  # fmt: skip
                 best[name, k] = min(best[name, k], seconds)
     mine, theirs = kernels
     print(f"{'preset':18s} {mine:>22s} {theirs:>22s} {'ratio':>6s}")
