@@ -11,6 +11,7 @@ U[0, 1) and independent of presence, so this is exactly the curriculum's distrib
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -26,19 +27,25 @@ def sparse_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 
 def generate_batch(
-    data: str, feature_probability: torch.Tensor, batch_size: int, seed: int, step: int
+    data: str,
+    feature_probability: torch.Tensor,
+    batch_size: int,
+    seed: int,
+    step: int,
+    draw_uniforms: Callable[..., torch.Tensor] = uniforms,
 ) -> torch.Tensor:
     """The batch of `step`: (inst, batch, feats) float32 on feature_probability's device.
 
     feature_probability: (inst, feats). For pair variants, pair k is features (2k, 2k+1) and uses
-    the probability of its first feature.
+    the probability of its first feature. draw_uniforms: `engine.rng.uniforms` or a faster
+    function with its signature and results (the fused kernel's, `fused_cpu.uniforms`).
     """
     n_inst, n_feat = feature_probability.shape
     device = feature_probability.device
     p = feature_probability[:, None, :]  # inst 1 feats
 
     def draw(stream: int, n: int = n_feat) -> torch.Tensor:
-        return uniforms(seed, step, stream, (n_inst, batch_size, n), device)
+        return draw_uniforms(seed, step, stream, (n_inst, batch_size, n), device)
 
     if data == "uniform":
         return sparse_uniform(draw(PRESENCE), p)

@@ -351,9 +351,10 @@ class FusedStep(GradientStep):
 
         One with the kernel: it starts its own threads, and torch's parallel regions over the
         few small tensors left to it (the log's reductions) cost more in barriers than they save,
-        and stall whenever another thread (the app's UI) holds a core.
+        and stall whenever another thread (the app's UI) holds a core. As they are where torch
+        finishes the batches (normal magnitudes: its log and cos over the whole batch).
         """
-        return 1 if self._kernel_ready() else None
+        return 1 if self._kernel_ready() and self.data in fused_cpu.DRAWN else None
 
     def _given(self, step: int, n: int) -> torch.Tensor | None:
         """The batches of steps step..step+n−1 (steps inst batch feats) if the kernel cannot
@@ -361,7 +362,14 @@ class FusedStep(GradientStep):
         if self.data in fused_cpu.DRAWN:
             return None
         batches = [
-            generate_batch(self.data, self.feature_probability, self.batch_size, self.seed, s)
+            generate_batch(
+                self.data,
+                self.feature_probability,
+                self.batch_size,
+                self.seed,
+                s,
+                fused_cpu.uniforms,
+            )  # fmt: skip
             for s in range(step, step + n)
         ]
         return torch.stack(batches)

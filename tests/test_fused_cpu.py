@@ -199,6 +199,29 @@ def test_the_batchs_division_by_p_is_torchs_for_every_uniform(
         assert wrong.numel() == 0, f"p = {float(p32)!r}: u = {u[wrong[0]].item()!r} differs"
 
 
+@pytest.mark.parametrize(
+    ("seed", "step", "stream", "shape"),
+    [
+        (0, 0, 0, (2, 3, 5)),
+        (7, 3, 1, (3, 101, 7)),
+        (12345, 10**9, 3, (4, 64, 200)),
+        (2, 5, 2, (1, 1, 1)),
+    ],  # fmt: skip
+)
+def test_the_kernels_uniforms_are_the_rngs_bit_for_bit(
+    seed: int, step: int, stream: int, shape: tuple[int, ...]
+) -> None:
+    """fused_cpu.uniforms (what normal batches are drawn from) is engine.rng.uniforms: odd
+    sizes start streams on an odd counter, the second half of a hash; counters pass 2^32."""
+    from engine import rng
+
+    assert torch.equal(fused_cpu.uniforms(seed, step, stream, shape),
+                       rng.uniforms(seed, step, stream, shape))  # fmt: skip
+    p = torch.rand(3, 38)
+    assert torch.equal(generate_batch("normal", p, 50, seed, step, fused_cpu.uniforms),
+                       generate_batch("normal", p, 50, seed, step))  # fmt: skip
+
+
 def test_the_kernel_draws_only_the_batches_it_can_draw_bit_for_bit() -> None:
     W, b_final, p, importance = _setup(2, 2, 4)
     with pytest.raises(ValueError, match="pass others as x"):

@@ -1101,6 +1101,14 @@ extern "C" void toygeom_sparse_uniform(const float* u, int64_t n, float p, float
     }
 }
 
+// engine.rng's uniforms of elements e .. e+n−1 under `key`, into u: for batches the kernel does not
+// finish itself (normal magnitudes), ~50× faster than torch's integer ops.
+extern "C" void toygeom_uniforms(float* u, uint64_t e, int64_t n, uint64_t key) {
+    constexpr int64_t CHUNK = int64_t(1) << 30;  // draw_uniforms counts in int
+    for (int64_t i = 0; i < n; i += CHUNK)
+        draw_uniforms(u + i, e + uint64_t(i), int(std::min(CHUNK, n - i)), key);
+}
+
 // What this build runs, for the tests and the bench: its vector width (L floats) and whether
 // this CPU's uniform batches take sparse_uniform_divided (kDivide).
 extern "C" int toygeom_lanes() { return L; }
