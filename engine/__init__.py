@@ -7,7 +7,7 @@ A library, usable from a notebook; it never imports textual.
     trainer.run()
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "PRESETS",

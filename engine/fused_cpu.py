@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
-import math
 import os
 import platform
 import subprocess
@@ -31,7 +30,6 @@ from pathlib import Path
 
 import torch
 
-from engine import rng
 from engine.optim import Adam
 from engine.rng import STREAMS, seed_key
 
@@ -174,25 +172,9 @@ def kernel_error() -> str | None:
         return _error
 
 
-# Batches the kernel draws itself (Data in csrc); any other is passed in (GIVEN).
-DRAWN = {"uniform": 0, "correlated": 1, "anticorrelated": 2}
+# The batches the kernel draws itself (Data in csrc): every variant. GIVEN: a batch passed in.
+DRAWN = {"uniform": 0, "correlated": 1, "anticorrelated": 2, "normal": 4}
 GIVEN = 3
-
-
-def uniforms(
-    seed: int, step: int, stream: int, shape: tuple[int, ...], device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """`engine.rng.uniforms`, bit for bit, drawn by the kernel (~50× faster than torch's integer
-    ops); the torch version where there is no kernel or the device is not the CPU."""
-    if torch.device(device).type != "cpu" or kernel_error() is not None:
-        return rng.uniforms(seed, step, stream, shape, device)
-    n = math.prod(shape)
-    out = torch.empty(shape)
-    mask = (1 << 64) - 1
-    first, key = rng.counter_base(step, stream, n) & mask, seed_key(seed) & mask
-    _library.toygeom_uniforms(ctypes.c_void_p(out.data_ptr()), ctypes.c_uint64(first),
-                              ctypes.c_int64(n), ctypes.c_uint64(key))  # fmt: skip
-    return out
 
 
 def describe() -> str:

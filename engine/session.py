@@ -483,8 +483,10 @@ def load_session(
     return trainer
 
 
-# Engine versions that drew other batches than this one (0.2.0 takes two uniforms a hash).
-OTHER_BATCHES = ("0.1.0",)
+# Engine versions that drew other batches than this one, and the data variants they did so for
+# (None: every variant): 0.2.0 takes two uniforms a hash, 0.3.0 normal magnitudes from
+# engine.data's own log, cos and square root instead of torch's.
+OTHER_BATCHES: dict[str, tuple[str, ...] | None] = {"0.1.0": None, "0.2.0": ("normal",)}
 
 
 def batches_note(record: dict[str, Any]) -> str | None:
@@ -492,6 +494,11 @@ def batches_note(record: dict[str, Any]) -> str | None:
     this engine's draws (same distribution), not bit for bit what its engine would have done."""
     version = record.get("engine_version")
     if version not in OTHER_BATCHES:
+        return None
+    variants = OTHER_BATCHES[version]
+    config = record.get("config")
+    data = config.get("data", "uniform") if isinstance(config, dict) else None
+    if variants is not None and data not in variants:
         return None
     return (
         f"trained by engine {version}, which drew other batches; training on continues with "

@@ -301,13 +301,9 @@ class CompiledStep(GradientStep):
         return loss
 
 
-_GIVEN_FLOATS = 1 << 22  # batch floats passed to the kernel per call (normal data: 16 MB)
-
-
 class FusedStep(GradientStep):
     """The CPU step: the fused C++ kernel draws the batch, computes the gradients and takes Adam's
-    update, several steps per call (same batches, same math). Normal magnitudes come from
-    `generate_batch` (torch's log and cos) and are passed in. The kernel is built on the first
+    update, several steps per call (same batches, same math). The kernel is built on the first
     call (~4 s, once per machine), in the training thread rather than wherever the step was made;
     if it cannot be built, the compiled step (uniform data) or the eager step takes over for
     good, with one warning.
@@ -351,36 +347,16 @@ class FusedStep(GradientStep):
 
         One with the kernel: it starts its own threads, and torch's parallel regions over the
         few small tensors left to it (the log's reductions) cost more in barriers than they save,
-        and stall whenever another thread (the app's UI) holds a core. As they are where torch
-        finishes the batches (normal magnitudes: its log and cos over the whole batch).
+        and stall whenever another thread (the app's UI) holds a core.
         """
-        return 1 if self._kernel_ready() and self.data in fused_cpu.DRAWN else None
-
-    def _given(self, step: int, n: int) -> torch.Tensor | None:
-        """The batches of steps step..step+n−1 (steps inst batch feats) if the kernel cannot
-        draw them itself, else None."""
-        if self.data in fused_cpu.DRAWN:
-            return None
-        batches = [
-            generate_batch(
-                self.data,
-                self.feature_probability,
-                self.batch_size,
-                self.seed,
-                s,
-                fused_cpu.uniforms,
-            )  # fmt: skip
-            for s in range(step, step + n)
-        ]
-        return torch.stack(batches)
+        return 1 if self._kernel_ready() else None
 
     def __call__(self, W: torch.Tensor, b_final: torch.Tensor, step: int) -> torch.Tensor:
         if not self._kernel_ready():
             return self._instead(W, b_final, step)
-        given = self._given(step, 1)
         loss, W.grad, b_final.grad = fused_cpu.fused_grads(
             W, b_final, self.feature_probability, self.importance, self.data, self.seed, step,
-            self.batch_size, self.model, self.threads, None if given is None else given[0],
+            self.batch_size, self.model, self.threads,
         )  # fmt: skip
         return loss
 
@@ -395,20 +371,10 @@ class FusedStep(GradientStep):
     ) -> torch.Tensor:
         if not self._kernel_ready():
             return self._instead.train(W, b_final, adam, step, lrs, dims)
-        chunk = len(lrs)
-        if self.data not in fused_cpu.DRAWN:  # bound the batches held at once
-            chunk = max(1, min(chunk, _GIVEN_FLOATS // (self.feature_probability.numel()
-                                                        * self.batch_size)))  # fmt: skip
-        total = torch.zeros(W.shape[0])
-        for start in range(0, len(lrs), chunk):
-            part = lrs[start : start + chunk]
-            last = start + chunk >= len(lrs)
-            total += fused_cpu.fused_train(
-                W, b_final, adam, self.feature_probability, self.importance, self.data,
-                self.seed, step + start, part, self.batch_size, self.model, self.threads,
-                self._given(step + start, len(part)), dims=dims if last else None,
-            )  # fmt: skip
-        return total
+        return fused_cpu.fused_train(
+            W, b_final, adam, self.feature_probability, self.importance, self.data, self.seed,
+            step, lrs, self.batch_size, self.model, self.threads, dims=dims,
+        )  # fmt: skip
 
 
 @contextlib.contextmanager

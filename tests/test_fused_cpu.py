@@ -86,9 +86,8 @@ def test_fused_gradients_equal_autograd_for_every_variant(
     n_feat: int,
     batch: int,
 ) -> None:
-    """The kernel, at either vector width, draws the batch itself (normal: passed in), bit for
-    bit generate_batch's: its gradients equal those of the very batch passed in, and autograd's
-    on it."""
+    """The kernel, at either vector width, draws the batch itself, bit for bit generate_batch's:
+    its gradients equal those of the very batch passed in, and autograd's on it."""
     if n_feat % 2 and data.endswith("correlated"):
         pytest.skip("pairs need an even feature count (the config says so)")
     W, b_final, p, importance = _setup(n_inst, d_hidden, n_feat)
@@ -97,7 +96,7 @@ def test_fused_gradients_equal_autograd_for_every_variant(
         x = generate_batch(data, p, batch, seed, step)
         args = (W, b_final, p, importance, data, seed, step, batch, model)
         passed = fused_cpu.fused_grads(*args, x=x, library=lanes_kernel)
-        drawn = passed if data == "normal" else fused_cpu.fused_grads(*args, library=lanes_kernel)
+        drawn = fused_cpu.fused_grads(*args, library=lanes_kernel)
         for a, b in zip(drawn, passed, strict=True):
             assert torch.equal(a, b), "the kernel's batch is generate_batch's"
         for a, b in zip(drawn, autograd_grads(W, b_final, x, importance, model), strict=True):
@@ -199,33 +198,35 @@ def test_the_batchs_division_by_p_is_torchs_for_every_uniform(
         assert wrong.numel() == 0, f"p = {float(p32)!r}: u = {u[wrong[0]].item()!r} differs"
 
 
-@pytest.mark.parametrize(
-    ("seed", "step", "stream", "shape"),
-    [
-        (0, 0, 0, (2, 3, 5)),
-        (7, 3, 1, (3, 101, 7)),
-        (12345, 10**9, 3, (4, 64, 200)),
-        (2, 5, 2, (1, 1, 1)),
-    ],  # fmt: skip
-)
-def test_the_kernels_uniforms_are_the_rngs_bit_for_bit(
-    seed: int, step: int, stream: int, shape: tuple[int, ...]
+@pytest.mark.parametrize(("which", "name"), [(0, "log_one_minus"), (1, "cos_two_pi"),
+                                             (2, "normal_magnitudes"), (3, "square_root")])  # fmt: skip
+def test_the_kernels_normal_magnitudes_are_engine_datas_for_every_uniform(
+    lanes_kernel: ctypes.CDLL, which: int, name: str
 ) -> None:
-    """fused_cpu.uniforms (what normal batches are drawn from) is engine.rng.uniforms: odd
-    sizes start streams on an odd counter, the second half of a hash; counters pass 2^32."""
-    from engine import rng
+    """Normal magnitudes' log, cos and square root, op for op engine.data's, bit for bit: over all
+    2^24 uniforms (the magnitudes: each u against every v in turn, each v against every u), the
+    square root over [0, 34), where −2 ln(1 − u) lies."""
+    from engine import data
 
-    assert torch.equal(fused_cpu.uniforms(seed, step, stream, shape),
-                       rng.uniforms(seed, step, stream, shape))  # fmt: skip
-    p = torch.rand(3, 38)
-    assert torch.equal(generate_batch("normal", p, 50, seed, step, fused_cpu.uniforms),
-                       generate_batch("normal", p, 50, seed, step))  # fmt: skip
+    u = torch.arange(2**24, dtype=torch.float32) * 2.0**-24
+    v = u.roll(2**23 + 12345)
+    if name == "square_root":
+        u = u * 34
+    out = torch.empty_like(u)
+    parts = lanes_kernel.toygeom_normal_parts
+    parts.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                      ctypes.c_int]  # fmt: skip
+    parts(u.data_ptr(), v.data_ptr(), u.numel(), out.data_ptr(), which)
+    function = getattr(data, name)
+    expected = function(u, v) if name == "normal_magnitudes" else function(u)
+    wrong = (out.view(torch.int32) != expected.view(torch.int32)).nonzero()
+    assert wrong.numel() == 0, f"{name}: u = {u[wrong[0]].item()!r} differs"
 
 
-def test_the_kernel_draws_only_the_batches_it_can_draw_bit_for_bit() -> None:
+def test_the_kernel_refuses_a_variant_it_does_not_know() -> None:
     W, b_final, p, importance = _setup(2, 2, 4)
     with pytest.raises(ValueError, match="pass others as x"):
-        fused_cpu.fused_grads(W, b_final, p, importance, "normal", 0, 0, 16, "relu")
+        fused_cpu.fused_grads(W, b_final, p, importance, "lognormal", 0, 0, 16, "relu")
 
 
 def _eager_training(

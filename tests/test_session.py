@@ -159,6 +159,20 @@ def test_a_session_whose_engine_drew_other_batches_says_so(saved) -> None:
     _edit_record(path, engine_version="0.1.0")
     note = load_session(path, compiled=False).load_note
     assert "engine 0.1.0" in note and "other batches" in note
+    _edit_record(path, engine_version="0.2.0")  # its uniform batches are this engine's
+    assert load_session(path, compiled=False).load_note is None
+
+
+def test_a_normal_data_session_of_engine_0_2_says_its_batches_differ(tmp_path) -> None:
+    """Engine 0.2.0 drew normal magnitudes with torch's log, cos and square root."""
+    trainer = Trainer(RunConfig(n_inst=2, n_features=6, d_hidden=2, steps=4, data="normal"),
+                      compiled=False)  # fmt: skip
+    trainer.run()
+    path = tmp_path / "normal"
+    save_session(trainer, path)
+    assert load_session(path, compiled=False).load_note is None
+    _edit_record(path, engine_version="0.2.0")
+    assert "engine 0.2.0, which drew other batches" in load_session(path, compiled=False).load_note
 
 
 def test_future_and_wrong_versions(saved) -> None:

@@ -8,9 +8,9 @@
 // Trainer saves).
 //
 // The batch is drawn here, bit for bit `engine.data.generate_batch`: the SplitMix64 counters of
-// engine/rng.py for the uniform, correlated and anticorrelated variants (a uniform batch's u/p
-// from FMAs, `sparse_uniform`); any other batch (normal magnitudes, which need torch's own log
-// and cos) is passed in.
+// engine/rng.py for every variant (a uniform batch's u/p from FMAs, `sparse_uniform`; normal
+// magnitudes from engine.data's own log and cos, `normal_magnitudes`); a batch can also be
+// passed in (the tests' gradients of a given batch).
 //
 // Two layouts, one per kind of model:
 //   wide (hidden·feats > 64): a tile holds T batch rows, each row the features padded with zeros
@@ -167,8 +167,8 @@ constexpr int NARROW = 64;  // hidden·feats up to which a model takes the narro
 constexpr int ROWS = TN > T ? TN : T;
 
 // engine.data's streams.
-constexpr int PRESENCE = 0, MAGNITUDE = 1, CHOICE = 2;
-enum Data { UNIFORM = 0, CORRELATED = 1, ANTICORRELATED = 2, GIVEN = 3 };
+constexpr int PRESENCE = 0, MAGNITUDE = 1, CHOICE = 2, NORMAL_ANGLE = 3;
+enum Data { UNIFORM = 0, CORRELATED = 1, ANTICORRELATED = 2, GIVEN = 3, NORMAL = 4 };
 
 // u[i] = the uniform of element e + i (engine.rng.uniforms), for i < n. 2·QL at a time from QL
 // hashes (8 on AVX-512, whose vpmullq multiplies 8 64-bit lanes; else 4, one AVX2 register),
@@ -697,7 +697,9 @@ uint64_t stream_base(const Job& j, int64_t step, int stream, uint64_t n) {
 // (inst, row, feat) takes counter n·(step·streams + stream) + (inst·batch + row)·F + feat of each
 // stream it draws, a pair stream F/2 per row (engine.data.generate_batch). Uniform data: its
 // one stream into k.flat (nt × F); pairs: magnitudes into k.flat, presence into k.u1 and the
-// anticorrelated choice into k.u2 (nt × F/2); given batches: their rows into k.flat.
+// anticorrelated choice into k.u2 (nt × F/2); normal magnitudes: the magnitude's uniform into
+// k.flat, presence into k.u1, the angle's into k.u2 (nt × F); given batches: their rows into
+// k.flat.
 void draw_raw(const Job& j, Scratch& k, int inst, int i, int b0, int nt) {
     const int F = j.feats, K = F / 2;
     const int64_t step = j.first_step + i;
@@ -708,6 +710,10 @@ void draw_raw(const Job& j, Scratch& k, int inst, int i, int b0, int nt) {
                     sizeof(float) * nt * F);
     } else if (j.data == UNIFORM) {
         draw_uniforms(k.flat, stream_base(j, step, PRESENCE, n) + row0 * F, nt * F, j.key);
+    } else if (j.data == NORMAL) {
+        draw_uniforms(k.flat, stream_base(j, step, MAGNITUDE, n) + row0 * F, nt * F, j.key);
+        draw_uniforms(k.u1, stream_base(j, step, PRESENCE, n) + row0 * F, nt * F, j.key);
+        draw_uniforms(k.u2, stream_base(j, step, NORMAL_ANGLE, n) + row0 * F, nt * F, j.key);
     } else {
         draw_uniforms(k.flat, stream_base(j, step, MAGNITUDE, n) + row0 * F, nt * F, j.key);
         draw_uniforms(k.u1, stream_base(j, step, PRESENCE, n / 2) + row0 * K, nt * K, j.key);
@@ -737,11 +743,70 @@ inline void store_n(float* p, vn v, int n = LN) {
 }
 inline vn splat_n(float s) { return s - vn{}; }  // as splat
 
+// A product kept apart from the sum it feeds: GCC fuses a·b + c into one FMA (one rounding)
+// where the CPU has them, and engine.data rounds both, as torch's separate ops do.
+inline vn unfused(vn v) {
+#ifdef __FMA__
+    asm("" : "+v"(v));
+#endif
+    return v;
+}
+inline bool any_lane(vni m) {
+    uint64_t w[4];
+    std::memcpy(w, &m, sizeof w);
+    return (w[0] | w[1] | w[2] | w[3]) != 0;
+}
+
+// engine.data's log_one_minus, cos_two_pi, square_root and normal_magnitudes, op for op:
+// float32 products, sums and divisions, each rounded as there (its constants, exactly).
+inline vn log_one_minus(vn u) {
+    const vn x = 1.0f - u;
+    const vni bits = (vni)x;
+    vni e = (bits >> 23) - 127;
+    vn m = (vn)((bits & 0x7FFFFF) | 0x3F800000);  // [1, 2)
+    const vni big = m > 0x1.6a09e6p+0f;           // √2
+    m = big ? m * 0.5f : m;
+    e = big ? e + 1 : e;
+    const vn s = (m - 1.0f) / (m + 1.0f), t = unfused(s * s);
+    vn r = splat_n(0x1.c71c72p-3f);  // 2/9, 2/7, 2/5, 2/3, 2
+    for (float c : {0x1.24924ap-2f, 0x1.99999ap-2f, 0x1.555556p-1f, 2.0f}) r = unfused(r * t) + c;
+    return unfused(__builtin_convertvector(e, vn) * 0x1.62e43p-1f) + unfused(s * r);
+}
+inline vn cos_two_pi(vn v) {
+    vn a = v >= 0.5f ? 1.0f - v : v;
+    const vni flip = a > 0.25f;
+    a = flip ? 0.5f - a : a;
+    const vn t = unfused(a * a);
+    vn r = splat_n(-0x1.b6e25p+0f);  // C7 .. C0: (−1)^k (2π)^2k / (2k)!
+    for (float c : {0x1.f9d38ap+2f, -0x1.a6d1f2p+4f, 0x1.e1f506p+5f, -0x1.55d3c8p+6f,
+                    0x1.03c1fp+6f, -0x1.3bd3ccp+4f, 1.0f})
+        r = unfused(r * t) + c;
+    return flip ? -r : r;
+}
+inline vn square_root(vn x) {
+    const vni bits = (vni)x;
+    const vni e = (bits >> 23) - 127;
+    vn m = (vn)((bits & 0x7FFFFF) | 0x3F800000);  // [1, 2)
+    const vni odd = (e & 1) == 1;
+    m = odd ? m * 2.0f : m;  // [1, 4)
+    const vni k = (odd ? e - 1 : e) >> 1;
+    vn y = unfused(0x1.555556p-2f * m) + 0x1.555556p-1f;
+    for (int i = 0; i < 3; i++) y = 0.5f * (y + m / y);
+    const vn scale = (vn)((k + 127) << 23);  // 2^k, exactly
+    return x == 0.0f ? x : y * scale;
+}
+inline vn normal_magnitudes(vn u, vn v) {
+    const vn root = square_root(-2.0f * log_one_minus(u));
+    const vn y = 0.5f + unfused(0x1.99999ap-3f * unfused(root * cos_two_pi(v)));
+    return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;  // clamp(0, 1)
+}
+
 // The narrow layout's batch from its raw uniforms, elementwise as generate_batch, for m values x
 // of one feature (probability p, pair uniforms u1, u2); the wide layout's is uniform_tile's and
 // pairs_tile's, by the same rules. Uniform: x = u/p if u < p else 0. Pairs (2q, 2q+1) use the
 // first feature's p: correlated, both present if u1 < p; anticorrelated, one of them if u1 < 2p
-// (the first if u2 < 0.5), never both; present features keep their magnitude U[0, 1).
+// (the first if u2 < 0.5), never both; present features keep their magnitude U[0, 1). Normal:
+// present if u1 < p, with normal_magnitudes of x and u2 (the feature's own uniforms).
 void combine(float* x, const float* u1, const float* u2, float p, int data, bool first, int m) {
     if (data == GIVEN) return;
     for (int t = 0; t < m; t += LN) {
@@ -752,6 +817,9 @@ void combine(float* x, const float* u1, const float* u2, float p, int data, bool
             v = v < pv ? v / pv : 0;
         } else if (data == CORRELATED) {
             v = load_n(u1 + t, c) < p ? v : 0;
+        } else if (data == NORMAL) {
+            const vni present = load_n(u1 + t, c) < p;
+            v = any_lane(present) ? (present ? normal_magnitudes(v, load_n(u2 + t, c)) : 0) : vn{};
         } else {
             vni picked = load_n(u2 + t, c) < 0.5f;
             if (!first) picked = ~picked;
@@ -775,13 +843,15 @@ void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int
         }
     };
     transpose(k.flat, k.xT, F);
-    if (j.data == CORRELATED || j.data == ANTICORRELATED) transpose(k.u1, k.u1T, K);
+    const bool pairs = j.data == CORRELATED || j.data == ANTICORRELATED;
+    if (pairs) transpose(k.u1, k.u1T, K);
     if (j.data == ANTICORRELATED) transpose(k.u2, k.u2T, K);
+    if (j.data == NORMAL) transpose(k.u1, k.u1T, F), transpose(k.u2, k.u2T, F);
     const float* p = j.p + size_t(inst) * F;
     for (int f = 0; f < F; f++) {
-        const int q = j.data == UNIFORM ? f : f & ~1;  // pairs use their first feature's p
-        combine(k.xT + f * TN, k.u1T + f / 2 * TN, k.u2T + f / 2 * TN, p[q], j.data,
-                f % 2 == 0, nt);
+        const int q = pairs ? f & ~1 : f;  // pairs use their first feature's p and uniforms
+        combine(k.xT + f * TN, k.u1T + q / (pairs + 1) * TN, k.u2T + q / (pairs + 1) * TN, p[q],
+                j.data, f % 2 == 0, nt);
     }
 }
 
@@ -831,6 +901,25 @@ void pairs_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int b
     }
 }
 
+// Rows b0 .. b0+nt−1 of a batch of normal magnitudes into the wide tile, 8 features at a time
+// (the functions' vectors): present where the presence uniform is below p (never in the
+// padding, p = 0, whatever its lanes read past the row's end), normal_magnitudes of the other
+// two uniforms there, computed only for the vectors with a feature present.
+void normal_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int b0, int nt) {
+    draw_raw(j, k, inst, i, b0, nt);
+    const int F = s.F;
+    for (int t = 0; t < nt; t++)
+        for (int f = 0; f < s.Fp; f += LN) {
+            const vni present = load_n(k.u1 + t * F + f) < load_n(k.p + f);
+            vn v = {};
+            if (any_lane(present))
+                v = present ? normal_magnitudes(load_n(k.flat + t * F + f),
+                                                load_n(k.u2 + t * F + f))
+                            : 0;
+            store_n(k.x + t * s.Fp + f, v);
+        }
+}
+
 // One step's loss (summed over batch and features) and unscaled gradients (k.dW, k.db),
 // wide layout.
 template <bool RELU>
@@ -844,6 +933,8 @@ double wide_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i, boo
             uniform_tile(j, k, s, inst, i, b0, nt);
         } else if (j.data == CORRELATED || j.data == ANTICORRELATED) {
             pairs_tile(j, k, s, inst, i, b0, nt);
+        } else if (j.data == NORMAL) {
+            normal_tile(j, k, s, inst, i, b0, nt);
         } else {  // given: the rows as passed in
             draw_raw(j, k, inst, i, b0, nt);
             for (int t = 0; t < nt; t++) {
@@ -1101,12 +1192,20 @@ extern "C" void toygeom_sparse_uniform(const float* u, int64_t n, float p, float
     }
 }
 
-// engine.rng's uniforms of elements e .. e+n−1 under `key`, into u: for batches the kernel does not
-// finish itself (normal magnitudes), ~50× faster than torch's integer ops.
-extern "C" void toygeom_uniforms(float* u, uint64_t e, int64_t n, uint64_t key) {
-    constexpr int64_t CHUNK = int64_t(1) << 30;  // draw_uniforms counts in int
-    for (int64_t i = 0; i < n; i += CHUNK)
-        draw_uniforms(u + i, e + uint64_t(i), int(std::min(CHUNK, n - i)), key);
+// engine.data's log_one_minus(u) (which = 0), cos_two_pi(u) (1), normal_magnitudes(u, v) (2)
+// or square_root(u) (3) of n values, into out: for the tests, which check them against engine.data's over all 2²⁴
+// uniforms.
+extern "C" void toygeom_normal_parts(const float* u, const float* v, int64_t n, float* out,
+                                     int which) {
+    for (int64_t i = 0; i < n; i += LN) {
+        const int m = int(std::min<int64_t>(LN, n - i));
+        const vn a = load_n(u + i, m), b = load_n(v + i, m);
+        store_n(out + i, which == 0   ? log_one_minus(a)
+                         : which == 1 ? cos_two_pi(a)
+                         : which == 2 ? normal_magnitudes(a, b)
+                                      : square_root(a),
+                m);
+    }
 }
 
 // What this build runs, for the tests and the bench: its vector width (L floats) and whether
