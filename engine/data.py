@@ -35,10 +35,10 @@ def sparse_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 # for ln m = 2 atanh s, and (−1)^k (2π)^2k / (2k)! for cos, k = 0..7.
 _SQRT2, _LN2 = float.fromhex("0x1.6a09e6p+0"), float.fromhex("0x1.62e43p-1")
 _ATANH = [float.fromhex(c) for c in ("0x1.c71c72p-3", "0x1.24924ap-2", "0x1.99999ap-2",
-                                     "0x1.555556p-1", "0x1p+1")]  # 2/9, 2/7, 2/5, 2/3, 2
+                                     "0x1.555556p-1", "0x1p+1")]  # 2/9 .. 2  # fmt: skip
 _COS = [float.fromhex(c) for c in ("-0x1.b6e25p+0", "0x1.f9d38ap+2", "-0x1.a6d1f2p+4",
                                    "0x1.e1f506p+5", "-0x1.55d3c8p+6", "0x1.03c1fp+6",
-                                   "-0x1.3bd3ccp+4", "0x1p+0")]  # C7 .. C0
+                                   "-0x1.3bd3ccp+4", "0x1p+0")]  # C7 .. C0  # fmt: skip
 _ROOT = [float.fromhex(c) for c in ("0x1.555556p-2", "0x1.555556p-1")]  # 1/3, 2/3: √m ≈ (m + 2)/3
 _FIFTH = float.fromhex("0x1.99999ap-3")  # 0.2
 

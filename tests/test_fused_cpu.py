@@ -198,8 +198,10 @@ def test_the_batchs_division_by_p_is_torchs_for_every_uniform(
         assert wrong.numel() == 0, f"p = {float(p32)!r}: u = {u[wrong[0]].item()!r} differs"
 
 
-@pytest.mark.parametrize(("which", "name"), [(0, "log_one_minus"), (1, "cos_two_pi"),
-                                             (2, "normal_magnitudes"), (3, "square_root")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("which", "name"),
+    [(0, "log_one_minus"), (1, "cos_two_pi"), (2, "normal_magnitudes"), (3, "square_root")],
+)
 def test_the_kernels_normal_magnitudes_are_engine_datas_for_every_uniform(
     lanes_kernel: ctypes.CDLL, which: int, name: str
 ) -> None:
