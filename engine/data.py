@@ -16,8 +16,6 @@ rounded), other functions on other builds and devices.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from engine.rng import uniforms
@@ -104,20 +102,18 @@ def generate_batch(
     batch_size: int,
     seed: int,
     step: int,
-    draw_uniforms: Callable[..., torch.Tensor] = uniforms,
 ) -> torch.Tensor:
     """The batch of `step`: (inst, batch, feats) float32 on feature_probability's device.
 
     feature_probability: (inst, feats). For pair variants, pair k is features (2k, 2k+1) and uses
-    the probability of its first feature. draw_uniforms: `engine.rng.uniforms` or a faster
-    function with its signature and results (the fused kernel's, `fused_cpu.uniforms`).
+    the probability of its first feature.
     """
     n_inst, n_feat = feature_probability.shape
     device = feature_probability.device
     p = feature_probability[:, None, :]  # inst 1 feats
 
     def draw(stream: int, n: int = n_feat) -> torch.Tensor:
-        return draw_uniforms(seed, step, stream, (n_inst, batch_size, n), device)
+        return uniforms(seed, step, stream, (n_inst, batch_size, n), device)
 
     if data == "uniform":
         return sparse_uniform(draw(PRESENCE), p)
