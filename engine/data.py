@@ -49,13 +49,16 @@ def _horner(t: torch.Tensor, coefficients: list[float]) -> torch.Tensor:
     return r
 
 
+def _split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(e, m) with x = m·2^e, m in [1, 2), for float32 x > 0 and normal, from its bits."""
+    bits = x.view(torch.int32)
+    return (bits >> 23) - 127, ((bits & 0x7FFFFF) | 0x3F800000).view(torch.float32)
+
+
 def log_one_minus(u: torch.Tensor) -> torch.Tensor:
     """ln(1 − u) for float32 u in [0, 1): 1 − u = m·2^e with m in [√½, √2], ln m = 2 atanh s,
-    s = (m − 1)/(m + 1) (|s| ≤ 0.172, the series to s⁹: 2e-9 relative); within ~2 ulp."""
-    x = 1 - u  # exact: u is a multiple of 2⁻²⁴
-    bits = x.view(torch.int32)
-    e = (bits >> 23) - 127
-    m = ((bits & 0x7FFFFF) | 0x3F800000).view(torch.float32)  # [1, 2)
+    s = (m − 1)/(m + 1) (|s| ≤ 0.172, the series to s⁹: 2e-9 relative); within 3 ulp."""
+    e, m = _split(1 - u)  # 1 − u exact: u is a multiple of 2⁻²⁴
     big = m > _SQRT2
     m = torch.where(big, m * 0.5, m)
     e = torch.where(big, e + 1, e)
@@ -75,10 +78,8 @@ def cos_two_pi(v: torch.Tensor) -> torch.Tensor:
 
 def square_root(x: torch.Tensor) -> torch.Tensor:
     """√x for float32 x ≥ 0 (0 or normal): x = m·4^k with m in [1, 4), √m by three Newton steps
-    from a line (5.7% off at worst: then 2e-3, 2e-6, 1e-12), times 2^k; within ~1 ulp."""
-    bits = x.view(torch.int32)
-    e = (bits >> 23) - 127
-    m = ((bits & 0x7FFFFF) | 0x3F800000).view(torch.float32)  # [1, 2)
+    from a line (5.7% off at worst: then 2e-3, 2e-6, 1e-12), times 2^k; within 2 ulp."""
+    e, m = _split(x)  # x = 0 gives garbage here, replaced below
     odd = (e & 1) == 1
     m = torch.where(odd, m * 2, m)  # [1, 4)
     k = torch.where(odd, e - 1, e) >> 1

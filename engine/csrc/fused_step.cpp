@@ -9,8 +9,8 @@
 //
 // The batch is drawn here, bit for bit `engine.data.generate_batch`: the SplitMix64 counters of
 // engine/rng.py for every variant (a uniform batch's u/p from FMAs, `sparse_uniform`; normal
-// magnitudes from engine.data's own log and cos, `normal_magnitudes`); a batch can also be
-// passed in (the tests' gradients of a given batch).
+// magnitudes from engine.data's own log, cos and square root, `normal_magnitudes`); a batch
+// can also be passed in (the tests' gradients of a given batch).
 //
 // Two layouts, one per kind of model:
 //   wide (hidden·feats > 64): a tile holds T batch rows, each row the features padded with zeros
@@ -757,13 +757,17 @@ inline bool any_lane(vni m) {
     return (w[0] | w[1] | w[2] | w[3]) != 0;
 }
 
-// engine.data's log_one_minus, cos_two_pi, square_root and normal_magnitudes, op for op:
-// float32 products, sums and divisions, each rounded as there (its constants, exactly).
-inline vn log_one_minus(vn u) {
-    const vn x = 1.0f - u;
+// engine.data's _split, log_one_minus, cos_two_pi, square_root and normal_magnitudes, op for
+// op: float32 products, sums and divisions, each rounded as there (its constants, exactly).
+inline void split(vn x, vni& e, vn& m) {  // x = m·2^e, m in [1, 2)
     const vni bits = (vni)x;
-    vni e = (bits >> 23) - 127;
-    vn m = (vn)((bits & 0x7FFFFF) | 0x3F800000);  // [1, 2)
+    e = (bits >> 23) - 127;
+    m = (vn)((bits & 0x7FFFFF) | 0x3F800000);
+}
+inline vn log_one_minus(vn u) {
+    vni e;
+    vn m;
+    split(1.0f - u, e, m);
     const vni big = m > 0x1.6a09e6p+0f;           // √2
     m = big ? m * 0.5f : m;
     e = big ? e + 1 : e;
@@ -784,9 +788,9 @@ inline vn cos_two_pi(vn v) {
     return flip ? -r : r;
 }
 inline vn square_root(vn x) {
-    const vni bits = (vni)x;
-    const vni e = (bits >> 23) - 127;
-    vn m = (vn)((bits & 0x7FFFFF) | 0x3F800000);  // [1, 2)
+    vni e;
+    vn m;
+    split(x, e, m);
     const vni odd = (e & 1) == 1;
     m = odd ? m * 2.0f : m;  // [1, 4)
     const vni k = (odd ? e - 1 : e) >> 1;
@@ -799,6 +803,10 @@ inline vn normal_magnitudes(vn u, vn v) {
     const vn root = square_root(-2.0f * log_one_minus(u));
     const vn y = 0.5f + unfused(0x1.99999ap-3f * unfused(root * cos_two_pi(v)));
     return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;  // clamp(0, 1)
+}
+// normal_magnitudes where present, else 0; computed only if a lane is present.
+inline vn normal_where(vni present, vn u, vn v) {
+    return any_lane(present) ? (present ? normal_magnitudes(u, v) : 0) : vn{};
 }
 
 // The narrow layout's batch from its raw uniforms, elementwise as generate_batch, for m values x
@@ -818,8 +826,7 @@ void combine(float* x, const float* u1, const float* u2, float p, int data, bool
         } else if (data == CORRELATED) {
             v = load_n(u1 + t, c) < p ? v : 0;
         } else if (data == NORMAL) {
-            const vni present = load_n(u1 + t, c) < p;
-            v = any_lane(present) ? (present ? normal_magnitudes(v, load_n(u2 + t, c)) : 0) : vn{};
+            v = normal_where(load_n(u1 + t, c) < p, v, load_n(u2 + t, c));
         } else {
             vni picked = load_n(u2 + t, c) < 0.5f;
             if (!first) picked = ~picked;
@@ -909,15 +916,10 @@ void normal_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int 
     draw_raw(j, k, inst, i, b0, nt);
     const int F = s.F;
     for (int t = 0; t < nt; t++)
-        for (int f = 0; f < s.Fp; f += LN) {
-            const vni present = load_n(k.u1 + t * F + f) < load_n(k.p + f);
-            vn v = {};
-            if (any_lane(present))
-                v = present ? normal_magnitudes(load_n(k.flat + t * F + f),
-                                                load_n(k.u2 + t * F + f))
-                            : 0;
-            store_n(k.x + t * s.Fp + f, v);
-        }
+        for (int f = 0; f < s.Fp; f += LN)
+            store_n(k.x + t * s.Fp + f,
+                    normal_where(load_n(k.u1 + t * F + f) < load_n(k.p + f),
+                                 load_n(k.flat + t * F + f), load_n(k.u2 + t * F + f)));
 }
 
 // One step's loss (summed over batch and features) and unscaled gradients (k.dW, k.db),
@@ -1193,8 +1195,8 @@ extern "C" void toygeom_sparse_uniform(const float* u, int64_t n, float p, float
 }
 
 // engine.data's log_one_minus(u) (which = 0), cos_two_pi(u) (1), normal_magnitudes(u, v) (2)
-// or square_root(u) (3) of n values, into out: for the tests, which check them against engine.data's over all 2²⁴
-// uniforms.
+// or square_root(u) (3) of n values, into out: for the tests, which check them against
+// engine.data's over all 2²⁴ uniforms.
 extern "C" void toygeom_normal_parts(const float* u, const float* v, int64_t n, float* out,
                                      int which) {
     for (int64_t i = 0; i < n; i += LN) {
