@@ -7,6 +7,7 @@ Reproduce (from the repository root of a git checkout):
     python -m toygeom_tui.bench.kernel_rate --against main --presets feature-geometry
     python -m toygeom_tui.bench.kernel_rate --march x86-64-v3    # both built for AVX2 machines
     python -m toygeom_tui.bench.kernel_rate --threads 2 --steps 10  # as the Trainer calls it
+    python -m toygeom_tui.bench.kernel_rate --data normal        # each preset's shape, other data
 
 Both kernels are built from source with the same flags (the other revision's
 engine/csrc/fused_step.cpp, taken with `git show`; it must keep `struct Job`, which the ctypes
@@ -31,6 +32,7 @@ import torch
 
 from engine import fused_cpu
 from engine.config import (
+    DATA,
     PRESETS,
     RunConfig,
     preset,
@@ -94,19 +96,24 @@ def main() -> None:
     parser.add_argument("--march", default="native", help="CPU to build for (x86-64-v3: AVX2)")
     parser.add_argument("--threads", type=int, default=1, help="the kernel's threads (default 1)")
     parser.add_argument("--steps", type=int, help="steps a call (default: ~0.2 GFLOP a call)")
+    parser.add_argument("--data", choices=DATA, help="the batches' variant (default: the preset's)")
     args = parser.parse_args()
     kernels = {
         "this tree": fused_cpu.load(march=args.march),
         args.against: revision_kernel(args.against, args.march),
     }
     torch.set_num_threads(1)
-    print(f"{machine()}; kernel threads {args.threads}; -march={args.march}; {args.rounds} rounds; "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    configs = {name: preset(name) for name in args.presets}
+    if args.data:
+        configs = {name: cfg.replace(data=args.data) for name, cfg in configs.items()}
+    data = f"data {args.data}" if args.data else "each preset's data"
+    print(f"{machine()}; kernel threads {args.threads}; -march={args.march}; {data}; "
+          f"{args.rounds} rounds; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     best = {(name, k): float("inf") for name in args.presets for k in kernels}
     for _ in range(args.rounds):
         for name in args.presets:
             for k, library in kernels.items():
-                seconds = best_step_seconds(preset(name), library, args.calls, args.threads,
+                seconds = best_step_seconds(configs[name], library, args.calls, args.threads,
                                             args.steps)  # fmt: skip
                 best[name, k] = min(best[name, k], seconds)
     mine, theirs = kernels
