@@ -316,8 +316,8 @@ struct Scratch {
     double* db;                // Fp: db over the whole batch (summed in double: 1024+ terms)
     float *flat, *u1, *u2;     // ROWS × F (flat + L): drawn rows, unpadded; pair uniforms
     float *e1, *e2, *pp;       // Fp: a row's pair uniforms, one a feature; the pairs' threshold
-    float *cu, *cv;            // T × Fp (+ L): a normal tile's present uniforms, packed
-    int32_t* cpos;             // T × Fp (+ L): where each goes in the tile
+    float *cu, *cv;            // a tile's elements (+ L): a normal tile's present uniforms, packed
+    int32_t* cpos;             // likewise: where each goes in the tile
     float *xT, *u1T, *u2T;     // F × TN, F/2 × TN: the narrow tile's batch and pair uniforms
     float* block;
 
@@ -353,8 +353,8 @@ struct Scratch {
         dW = take(H * Fp), db_tile = take(Fp), db = reinterpret_cast<double*>(take(2 * Fp));
         flat = take(ROWS * F + L), u1 = take(ROWS * F), u2 = take(ROWS * F);
         e1 = take(Fp), e2 = take(Fp), pp = take(Fp);
-        cu = take(T * Fp + L), cv = take(T * Fp + L);
-        cpos = reinterpret_cast<int32_t*>(take(T * Fp + L));
+        const size_t packed = std::max(T * Fp, s.narrow ? F * TN : 0) + L;
+        cu = take(packed), cv = take(packed), cpos = reinterpret_cast<int32_t*>(take(packed));
         xT = u1T = u2T = nullptr;
         if (s.narrow) xT = take(F * TN), u1T = take(F * TN), u2T = take(F * TN);
     }
@@ -774,15 +774,6 @@ inline V unfused(V v) {
 #endif
     return v;
 }
-template <typename I>
-inline bool any_lane(I m) {
-    uint64_t w[sizeof(I) / 8];
-    std::memcpy(w, &m, sizeof w);
-    uint64_t any = 0;
-    for (uint64_t q : w) any |= q;
-    return any != 0;
-}
-
 template <typename V, typename I = ints_of<V>>
 inline void split(V x, I& e, V& m) {  // x = m·2^e, m in [1, 2)
     const I bits = (I)x;
@@ -861,17 +852,34 @@ inline vn pack_n(vn v, unsigned bits) {
     return out;
 #endif
 }
-// normal_magnitudes where present, else 0; computed only if a lane is present.
-inline vn normal_where(vni present, vn u, vn v) {
-    return any_lane(present) ? (present ? normal_magnitudes(u, v) : 0) : vn{};
+
+// A normal batch's present elements, packed: `pack_present` appends the lanes of u and v (the
+// magnitude's and the angle's uniforms) where `present`, with their places `at` in the tile, to
+// k.cu, k.cv, k.cpos after the n already there, and returns the new count; `place_packed`
+// computes normal_magnitudes of the n packed, L at a time, and puts each in its place in x,
+// whose other elements the caller zeroed. So the math runs on the present elements alone:
+// computing every 8 features (or 8 rows of a feature) with one present computed ~3× the values
+// kept at the default run's mean p of 0.32. No branch on "any present": p decides that.
+inline int pack_present(Scratch& k, int n, vni present, vn u, vn v, vni at) {
+    const unsigned bits = lane_bits(present);
+    store_n(k.cu + n, pack_n(u, bits));
+    store_n(k.cv + n, pack_n(v, bits));
+    store_n(reinterpret_cast<float*>(k.cpos + n), pack_n((vn)at, bits));
+    return n + __builtin_popcount(bits);
+}
+void place_packed(Scratch& k, int n, float* x) {
+    for (int q = 0; q < n; q += L) {  // the last vector's lanes past n: stale uniforms, unused
+        const vf y = normal_magnitudes(load(k.cu + q), load(k.cv + q));
+        for (int l = 0, c = std::min(L, n - q); l < c; l++) x[k.cpos[q + l]] = y[l];
+    }
 }
 
 // The narrow layout's batch from its raw uniforms, elementwise as generate_batch, for m values x
 // of one feature (probability p, pair uniforms u1, u2); the wide layout's is uniform_tile's and
 // pairs_tile's, by the same rules. Uniform: x = u/p if u < p else 0. Pairs (2q, 2q+1) use the
 // first feature's p: correlated, both present if u1 < p; anticorrelated, one of them if u1 < 2p
-// (the first if u2 < 0.5), never both; present features keep their magnitude U[0, 1). Normal:
-// present if u1 < p, with normal_magnitudes of x and u2 (the feature's own uniforms).
+// (the first if u2 < 0.5), never both; present features keep their magnitude U[0, 1). (Normal
+// magnitudes: `normal_columns`.)
 void combine(float* x, const float* u1, const float* u2, float p, int data, bool first, int m) {
     if (data == GIVEN) return;
     for (int t = 0; t < m; t += LN) {
@@ -882,8 +890,6 @@ void combine(float* x, const float* u1, const float* u2, float p, int data, bool
             v = v < pv ? v / pv : 0;
         } else if (data == CORRELATED) {
             v = load_n(u1 + t, c) < p ? v : 0;
-        } else if (data == NORMAL) {
-            v = normal_where(load_n(u1 + t, c) < p, v, load_n(u2 + t, c));
         } else {
             vni picked = load_n(u2 + t, c) < 0.5f;
             if (!first) picked = ~picked;
@@ -910,8 +916,21 @@ void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int
     const bool pairs = j.data == CORRELATED || j.data == ANTICORRELATED;
     if (pairs) transpose(k.u1, k.u1T, K);
     if (j.data == ANTICORRELATED) transpose(k.u2, k.u2T, K);
-    if (j.data == NORMAL) transpose(k.u1, k.u1T, F), transpose(k.u2, k.u2T, F);
     const float* p = j.p + size_t(inst) * F;
+    if (j.data == NORMAL) {  // each column's present rows packed, as normal_tile's
+        transpose(k.u1, k.u1T, F), transpose(k.u2, k.u2T, F);
+        vni lane;
+        for (int l = 0; l < LN; l++) lane[l] = l;
+        int n = 0;
+        for (int f = 0; f < F; f++)
+            for (int t = 0; t < nt; t += LN) {
+                const int c = std::min(LN, nt - t), at = f * TN + t;  // lanes past c: none
+                n = pack_present(k, n, (lane < c) & (load_n(k.u1T + at) < p[f]),
+                                 load_n(k.xT + at), load_n(k.u2T + at), lane + at);
+            }
+        for (int f = 0; f < F; f++) std::fill(k.xT + f * TN, k.xT + f * TN + nt, 0.0f);
+        return place_packed(k, n, k.xT);
+    }
     for (int f = 0; f < F; f++) {
         const int q = pairs ? f & ~1 : f;  // pairs use their first feature's p and uniforms
         combine(k.xT + f * TN, k.u1T + q / (pairs + 1) * TN, k.u2T + q / (pairs + 1) * TN, p[q],
@@ -967,30 +986,21 @@ void pairs_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int b
 
 // Rows b0 .. b0+nt−1 of a batch of normal magnitudes into the wide tile: present where the
 // presence uniform is below p (never in the padding, p = 0, whatever its lanes read past the
-// row's end). The present elements' two uniforms are packed first, 8 at a time (`pack_n`), so
-// normal_magnitudes runs on the present ones alone, a full vector each time, and its results go
-// to their places in the zeroed tile: with the mean p 0.32 of the default run, computing every
-// 8 features with one present computed ~3× the values it kept.
+// row's end), normal_magnitudes of the other two uniforms there (`pack_present`).
 void normal_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int b0, int nt) {
     draw_raw(j, k, inst, i, b0, nt);
     const int F = s.F;
-    std::fill(k.x, k.x + nt * s.Fp, 0.0f);
     vni lane;
     for (int l = 0; l < LN; l++) lane[l] = l;
     int n = 0;
     for (int t = 0; t < nt; t++)
-        for (int f = 0; f < s.Fp; f += LN) {  // no branch on "any present": p decides it
+        for (int f = 0; f < s.Fp; f += LN) {
             const int r = t * F + f;
-            const unsigned m = lane_bits(load_n(k.u1 + r) < load_n(k.p + f));
-            store_n(k.cu + n, pack_n(load_n(k.flat + r), m));
-            store_n(k.cv + n, pack_n(load_n(k.u2 + r), m));
-            store_n(reinterpret_cast<float*>(k.cpos + n), pack_n((vn)(lane + (t * s.Fp + f)), m));
-            n += __builtin_popcount(m);
+            n = pack_present(k, n, load_n(k.u1 + r) < load_n(k.p + f), load_n(k.flat + r),
+                             load_n(k.u2 + r), lane + (t * s.Fp + f));
         }
-    for (int q = 0; q < n; q += L) {  // the last vector's lanes past n: stale uniforms, unused
-        const vf y = normal_magnitudes(load(k.cu + q), load(k.cv + q));
-        for (int l = 0, c = std::min(L, n - q); l < c; l++) k.x[k.cpos[q + l]] = y[l];
-    }
+    std::fill(k.x, k.x + nt * s.Fp, 0.0f);
+    place_packed(k, n, k.x);
 }
 
 // One step's loss (summed over batch and features) and unscaled gradients (k.dW, k.db),
