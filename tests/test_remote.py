@@ -95,6 +95,9 @@ def served() -> Iterator[tuple[Path, int]]:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(directory)
     pid = probe(directory)["pid"]
+    # --detach returns once the socket serves, which may be before the first step (a loaded
+    # box, a kernel still building): the tests below want a run that trains.
+    wait_until(lambda: (probe(directory) or {}).get("state") == "training")
     yield directory, pid
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
