@@ -825,7 +825,7 @@ inline V normal_magnitudes(V u, V v) {
     return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;  // clamp(0, 1)
 }
 
-// Bit l set where lane l of m is (−1, a comparison's true).
+// Bit l set where lane l of m is set (−1: a comparison's true).
 inline unsigned lane_bits(vni m) {
 #ifdef __AVX__
     return unsigned(_mm256_movemask_ps((__m256)m));
