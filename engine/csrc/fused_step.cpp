@@ -901,10 +901,25 @@ void combine(float* x, const float* u1, const float* u2, float p, int data, bool
 
 // Rows b0 .. b0+nt−1 of the batch into k.xT (F × TN), feature-major, lanes nt .. m−1 zero:
 // the raw uniforms are drawn as rows (consecutive elements share hashes), transposed (F ≤
-// NARROW: a few hundred values a tile), then combined a whole column of one feature at a time.
+// NARROW: a few hundred values a tile), then combined a whole column of one feature at a time;
+// normal magnitudes are packed straight from the rows (their three transposes took ~a fifth
+// of the pentagon's step).
 void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int m) {
     draw_raw(j, k, inst, i, b0, nt);
     const int F = j.feats, K = F / 2;
+    if (j.data == NORMAL) {  // packed from the rows, each value placed in its column
+        for (int f = 0; f < F; f++) std::fill(k.xT + f * TN, k.xT + f * TN + m, 0.0f);
+        vni lane;
+        for (int l = 0; l < LN; l++) lane[l] = l;
+        int n = 0;
+        for (int t = 0; t < nt; t++)
+            for (int f = 0; f < F; f += LN) {  // past F: the padding's p = 0, never present
+                const int r = t * F + f;
+                n = pack_present(k, n, load_n(k.u1 + r) < load_n(k.p + f), load_n(k.flat + r),
+                                 load_n(k.u2 + r), lane * TN + (f * TN + t));
+            }
+        return place_packed(k, n, k.xT);
+    }
     auto transpose = [&](const float* rows, float* columns, int width) {  // nt × width
         for (int f = 0; f < width; f++) {
             float* column = columns + f * TN;
@@ -917,20 +932,6 @@ void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int
     if (pairs) transpose(k.u1, k.u1T, K);
     if (j.data == ANTICORRELATED) transpose(k.u2, k.u2T, K);
     const float* p = j.p + size_t(inst) * F;
-    if (j.data == NORMAL) {  // each column's present rows packed, as normal_tile's
-        transpose(k.u1, k.u1T, F), transpose(k.u2, k.u2T, F);
-        vni lane;
-        for (int l = 0; l < LN; l++) lane[l] = l;
-        int n = 0;
-        for (int f = 0; f < F; f++)
-            for (int t = 0; t < nt; t += LN) {
-                const int c = std::min(LN, nt - t), at = f * TN + t;  // lanes past c: none
-                n = pack_present(k, n, (lane < c) & (load_n(k.u1T + at) < p[f]),
-                                 load_n(k.xT + at), load_n(k.u2T + at), lane + at);
-            }
-        for (int f = 0; f < F; f++) std::fill(k.xT + f * TN, k.xT + f * TN + nt, 0.0f);
-        return place_packed(k, n, k.xT);
-    }
     for (int f = 0; f < F; f++) {
         const int q = pairs ? f & ~1 : f;  // pairs use their first feature's p and uniforms
         combine(k.xT + f * TN, k.u1T + q / (pairs + 1) * TN, k.u2T + q / (pairs + 1) * TN, p[q],
