@@ -749,79 +749,67 @@ inline void store_n(float* p, vn v, int n = LN) {
 inline vn splat_n(float s) { return s - vn{}; }  // as splat
 
 // engine.data's _split, log_one_minus, cos_two_pi, square_root and normal_magnitudes, op for
-// op: float32 products, sums and divisions, each rounded as there (its constants, exactly). For
-// any vector V of floats (the narrow layout's vn, the wide tile's vf: its long dependency chains
-// run twice the lanes at a time there); ints_of<V> is the matching vector of ints.
-template <typename V>
-using ints_of = decltype(V{} < V{});
+// op: float32 products, sums and divisions, each rounded as there (its constants, exactly), on
+// the wide layout's vectors in both layouts: with AVX-512 their long dependency chains run 16
+// lanes at a time.
 
 // A product kept apart from the sum it feeds: GCC fuses a·b + c into one FMA (one rounding)
 // where the CPU has them, and engine.data rounds both, as torch's separate ops do. An empty asm
 // takes one register, so a 16-float vector on a CPU without AVX-512 goes as two halves.
-template <typename V>
-inline V unfused(V v) {
-#ifdef __FMA__
-#ifndef __AVX512F__
-    if constexpr (sizeof(V) == 64) {
-        vn lo, hi;
-        std::memcpy(&lo, &v, 32), std::memcpy(&hi, reinterpret_cast<char*>(&v) + 32, 32);
-        asm("" : "+v"(lo), "+v"(hi));
-        std::memcpy(&v, &lo, 32), std::memcpy(reinterpret_cast<char*>(&v) + 32, &hi, 32);
-        return v;
-    }
-#endif
+inline vf unfused(vf v) {
+#if defined(__FMA__) && TOYGEOM_LANES == 16 && !defined(__AVX512F__)
+    vn lo, hi;
+    std::memcpy(&lo, &v, 32), std::memcpy(&hi, reinterpret_cast<char*>(&v) + 32, 32);
+    asm("" : "+v"(lo), "+v"(hi));
+    std::memcpy(&v, &lo, 32), std::memcpy(reinterpret_cast<char*>(&v) + 32, &hi, 32);
+#elif defined(__FMA__)
     asm("" : "+v"(v));
 #endif
     return v;
 }
-template <typename V, typename I = ints_of<V>>
-inline void split(V x, I& e, V& m) {  // x = m·2^e, m in [1, 2)
-    const I bits = (I)x;
+inline void split(vf x, vi& e, vf& m) {  // x = m·2^e, m in [1, 2)
+    const vi bits = (vi)x;
     e = (bits >> 23) - 127;
-    m = (V)((bits & 0x7FFFFF) | 0x3F800000);
+    m = (vf)((bits & 0x7FFFFF) | 0x3F800000);
 }
-template <typename V, typename I = ints_of<V>>
-inline V log_one_minus(V u) {
-    I e;
-    V m;
+inline vf log_one_minus(vf u) {
+    vi e;
+    vf m;
     split(1.0f - u, e, m);
-    const I big = m > 0x1.6a09e6p+0f;  // √2
+    const vi big = m > 0x1.6a09e6p+0f;  // √2
     m = big ? m * 0.5f : m;
     e = big ? e + 1 : e;
-    const V s = (m - 1.0f) / (m + 1.0f), t = unfused(s * s);
-    V r = 0x1.c71c72p-3f - V{};  // 2/9, 2/7, 2/5, 2/3, 2
+    const vf s = (m - 1.0f) / (m + 1.0f), t = unfused(s * s);
+    vf r = 0x1.c71c72p-3f - vf{};  // 2/9, 2/7, 2/5, 2/3, 2
     for (float c : {0x1.24924ap-2f, 0x1.99999ap-2f, 0x1.555556p-1f, 2.0f}) r = unfused(r * t) + c;
-    return unfused(__builtin_convertvector(e, V) * 0x1.62e43p-1f) + unfused(s * r);
+    return unfused(__builtin_convertvector(e, vf) * 0x1.62e43p-1f) + unfused(s * r);
 }
-template <typename V, typename I = ints_of<V>>
-inline V cos_two_pi(V v) {
-    V a = v >= 0.5f ? 1.0f - v : v;
-    const I flip = a > 0.25f;
+inline vf cos_two_pi(vf v) {
+    vf a = v >= 0.5f ? 1.0f - v : v;
+    const vi flip = a > 0.25f;
     a = flip ? 0.5f - a : a;
-    const V t = unfused(a * a);
-    V r = -0x1.b6e25p+0f - V{};  // C7 .. C0: (−1)^k (2π)^2k / (2k)!
+    const vf t = unfused(a * a);
+    vf r = -0x1.b6e25p+0f - vf{};  // C7 .. C0: (−1)^k (2π)^2k / (2k)!
     for (float c : {0x1.f9d38ap+2f, -0x1.a6d1f2p+4f, 0x1.e1f506p+5f, -0x1.55d3c8p+6f,
                     0x1.03c1fp+6f, -0x1.3bd3ccp+4f, 1.0f})
         r = unfused(r * t) + c;
     return flip ? -r : r;
 }
-template <typename V, typename I = ints_of<V>>
-inline V square_root(V x) {
-    I e;
-    V m;
+inline vf square_root(vf x) {
+    vi e;
+    vf m;
     split(x, e, m);
-    const I odd = (e & 1) == 1;
+    const vi odd = (e & 1) == 1;
     m = odd ? m * 2.0f : m;  // [1, 4)
-    const I k = (odd ? e - 1 : e) >> 1;
-    V y = unfused(0x1.555556p-2f * m) + 0x1.555556p-1f;
+    const vi k = (odd ? e - 1 : e) >> 1;
+    vf y = unfused(0x1.555556p-2f * m) + 0x1.555556p-1f;
     for (int i = 0; i < 3; i++) y = 0.5f * (y + m / y);
-    const V scale = (V)((k + 127) << 23);  // 2^k, exactly
+    const vf scale = (vf)((k + 127) << 23);  // 2^k, exactly
     return x == 0.0f ? x : y * scale;
 }
-template <typename V>
-inline V normal_magnitudes(V u, V v) {
-    const V root = square_root(-2.0f * log_one_minus(u));
-    const V y = 0.5f + unfused(0x1.99999ap-3f * unfused(root * cos_two_pi(v)));
+inline vf normal_magnitudes(vf u, vf v) {
+    const vf root = square_root(-2.0f * log_one_minus(u));
+    const vf y = 0.5f + unfused(0x1.99999ap-3f * unfused(root * cos_two_pi(v)));
     return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;  // clamp(0, 1)
 }
 
