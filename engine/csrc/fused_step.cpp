@@ -861,13 +861,29 @@ void place_packed(Scratch& k, int n, float* x) {
         for (int l = 0, c = std::min(L, n - q); l < c; l++) x[k.cpos[q + l]] = y[l];
     }
 }
+// The present elements of nt drawn rows (k.flat, k.u1, k.u2: nt × F), packed a row's first
+// `width` features at a time, 8 each: present where the presence uniform is below k.p (0 in
+// the padding, whatever its lanes read past the row's end). at(t, f) gives the places in the
+// tile of row t's features f .. f + 7. Returns how many were packed.
+template <typename At>
+int pack_rows(Scratch& k, int nt, int F, int width, At at) {
+    int n = 0;
+    for (int t = 0; t < nt; t++)
+        for (int f = 0; f < width; f += LN) {
+            const int r = t * F + f;
+            n = pack_present(k, n, load_n(k.u1 + r) < load_n(k.p + f), load_n(k.flat + r),
+                             load_n(k.u2 + r), at(t, f));
+        }
+    return n;
+}
+const vni kLanes = {0, 1, 2, 3, 4, 5, 6, 7};
 
 // The narrow layout's batch from its raw uniforms, elementwise as generate_batch, for m values x
 // of one feature (probability p, pair uniforms u1, u2); the wide layout's is uniform_tile's and
 // pairs_tile's, by the same rules. Uniform: x = u/p if u < p else 0. Pairs (2q, 2q+1) use the
 // first feature's p: correlated, both present if u1 < p; anticorrelated, one of them if u1 < 2p
 // (the first if u2 < 0.5), never both; present features keep their magnitude U[0, 1). (Normal
-// magnitudes: `normal_columns`.)
+// magnitudes are packed instead: `draw_columns`, `normal_tile`.)
 void combine(float* x, const float* u1, const float* u2, float p, int data, bool first, int m) {
     if (data == GIVEN) return;
     for (int t = 0; t < m; t += LN) {
@@ -896,16 +912,8 @@ void draw_columns(const Job& j, Scratch& k, int inst, int i, int b0, int nt, int
     draw_raw(j, k, inst, i, b0, nt);
     const int F = j.feats, K = F / 2;
     if (j.data == NORMAL) {  // packed from the rows, each value placed in its column
+        const int n = pack_rows(k, nt, F, F, [](int t, int f) { return kLanes * TN + f * TN + t; });
         for (int f = 0; f < F; f++) std::fill(k.xT + f * TN, k.xT + f * TN + m, 0.0f);
-        vni lane;
-        for (int l = 0; l < LN; l++) lane[l] = l;
-        int n = 0;
-        for (int t = 0; t < nt; t++)
-            for (int f = 0; f < F; f += LN) {  // past F: the padding's p = 0, never present
-                const int r = t * F + f;
-                n = pack_present(k, n, load_n(k.u1 + r) < load_n(k.p + f), load_n(k.flat + r),
-                                 load_n(k.u2 + r), lane * TN + (f * TN + t));
-            }
         return place_packed(k, n, k.xT);
     }
     auto transpose = [&](const float* rows, float* columns, int width) {  // nt × width
@@ -973,22 +981,13 @@ void pairs_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int b
     }
 }
 
-// Rows b0 .. b0+nt−1 of a batch of normal magnitudes into the wide tile: present where the
-// presence uniform is below p (never in the padding, p = 0, whatever its lanes read past the
-// row's end), normal_magnitudes of the other two uniforms there (`pack_present`).
+// Rows b0 .. b0+nt−1 of a batch of normal magnitudes into the wide tile: normal_magnitudes of
+// the present elements' two uniforms (`pack_rows`), 0 elsewhere.
 void normal_tile(const Job& j, Scratch& k, const Shape& s, int inst, int i, int b0, int nt) {
     draw_raw(j, k, inst, i, b0, nt);
-    const int F = s.F;
-    vni lane;
-    for (int l = 0; l < LN; l++) lane[l] = l;
-    int n = 0;
-    for (int t = 0; t < nt; t++)
-        for (int f = 0; f < s.Fp; f += LN) {
-            const int r = t * F + f;
-            n = pack_present(k, n, load_n(k.u1 + r) < load_n(k.p + f), load_n(k.flat + r),
-                             load_n(k.u2 + r), lane + (t * s.Fp + f));
-        }
-    std::fill(k.x, k.x + nt * s.Fp, 0.0f);
+    const int Fp = s.Fp;
+    const int n = pack_rows(k, nt, s.F, Fp, [Fp](int t, int f) { return kLanes + t * Fp + f; });
+    std::fill(k.x, k.x + nt * Fp, 0.0f);
     place_packed(k, n, k.x);
 }
 
@@ -1269,7 +1268,7 @@ extern "C" void toygeom_sparse_uniform(const float* u, int64_t n, float p, float
 // engine.data's over all 2²⁴ uniforms.
 extern "C" void toygeom_normal_parts(const float* u, const float* v, int64_t n, float* out,
                                      int which) {
-    for (int64_t i = 0; i < n; i += L) {  // L lanes, as normal_tile computes them
+    for (int64_t i = 0; i < n; i += L) {  // L lanes, as place_packed computes them
         const int m = int(std::min<int64_t>(L, n - i));
         float a[L] = {}, b[L] = {}, r[L];
         std::memcpy(a, u + i, m * sizeof(float)), std::memcpy(b, v + i, m * sizeof(float));
