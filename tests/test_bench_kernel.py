@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 import torch
+from cpu_flags import runs
 from gradients import assert_relative, autograd_grads
 
 from engine import fused_cpu
@@ -41,18 +42,7 @@ def test_a_revisions_kernel_runs_and_computes_the_gradients() -> None:
         kernel_rate.revision_kernel("no-such-revision")
 
 
-def _cpu_flags() -> set[str]:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
-
-
-@pytest.mark.skipif(
-    not {"avx2", "fma", "bmi2", "f16c", "movbe", "abm"} <= _cpu_flags(),
-    reason="this CPU cannot run an x86-64-v3 build",
-)
+@pytest.mark.skipif(not runs("x86-64-v3"), reason="this CPU cannot run an x86-64-v3 build")
 def test_a_kernel_built_for_avx2_machines_runs_here_and_computes_the_gradients() -> None:
     """--march x86-64-v3 times the AVX2 build on an AVX-512 machine: it is that build that
     runs (8-lane vectors, AVX2's sparse path), and it computes the same gradients."""

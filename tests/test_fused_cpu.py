@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cpu_flags import runs
 from gradients import assert_relative, assert_trains_like_eager, autograd_grads
 
 import engine.step as step_module
@@ -106,14 +107,6 @@ def test_fused_gradients_equal_autograd_for_every_variant(
         assert_relative(a, b, 2e-6)
 
 
-def _cpu_runs(march: str) -> bool:
-    """Whether this CPU runs code built for `march` (x86-64: always; x86-64-v3: with AVX2)."""
-    if march == "x86-64":
-        return True
-    flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split()
-    return {"avx2", "fma", "bmi2"} <= set(flags)
-
-
 @pytest.mark.parametrize("data", VARIANTS)
 @pytest.mark.parametrize("march", ["x86-64", "x86-64-v3"])
 def test_builds_for_older_cpus_draw_the_same_batches(march: str, data: str) -> None:
@@ -121,7 +114,7 @@ def test_builds_for_older_cpus_draw_the_same_batches(march: str, data: str) -> N
     uniforms without AVX-512's compress: on this CPU too they draw generate_batch's batch, and
     their gradients equal those of the batch passed in (sparse h included: their SPARSE_P is
     0.35, and _setup's p is 0.02–0.62)."""
-    if not _cpu_runs(march):
+    if not runs(march):
         pytest.skip(f"this CPU does not run {march} code")
     library = fused_cpu.load(march=march)
     W, b_final, p, importance = _setup(6, 20, 200)
