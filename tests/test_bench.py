@@ -12,7 +12,16 @@ import pytest
 
 from engine import fused_cpu
 from engine.config import RunConfig
-from toygeom_tui.bench import engine_rate, fma_peak, loop_cpu, memory, report, save_cost, train_rate
+from toygeom_tui.bench import (
+    call_spread,
+    engine_rate,
+    fma_peak,
+    loop_cpu,
+    memory,
+    report,
+    save_cost,
+    train_rate,
+)
 from toygeom_tui.cli import main
 
 
@@ -27,6 +36,12 @@ def test_engine_rate_measures_every_method(small_config: RunConfig) -> None:
     assert sorted(rates) == ["plain", "step", "trainer"]
     assert all(rate > 0 for rate in rates.values())
     assert rounds == [(0, sorted(rates)), (1, sorted(rates))]
+
+
+def test_call_spread_times_every_call_of_a_run(small_config: RunConfig) -> None:
+    calls = call_spread.call_seconds(small_config.replace(steps=95))
+    assert [n for _, n in calls] == [10] * 9 + [5]  # a call per log interval, the last one short
+    assert all(seconds > 0 for seconds, _ in calls)
 
 
 def test_memory_run_reports_history_bounded() -> None:
