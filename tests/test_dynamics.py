@@ -17,6 +17,7 @@ from toygeom_tui.app import ToygeomApp
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
+from toygeom_tui.widgets.dynamics.marked_loss_chart import MarkedLossChart
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -117,3 +118,22 @@ async def test_dynamics_opens_from_the_detail_on_its_feature() -> None:
         await wait_for(pilot, lambda: detail.geometry is not None)
         await pilot.press("j", "j", "D")
         assert isinstance(app.screen, DynamicsScreen) and app.screen.feature == 2
+
+
+async def test_the_loss_chart_of_a_finished_run_is_drawn_for_its_width() -> None:
+    """The chart decimates its history when it knows its width, and again on each resize: a
+    finished run's history never changes, so nothing else would redraw it."""
+    trainer = known_jump()
+    records = len(trainer.history.metrics_arrays()[0])
+    app = ToygeomApp(trainer, autostart=False)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await pilot.press("D")
+        await pilot.pause()
+        chart = app.screen.query_one(MarkedLossChart)
+        chart.render_text()
+        assert 2 * chart.size.width < records
+        assert len(chart._steps) == 2 * chart.size.width  # two points per column
+        await pilot.resize_terminal(140, 30)
+        await pilot.pause()
+        chart.render_text()
+        assert len(chart._steps) == min(records, 2 * chart.size.width) > 2 * 80

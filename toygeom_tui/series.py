@@ -23,8 +23,10 @@ SELECTED = ORANGE
 def decimate(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """Min/max per bucket: x (n,), y (n, series) -> at most 2·buckets rows, spikes kept.
 
-    Each bucket becomes two rows, its first x with the minimum and its last x with the maximum,
-    so a one-step loss spike still reaches the chart. NaN is ignored inside a bucket.
+    Each bucket becomes two rows, at its first and its last x, holding its two extremes in the
+    order they came, per series: a falling curve reads max then min, so the line keeps its
+    direction at any width, and a one-step loss spike still reaches the chart. NaN is ignored
+    inside a bucket.
     """
     n = len(x)
     if n <= 2 * buckets or buckets < 1:
@@ -34,10 +36,15 @@ def decimate(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np
     with np.errstate(invalid="ignore"):
         low = np.fmin.reduceat(y, starts, axis=0)
         high = np.fmax.reduceat(y, starts, axis=0)
+    bucket = np.repeat(np.arange(buckets), np.diff(np.append(starts, n)))
+    row = np.arange(n).reshape(-1, *([1] * (y.ndim - 1)))
+    first_low = np.minimum.reduceat(np.where(y == low[bucket], row, n), starts, axis=0)
+    first_high = np.minimum.reduceat(np.where(y == high[bucket], row, n), starts, axis=0)
+    low_first = first_low <= first_high
     xs = np.empty(2 * buckets, dtype=x.dtype)
     xs[0::2], xs[1::2] = x[starts], x[ends]
     ys = np.empty((2 * buckets, *y.shape[1:]), dtype=y.dtype)
-    ys[0::2], ys[1::2] = low, high
+    ys[0::2], ys[1::2] = np.where(low_first, low, high), np.where(low_first, high, low)
     return xs, ys
 
 

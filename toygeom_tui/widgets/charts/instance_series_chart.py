@@ -21,8 +21,8 @@ class InstanceSeriesChart(BrailleChart):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._steps = np.zeros(0)
-        self._values = np.zeros((0, 0))
+        self._all_steps, self._all_values = np.zeros(0), np.zeros((0, 0))  # as shown
+        self._steps, self._values = self._all_steps, self._all_values  # decimated for the width
         self._last_step = 1
         self.selected = 0
         self.smooth = False
@@ -44,8 +44,7 @@ class InstanceSeriesChart(BrailleChart):
         smooth = smooth and len(steps) > 4
         if smooth:
             y = ema(y, max(2, int(len(steps) * self.SMOOTHING_SPAN)))
-        # Two points per terminal column: as much detail as braille dots can show.
-        self._steps, self._values = decimate(steps.astype(np.float64), y, max(8, self.size.width))
+        self._all_steps, self._all_values = steps.astype(np.float64), y
         self._last_step = max(last_step, int(steps[-1]) if len(steps) else 1, 1)
         self.smooth = smooth
         self.data_changed()
@@ -63,6 +62,11 @@ class InstanceSeriesChart(BrailleChart):
         return nice_ticks(low, high, max(2, self.size.height // 4))
 
     def axes(self) -> Axes | None:
+        # Called on new data and on every resize, with the width known: two points per column,
+        # as much detail as braille dots can show.
+        self._steps, self._values = decimate(
+            self._all_steps, self._all_values, max(8, self.size.width)
+        )
         finite = self._values[np.isfinite(self._values)]
         if len(self._steps) == 0 or finite.size == 0:
             return None

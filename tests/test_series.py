@@ -1,0 +1,42 @@
+"""The charts' series helpers: decimation keeps a curve's shape and its spikes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from toygeom_tui.series import decimate
+
+
+def test_a_falling_curve_stays_falling_at_any_width() -> None:
+    x = np.arange(1000, dtype=np.float64)
+    y = np.exp(-x / 100)[:, None]
+    for buckets in (8, 50, 333):
+        xs, ys = decimate(x, y, buckets)
+        assert len(xs) == 2 * buckets and np.all(np.diff(xs) >= 0)
+        assert np.all(np.diff(ys[:, 0]) <= 0), buckets  # max then min in each bucket
+
+
+def test_each_series_keeps_its_own_order_and_extremes() -> None:
+    x = np.arange(600, dtype=np.float64)
+    rising, falling = x / 600, 1 - x / 600
+    spike = np.zeros(600)
+    spike[301] = 5.0
+    xs, ys = decimate(x, np.stack([rising, falling, spike], axis=1), 10)
+    assert np.all(np.diff(ys[:, 0]) >= 0) and np.all(np.diff(ys[:, 1]) <= 0)
+    assert ys[:, 2].max() == 5.0  # a one-step spike still reaches the chart
+    assert ys[0, 0] == 0 and ys[-1, 0] == rising[-1]  # the ends are the curve's own
+
+
+def test_nan_is_ignored_inside_a_bucket_and_an_all_nan_bucket_stays_nan() -> None:
+    x = np.arange(40, dtype=np.float64)
+    y = np.linspace(1, 0, 40)[:, None].copy()
+    y[1:3] = np.nan
+    y[20:30] = np.nan
+    xs, ys = decimate(x, y, 4)
+    assert ys[0, 0] == 1.0 and ys[1, 0] == y[9, 0]  # bucket 0: NaN skipped
+    assert np.isnan(ys[4:6, 0]).all()  # bucket 2, rows 20–29: nothing to show
+
+
+def test_short_series_pass_through() -> None:
+    x, y = np.arange(10.0), np.arange(10.0)[:, None]
+    assert decimate(x, y, 5)[0] is x
