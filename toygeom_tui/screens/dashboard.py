@@ -94,6 +94,7 @@ class DashboardScreen(Screen):
         super().__init__()
         self.run = run
         self._drawn_version = -1
+        self._redrawn_size: tuple[int, int] | None = None  # the size redraw_all last ran for
         self._history_drawn_at = float("-inf")  # time.monotonic() of the last history draw
         self._jumps_sought_at = float("-inf")  # and of the last search for jumps
         self._shown_status: tuple | None = None
@@ -399,10 +400,12 @@ class DashboardScreen(Screen):
         self.set_class(too_small, "-too-small")
         if too_small:
             self.too_small.show(MIN_SIZE, (width, height))
+            self._redrawn_size = None  # hidden charts are not fed: catch them up when shown
         else:
-            self._show_session_mark()
-            # After layout, so the charts decimate for their new width.
-            self.call_after_refresh(self.redraw_all)
+            self._show_session_mark()  # the -narrow breakpoint class may have changed
+            if (width, height) != self._redrawn_size:  # startup sends one size three times
+                self._redrawn_size = (width, height)
+                self.call_after_refresh(self.redraw_all)  # after layout: each view at its size
 
     def on_screen_resume(self) -> None:
         self.redraw_all()
