@@ -125,3 +125,26 @@ def test_bad_input_ends_the_start_screen_with_one_line(tmp_path: Path) -> None:
     # All the app left on the terminal is the error (wrapped at 120 columns, so rejoined).
     assert printed.strip().replace("\n", "").startswith("toygeom-tui: steps: -5 is out of range")
     assert printed.count("toygeom-tui:") == 1 and "Traceback" not in screen
+
+
+def test_open_on_a_sweep_shows_its_table_over_its_best_run(tmp_path: Path) -> None:
+    from engine.sweep import sweep_info
+
+    seeds = subprocess.run(
+        [sys.executable, "-m", "toygeom_tui", "train", "--preset", "pentagon", "--steps", "200",
+         "--seeds", "2", "--jobs", "1", "--out", str(tmp_path / "seeds")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert seeds.returncode == 0, seeds.stderr
+    best = sweep_info(tmp_path / "seeds").best
+    term = open_terminal(tmp_path, "open", "seeds")
+    try:
+        screen = term.wait_for("sweep seeds: 2/2 runs done")
+        starred = next(line for line in screen.splitlines() if "★" in line)
+        assert starred.split()[1] == str(best.values["seed"])  # the best run is the one shown
+        term.press("Escape")  # back to the dashboard under it: the best run's
+        term.wait_for(f"seed {best.values['seed']} · 2/2 seeds done")
+        term.press("q")
+        term.wait_for("APP-EXITED 0")
+    finally:
+        subprocess.run(["tmux", "-L", term.socket, "kill-server"], capture_output=True)

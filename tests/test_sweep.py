@@ -199,13 +199,15 @@ def test_resume_runs_only_what_is_missing(
     assert again.returncode == 0 and "(0 run now" in again.stdout
 
 
-def test_open_on_a_sweep_says_how_to_open_its_runs(
-    local_sweep: tuple[Path, subprocess.CompletedProcess],
-) -> None:
-    out, _ = local_sweep
+def test_open_on_a_sweep_with_no_finished_run_says_how_to_finish_it(tmp_path: Path) -> None:
+    out = tmp_path / "pending"
+    Sweep.create(out, load_spec(write_spec(tmp_path)))  # recorded, nothing run yet
     result = cli("open", str(out))
     assert result.returncode == 2
-    assert f"{out}: a sweep, not one session; open one of its runs" in result.stderr
+    assert result.stderr.strip() == (
+        f"toygeom-tui: {out}: no run of this sweep has finished yet; resume it with "
+        f"toygeom-tui sweep --resume {out}"
+    )
 
 
 def test_resume_of_something_that_is_not_a_sweep(tmp_path: Path) -> None:

@@ -83,12 +83,14 @@ GIL_SWITCH_INTERVAL = 0.0005  # seconds; see ToygeomApp.on_mount
 
 @dataclass(frozen=True)
 class Opened:
-    """A run made for the app, with the session it came from and a line to show once it is up
-    (what loading the session found)."""
+    """A run made for the app, with the session it came from, a line to show once it is up
+    (what loading the session found), and the sweep it belongs to if it was opened as one (its
+    screen then opens over the run's dashboard)."""
 
     run: Run | Trainer
     session_dir: Path | None = None
     notice: str | None = None
+    sweep: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,18 @@ class ToygeomApp(App):
         self.add_mode("run", lambda: self.dashboard)
         self.switch_mode("run")
         self._begin()
+        if opened.sweep is not None:
+            self._show_sweep(opened.sweep)
+
+    def _show_sweep(self, directory: Path) -> None:
+        """The sweep's screen over the dashboard; Enter there opens a run on the dashboard."""
+        from toygeom_tui.screens.sweep import SweepScreen
+
+        def open_(path: Path | None) -> None:
+            if path is not None:
+                self.open_session(path)
+
+        self.push_screen(SweepScreen(directory), open_)
 
     def _fail(self, error: BaseException) -> None:
         self.failure = error
@@ -522,7 +536,6 @@ class ToygeomApp(App):
         from engine.session import new_session_dir
         from engine.sweep import Sweep, SweepError, seed_spec
         from engine.sweep_local import LocalExecutor
-        from toygeom_tui.screens.sweep import SweepScreen
 
         config = request.config
         directory = new_session_dir(f"{config.name}-seeds", self.sessions_root)
@@ -532,12 +545,7 @@ class ToygeomApp(App):
             self.notify(str(err), title="Cannot start the seeds", severity="error")
             return
         self._run_sweep(sweep, LocalExecutor())  # made here: its start needs the main thread
-
-        def open_(path: Path | None) -> None:
-            if path is not None:
-                self.open_session(path)
-
-        self.push_screen(SweepScreen(directory), open_)
+        self._show_sweep(directory)
 
     @work(thread=True, exit_on_error=False, group="sweep")
     def _run_sweep(self, sweep: Sweep, executor: LocalExecutor) -> None:

@@ -114,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("session", nargs="?", metavar="DIR", help="default: the run training now")
     attach.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
 
-    open_ = sub.add_parser("open", help="open a saved session in the app (attach if it trains)")
+    open_ = sub.add_parser(
+        "open",
+        help="open a saved session in the app (attach if it trains), or a sweep: its table "
+        "over its best run",
+    )
     open_.add_argument("session", metavar="DIR")
     open_.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     open_.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
@@ -665,13 +669,21 @@ def cmd_open(args: argparse.Namespace) -> int:
 
     def make(stage: Any) -> Opened:
         from engine.remote.listing import probe
-        from engine.sweep import is_sweep
+        from engine.sweep import SweepError, is_sweep, sweep_info
 
-        if is_sweep(directory):
-            raise UserError(
-                f"{directory}: a sweep, not one session; open one of its runs "
-                f"({directory}/NAME), or browse it in the app's session browser (o)"
-            )
+        if is_sweep(directory):  # its best run on the dashboard, the sweep's screen over it
+            try:
+                best = sweep_info(directory).best
+            except SweepError as err:
+                raise UserError(str(err)) from None
+            if best is None:
+                raise UserError(
+                    f"{directory}: no run of this sweep has finished yet; resume it with "
+                    f"toygeom-tui sweep --resume {directory}"
+                )
+            stage(f"loading its best run, {best.name}")
+            trainer = _load(str(directory / best.name), device=args.device)
+            return Opened(trainer, directory / best.name, trainer.load_note, sweep=directory)
         if probe(directory) is not None:
             return _connect(directory, stage)
         stage("loading the session")
