@@ -31,6 +31,11 @@ from engine.policy import DIVERGED, DONE, PAUSED, READY, STOPPED, TRAINING
 from engine.step import make_step, torch_threads_for
 
 EVENTS = ("log", "dims", "state")
+# D_i is recorded about 200 times a run, but at least every DIMS_EVERY_MAX steps: jumps come
+# early (the default's within its first few thousand steps), and a long run recorded only every
+# steps/200 would show none of them for its first tens of thousands. The history's D_i series
+# thins itself evenly once full, so a long run keeps the same memory.
+DIMS_EVERY_MAX = 100
 
 Observer = Callable[["Trainer"], None]
 
@@ -74,7 +79,9 @@ class Trainer:
         self.step = 0
         self.total_steps = config.steps
         self.log_every = max(1, log_every)
-        self.dims_every = dims_every or max(self.log_every, config.steps // 200 or 1)
+        self.dims_every = dims_every or max(
+            self.log_every, min(config.steps // 200, DIMS_EVERY_MAX) or 1
+        )
         self.history = History(config.n_inst, config.n_features)
         self.snapshots = Snapshots(self.log_every)  # W at chosen steps, for time travel
         self.snapshots.offer(0, self.W)

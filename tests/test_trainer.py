@@ -170,3 +170,13 @@ def test_each_dims_record_is_the_dimensionality_of_that_steps_weights(
     assert list(steps) == [20, 40, 60] == [step for step, _ in seen]
     for recorded, (_, expected) in zip(values, seen, strict=True):
         np.testing.assert_allclose(recorded, expected.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_d_i_is_recorded_often_enough_early_in_a_long_run(small_config: RunConfig) -> None:
+    """About 200 D_i records a run, but at least every 100 steps: a 200,000-step run's first
+    jumps come in its first thousands of steps, where steps/200 would record none."""
+    assert Trainer(small_config.replace(steps=10_000)).dims_every == 50
+    assert Trainer(small_config.replace(steps=1_000)).dims_every == 10  # the log interval
+    long = Trainer(small_config.replace(steps=200_000))
+    long.run(until=1_000)
+    assert list(long.history.dims_arrays()[0]) == list(range(100, 1_001, 100))
