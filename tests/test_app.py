@@ -7,6 +7,7 @@ the app shows.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from collections.abc import Callable
@@ -153,6 +154,17 @@ async def test_layout_adapts_to_width_and_says_when_too_small(small_config: RunC
         await pilot.pause()
         assert not too_small.display
         assert "step 40/200" in status_text(app)
+
+
+async def test_the_too_small_message_stays_clear_of_toasts(small_config: RunConfig) -> None:
+    app = ToygeomApp(make_trainer(small_config, 40), autostart=False)
+    async with app.run_test(size=(50, 15), notifications=True) as pilot:
+        for title in ("Saved", "Training done", "Saved"):  # toasts stack up from the bottom right
+            app.notify("step 40 saved to sessions/small-20261203-120000", title=title)
+        await pilot.pause()
+        assert len(app.screen.query("Toast")) == 3
+        shown = html.unescape(app.export_screenshot()).replace("\xa0", " ")
+        assert "terminal too small" in shown and "need ≥ 60×18, have 50×15" in shown
 
 
 async def test_charts_draw_the_history(small_config: RunConfig) -> None:

@@ -96,7 +96,7 @@ def test_train_step_through_inspect_pause_save_quit(terminal: Terminal, tmp_path
     assert len(saved) == 1 and (saved[0] / "session.json").exists()
 
     terminal.tmux("resize-window", "-t", "app", "-x", "50", "-y", "15")
-    terminal.wait_for("terminal too small: need ≥ 60×18, have 50×15", timeout=10)
+    terminal.wait_for("need ≥ 60×18, have 50×15", timeout=10)
     terminal.tmux("resize-window", "-t", "app", "-x", "80", "-y", "24")
     terminal.wait_for("loss (log)", timeout=10)
 
