@@ -16,8 +16,6 @@ CROWDED = [f.label for f in NAMED_FRACTIONS if "/" in f.label]  # 1/2 … 2/7: 3
 
 
 class Host(App):
-    CSS = "DimsHistogram { width: auto; height: auto; }"
-
     def __init__(self, width: int, height: int) -> None:
         super().__init__()
         self.width, self.height = width, height

@@ -780,7 +780,7 @@ inline vf log_one_minus(vf u) {
     m = big ? m * 0.5f : m;
     e = big ? e + 1 : e;
     const vf s = (m - 1.0f) / (m + 1.0f), t = unfused(s * s);
-    vf r = 0x1.c71c72p-3f - vf{};  // 2/9, 2/7, 2/5, 2/3, 2
+    vf r = splat(0x1.c71c72p-3f);  // 2/9, 2/7, 2/5, 2/3, 2
     for (float c : {0x1.24924ap-2f, 0x1.99999ap-2f, 0x1.555556p-1f, 2.0f}) r = unfused(r * t) + c;
     return unfused(__builtin_convertvector(e, vf) * 0x1.62e43p-1f) + unfused(s * r);
 }
@@ -789,7 +789,7 @@ inline vf cos_two_pi(vf v) {
     const vi flip = a > 0.25f;
     a = flip ? 0.5f - a : a;
     const vf t = unfused(a * a);
-    vf r = -0x1.b6e25p+0f - vf{};  // C7 .. C0: (−1)^k (2π)^2k / (2k)!
+    vf r = splat(-0x1.b6e25p+0f);  // C7 .. C0: (−1)^k (2π)^2k / (2k)!
     for (float c : {0x1.f9d38ap+2f, -0x1.a6d1f2p+4f, 0x1.e1f506p+5f, -0x1.55d3c8p+6f,
                     0x1.03c1fp+6f, -0x1.3bd3ccp+4f, 1.0f})
         r = unfused(r * t) + c;
@@ -1040,13 +1040,12 @@ template <bool RELU, int HC, int FC>
 double narrow_grads(const Job& j, Scratch& k, const Shape& s, int inst, int i) {
     const int H = HC ? HC : s.H, F = FC ? FC : s.F, Fp = s.Fp;
     vn dW[NARROW] = {}, db[NARROW] = {}, loss = {};
-    const vni lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int b0 = 0; b0 < s.B; b0 += TN) {
         const int nt = std::min(TN, s.B - b0);
         const int nv = (nt + LN - 1) / LN;
         draw_columns(j, k, inst, i, b0, nt, nv * LN);
         for (int v = 0; v < nv; v++) {
-            const vni valid = lane < (nt - v * LN);  // rows past the batch's end add nothing
+            const vni valid = kLanes < (nt - v * LN);  // rows past the batch's end add nothing
             vn x[NARROW], h[NARROW], g[NARROW], gw[NARROW];
             for (int f = 0; f < F; f++) x[f] = load_n(k.xT + f * TN + v * LN);
             for (int jh = 0; jh < H; jh++) {

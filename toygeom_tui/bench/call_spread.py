@@ -28,7 +28,6 @@ def call_seconds(cfg: RunConfig) -> list[tuple[float, int]]:
     """(seconds, steps) of every call of a Trainer run of `cfg`, as the log records time them."""
     trainer = Trainer(cfg)
     calls: list[tuple[float, int]] = []
-    last = [time.perf_counter(), trainer.step]
 
     def record(t: Trainer) -> None:
         now = time.perf_counter()
@@ -36,7 +35,7 @@ def call_seconds(cfg: RunConfig) -> list[tuple[float, int]]:
         last[:] = [now, t.step]
 
     trainer.on("log", record)
-    last[:] = [time.perf_counter(), trainer.step]
+    last = [time.perf_counter(), trainer.step]  # from here: the model is built
     trainer.run()
     return calls
 
