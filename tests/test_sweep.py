@@ -210,6 +210,14 @@ def test_open_on_a_sweep_with_no_finished_run_says_how_to_finish_it(tmp_path: Pa
     )
 
 
+def test_open_on_a_broken_sweep_record_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / SWEEP_FILE).write_text('{"spec": ')
+    result = cli("open", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"toygeom-tui: {tmp_path / SWEEP_FILE}: not valid JSON")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
 def test_resume_of_something_that_is_not_a_sweep(tmp_path: Path) -> None:
     result = cli("sweep", "--resume", str(tmp_path))
     assert result.returncode == 2
