@@ -166,13 +166,19 @@ def interference(W: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_fraction(
-    D: torch.Tensor,
+    D: torch.Tensor, represented: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The named fraction closest to each D: D (...) -> (values (...), label_index (...) int64,
-    distance (...)). label_index indexes NAMED_FRACTIONS; a tie goes to the larger fraction."""
+    distance (...)). label_index indexes NAMED_FRACTIONS; a tie goes to the larger fraction.
+
+    With `represented` (bool, D's shape; `analyze` passes ‖W_i‖² > REPRESENTED), the fraction 0
+    ("not represented") is kept for the features that are not: a represented feature with a
+    small D_i gets the nearest fraction above 0 and its distance from it, and the others get 0.
+    """
     D = torch.as_tensor(D)
     dtype = D.dtype if D.is_floating_point() else torch.float64
-    index, distance = _nearest(_float64_numpy(D))
+    mask = None if represented is None else np.asarray(torch.as_tensor(represented).cpu(), bool)
+    index, distance = _nearest(_float64_numpy(D), mask)
     return (
         torch.as_tensor(_FRACTION_VALUES[index], dtype=dtype, device=D.device),
         torch.as_tensor(index, dtype=torch.int64, device=D.device),
@@ -260,7 +266,8 @@ def analyze(W: torch.Tensor, k_partners: int = 5) -> list[InstanceGeometry]:
     norms = np.sqrt(sq_norms)
     partners = _partner_table(P, np.arange(W.shape[-1]), norms, k_partners, 0.0)
     per_feature = [  # Python lists: far quicker to walk than numpy scalars
-        a.tolist() for a in (norms, dims, np.sqrt(interference_sq), labels, *_nearest(dims))
+        a.tolist()
+        for a in (norms, dims, np.sqrt(interference_sq), labels, *_nearest(dims, labels >= 0))
     ]
 
     result = []
@@ -301,12 +308,16 @@ def _require_3d(W: torch.Tensor) -> None:
 _FRACTION_VALUES = np.array([f.value for f in NAMED_FRACTIONS])
 
 
-def _nearest(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nearest(D: np.ndarray, represented: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(label_index, distance) of the closest named fraction: D (...) -> both (...).
-    argmin takes the first of equals, so a tie goes to the larger fraction."""
+    argmin takes the first of equals, so a tie goes to the larger fraction. Where `represented`
+    is given, a represented D skips 0 and the rest take 0 (see `nearest_fraction`)."""
     distances = np.abs(D[..., None] - _FRACTION_VALUES)
+    if represented is not None:
+        zero = _FRACTION_VALUES == 0
+        distances = np.where(represented[..., None] != zero, distances, np.inf)
     index = distances.argmin(axis=-1)
-    return index, np.take_along_axis(distances, index[..., None], axis=-1)[..., 0]
+    return index, np.abs(D - _FRACTION_VALUES[index])
 
 
 def _float64_numpy(W: torch.Tensor) -> np.ndarray:

@@ -307,6 +307,26 @@ def test_nearest_fraction_is_vectorised() -> None:
     assert (float(value), int(index), float(distance)) == pytest.approx((2 / 3, 2, 0.7 - 2 / 3))
 
 
+def test_nearest_fraction_keeps_0_for_features_not_represented() -> None:
+    # "0" is the fraction of "not represented": a represented feature with a small D_i takes the
+    # nearest fraction above it, and a feature that is not takes 0 whatever its D_i.
+    D = torch.tensor([0.1, 0.1, 0.9, 0.5], dtype=torch.float64)
+    values, index, distance = nearest_fraction(D, represented=torch.tensor([1, 0, 0, 1]).bool())
+    assert [NAMED_FRACTIONS[i].label for i in index.tolist()] == ["2/7", "0", "0", "1/2"]
+    torch.testing.assert_close(distance, (D - values).abs())
+
+
+def test_a_represented_feature_with_a_small_D_is_not_labelled_0() -> None:
+    # 20 unit vectors around a plane: all represented, D_i = 2/20 = 0.1, nearer 0 than 2/7.
+    angles = torch.arange(20, dtype=torch.float64) * (2 * math.pi / 20)
+    W = torch.stack([angles.cos(), angles.sin()])[None]
+    (g,) = analyze(W)
+    for f in g.features:
+        assert f.dimensionality == pytest.approx(0.1)
+        assert f.component >= 0 and f.configuration != "not represented"
+        assert (f.nearest_fraction, f.fraction_distance) == ("2/7", pytest.approx(2 / 7 - 0.1))
+
+
 def test_analyze_on_the_default_shape() -> None:
     # The default run's shape: 20 instances × 200 features in 20 dims (speed: toygeom-tui bench).
     W = torch.randn(20, 20, 200, generator=torch.Generator().manual_seed(7)) / math.sqrt(20)

@@ -267,3 +267,32 @@ async def test_component_members_are_listed(wide_trainer) -> None:
         assert "with: " + ", ".join(map(str, sorted(others))) in panel
         await pilot.press("escape", "slash", *"antipodal")
         assert sorted(map(int, rows(app))) == DIGON.tolist()
+
+
+async def test_a_mixed_feature_is_not_shown_as_not_represented() -> None:
+    # 20 unit vectors around a plane: represented, D_i = 0.1, off every named line. Its fraction
+    # column says the nearest level above 0 (0 means "not represented"), dimmed as off the line.
+    config = RunConfig(name="icosagon", n_features=20, d_hidden=2, n_inst=1, batch_size=8, steps=1,
+                       device="cpu")  # fmt: skip
+    trainer = Trainer(config, compiled=False)
+    angles = torch.arange(20, dtype=torch.float64) * (2 * math.pi / 20)
+    with torch.no_grad():
+        trainer.W[0].copy_(torch.stack([angles.cos(), angles.sin()]))
+    app = Host(trainer, 0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(FeatureTable).table
+        assert len(rows(app)) == 20  # none collapsed as dead
+        for row in rows(app):
+            fraction = table.get_cell(row, "fraction")
+            assert (str(fraction), str(fraction.style)) == ("2/7", "dim")
+            assert cell(app, row, "distance") == f"{2 / 7 - 0.1:.3f}"
+
+
+async def test_a_feature_on_its_line_shows_its_fraction_plainly(pentagon_trainer) -> None:
+    app = Host(pentagon_trainer, 0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        fractions = [app.screen.query_one(FeatureTable).table.get_cell(str(i), "fraction")
+                     for i in range(5)]  # fmt: skip
+        assert {(str(f), str(f.style)) for f in fractions} == {("2/5", "")}

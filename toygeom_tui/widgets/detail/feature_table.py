@@ -10,12 +10,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from engine.geometry import REPRESENTED, FeatureGeometry
+from engine.geometry import NAME_TOL, REPRESENTED, FeatureGeometry
 
 DEAD_ROW = "dead"
 # sort name → (column label, key, descending); NaN sorts last either way.
@@ -32,6 +33,13 @@ COLUMNS = (("index", "#"), ("norm", "‖W_i‖"), ("dimensionality", "D_i"), ("f
 def is_dead(feature: FeatureGeometry) -> bool:
     """Not represented: no node of the geometry graph (engine.geometry decides, one rule)."""
     return feature.component < 0
+
+
+def fraction_cell(feature: FeatureGeometry) -> Text:
+    """The nearest named fraction, dim where D_i sits off it (Δ ≥ NAME_TOL, as for names): a
+    mixed feature's nearest fraction is only the closest label, not a level it reached."""
+    on_line = feature.fraction_distance < NAME_TOL
+    return Text(feature.nearest_fraction, style="" if on_line else "dim")
 
 
 def partners_text(feature: FeatureGeometry, n: int = 3) -> str:
@@ -151,7 +159,7 @@ class FeatureTable(Vertical):
         table.clear()
         for f in rows:
             table.add_row(
-                str(f.index), f"{f.norm:.3f}", f"{f.dimensionality:.3f}", str(f.nearest_fraction),
+                str(f.index), f"{f.norm:.3f}", f"{f.dimensionality:.3f}", fraction_cell(f),
                 f"{f.fraction_distance:.3f}", f.configuration, f"{f.component}"
                 + (f" ({f.component_size})" if f.component_size > 1 else ""),
                 partners_text(f), key=str(f.index),
