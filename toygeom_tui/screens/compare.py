@@ -127,7 +127,7 @@ class CompareScreen(Screen):
         one that loaded with something left out a line saying what."""
         problems = []
         table = Table(box=None, padding=(0, 1), expand=True)
-        for header in ("", "name", "config", "steps", "final loss", "feats/hid/inst"):
+        for header in ("", "name", "config", "steps", "loss Σ inst", "feats/hid/inst"):
             table.add_column(header, no_wrap=True, justify="left")
         for index, path in enumerate(self.paths):
             colour, marker = SERIES_STYLES[index]

@@ -26,7 +26,7 @@ COLUMNS = (
     ("config", "config"),
     ("sizes", "feats/hid/inst"),
     ("steps", "steps"),
-    ("loss", "final loss"),
+    ("loss", "loss Σ inst"),  # the final loss summed over instances, as train prints it
     ("modified", "modified"),
     ("state", "state"),
     ("problem", "problem"),
