@@ -1,10 +1,14 @@
-"""The charts' series helpers: decimation keeps a curve's shape and its spikes."""
+"""The charts' series helpers: decimation keeps a curve's shape and its spikes; axes show their
+scale."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from toygeom_tui.series import decimate
+import numpy as np
+import pytest
+
+from toygeom_tui.series import decimate, nice_ticks
 
 
 def test_a_falling_curve_stays_falling_at_any_width() -> None:
@@ -40,3 +44,17 @@ def test_nan_is_ignored_inside_a_bucket_and_an_all_nan_bucket_stays_nan() -> Non
 def test_short_series_pass_through() -> None:
     x, y = np.arange(10.0), np.arange(10.0)[:, None]
     assert decimate(x, y, 5)[0] is x
+
+
+@pytest.mark.parametrize("high", [1, 1.05, 11, 19, 60, 1070, 3000, 7500, 10000, 30000, 2e5])
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_ticks_are_round_inside_the_range_and_at_least_two(high: float, count: int) -> None:
+    # A 36-column chart of a 3,000-step run asks for 2 ticks; it used to get only "0".
+    ticks, labels = nice_ticks(0.0, high, count)
+    assert len(ticks) >= 2 and len(labels) == len(ticks)
+    assert 0.0 <= ticks[0] and ticks[-1] <= high
+    steps = np.diff(ticks)
+    assert np.allclose(steps, steps[0])
+    mantissa = steps[0] / 10 ** math.floor(math.log10(steps[0]))
+    assert min(abs(mantissa - m) for m in (1, 2, 5)) < 1e-9
+    assert len(ticks) <= max(count, 2) + 1  # about `count`, not a crowd

@@ -136,14 +136,20 @@ def log_axis_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], list[str]]:
-    """About `count` round ticks (1, 2, 5 × 10^k apart) inside [low, high], labelled compactly."""
+    """About `count` round ticks (1, 2, 5 × 10^k apart) inside [low, high], labelled compactly;
+    at least two for a count of two or more, so an axis always shows its scale (the step chosen
+    for [0, 3000] in two ticks, 5000, left only the 0)."""
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
         return [low], [compact_number(low)]
     raw = (high - low) / max(count - 1, 1)
     power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(low / step - 1e-9) * step
-    ticks = [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+    steps = [m * power for m in (10, 5, 2, 1)] + [m * power / 10 for m in (5, 2)]
+    fitting = [step for step in steps if step >= raw]
+    for step in [min(fitting), *(s for s in steps if s < raw)]:  # the roundest that fits first
+        first = math.ceil(low / step - 1e-9) * step
+        ticks = [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+        if len(ticks) >= min(count, 2):
+            break
     return ticks, [compact_number(t) for t in ticks]
 
 
