@@ -144,7 +144,12 @@ class GramHeatmap(Widget):
         return cells
 
     def _legend(self, k: int) -> Strip:
+        """The colour bar, and for a pooled matrix how many features a cell holds: in the
+        longest wording that fits (at 52 columns the long one lost its end)."""
         legend = [Segment(" " * GUTTER + "−1 ")]
         legend += [Segment("█", Style(color=c)) for c in self._palette]
-        legend.append(Segment(f" +1  {f'1 cell: {k}×{k} features, max |·|' if k > 1 else ''}"))
+        room = self.size.width - GUTTER - 3 - len(self._palette) - len(" +1  ")
+        pooled = (f"1 cell: {k}×{k} features, max |·|", f"cell {k}×{k}, max |·|", f"cell {k}×{k}")
+        note = next((text for text in pooled if len(text) <= room), "") if k > 1 else ""
+        legend.append(Segment(f" +1  {note}"))
         return Strip(legend)
