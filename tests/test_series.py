@@ -52,7 +52,7 @@ def test_ticks_are_round_inside_the_range_and_at_least_two(high: float, count: i
     # A 36-column chart of a 3,000-step run asks for 2 ticks; it used to get only "0".
     ticks, labels = nice_ticks(0.0, high, count)
     assert len(ticks) >= 2 and len(labels) == len(ticks)
-    assert 0.0 <= ticks[0] and ticks[-1] <= high
+    assert ticks[0] >= 0.0 and ticks[-1] <= high
     steps = np.diff(ticks)
     assert np.allclose(steps, steps[0])
     mantissa = steps[0] / 10 ** math.floor(math.log10(steps[0]))
