@@ -137,3 +137,22 @@ async def test_the_loss_chart_of_a_finished_run_is_drawn_for_its_width() -> None
         await pilot.pause()
         chart.render_text()
         assert len(chart._steps) == min(records, 2 * chart.size.width) > 2 * 80
+
+
+async def test_an_empty_jump_list_says_why_and_a_full_one_does_not() -> None:
+    trainer = Trainer(RunConfig(name="calm", n_features=5, d_hidden=2, n_inst=2, batch_size=64,
+                                steps=200, device="cpu"), compiled=False)  # fmt: skip
+    app = ToygeomApp(trainer, autostart=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("D")
+        note = app.screen.query_one("#no-jumps")
+        assert note.display and note.region.area > 0
+        assert "No jumps at instance 0 yet: none of its features" in str(note.render())
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        assert "No jumps at instance 1 yet" in str(note.render())
+    app = ToygeomApp(known_jump(), autostart=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: "5 jumps" in status_text(app))
+        await pilot.press("D")
+        assert not app.screen.query_one("#no-jumps").display

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 from engine.geometry import NAMED_FRACTIONS, REPRESENTED, feature_norms
 from engine.jumps import Jump, history_jumps
 from engine.run import Run
+from engine.trainer import DONE
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
@@ -54,9 +55,11 @@ class DynamicsScreen(Screen):
     DynamicsScreen #dynamics-charts { width: 1fr; }
     DynamicsScreen DimsHistoryChart { height: 3fr; }
     DynamicsScreen MarkedLossChart { height: 2fr; }
-    DynamicsScreen #jump-list { width: 52; border-left: vkey $panel-lighten-2; }
+    DynamicsScreen #jump-pane { width: 52; border-left: vkey $panel-lighten-2; }
+    DynamicsScreen #no-jumps { padding: 1 1; color: $text-muted; }
     DynamicsScreen.-narrow #dynamics-body { layout: vertical; }
-    DynamicsScreen.-narrow #jump-list { width: 1fr; height: 6; border-left: none; }
+    DynamicsScreen.-narrow #jump-pane { width: 1fr; height: 6; border-left: none; }
+    DynamicsScreen.-narrow #no-jumps { padding: 0 1; }
     DynamicsScreen.-narrow DimsHistoryChart, DynamicsScreen.-narrow MarkedLossChart { height: 1fr; }
     """
 
@@ -74,9 +77,11 @@ class DynamicsScreen(Screen):
             with Vertical(id="dynamics-charts"):
                 yield DimsHistoryChart()
                 yield MarkedLossChart()
-            table: DataTable = DataTable(id="jump-list", cursor_type="row", zebra_stripes=True)
-            table.add_columns("step", "feature", "from → to", "loss before", "after")
-            yield table
+            with Vertical(id="jump-pane"):
+                table = DataTable(id="jump-list", cursor_type="row", zebra_stripes=True)
+                table.add_columns("step", "feature", "from → to", "loss before", "after")
+                yield table
+                yield Static("", id="no-jumps")  # why the list is empty, while it is
         yield Footer()
 
     def on_mount(self) -> None:
@@ -126,6 +131,13 @@ class DynamicsScreen(Screen):
             )
         if self.jumps:
             table.move_cursor(row=min(row, len(self.jumps) - 1))
+        note = self.query_one("#no-jumps", Static)
+        note.display = not self.jumps
+        if not self.jumps:
+            yet = "" if self.run.state == DONE else " yet"
+            note.update(f"No jumps at instance {self.instance}{yet}: none of its features has "
+                        "settled at one named fraction, then moved quickly to another and "
+                        "settled there (engine.jumps).")  # fmt: skip
 
     def _show_selection(self) -> None:
         moment = shown_moment(self.app)
