@@ -187,6 +187,32 @@ def test_resuming_a_session_whose_engine_drew_other_batches_says_so_once(
     assert load_session(run, compiled=False).step == 80
 
 
+@pytest.mark.parametrize("before", [["--config", "CFG"], ["--steps", "40", "--seed", "3"]])
+def test_run_options_before_train_are_the_ones_it_trains(
+    tmp_path: Path, config_file: Path, before: list[str]
+) -> None:
+    # `toygeom-tui --config F train` trained the default config: train's own defaults overwrote
+    # the options given before it.
+    after = [a for a in ("--config", "CFG", "--steps", "40", "--seed", "3") if a not in before]
+    run = tmp_path / "run"
+    args = [str(config_file) if a == "CFG" else a for a in (*before, "train", *after)]
+    out = cli(*args, "--eager", "--out", str(run))
+    assert out.returncode == 0, out.stderr
+    trainer = load_session(run, compiled=False)
+    assert (trainer.config.name, trainer.step, trainer.config.seed) == ("tiny", 40, 3)
+
+
+def test_options_before_a_command_reach_it() -> None:
+    from toygeom_tui.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["--no-mouse", "attach"]).no_mouse is True
+    assert parse(["--no-mouse", "open", "DIR"]).no_mouse is True
+    assert parse(["open", "DIR", "--no-mouse"]).no_mouse is True
+    assert parse(["--device", "cpu", "open", "DIR"]).device == "cpu"
+    assert parse(["open", "DIR"]).device is None and parse(["attach"]).no_mouse is False
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -197,6 +223,10 @@ def test_resuming_a_session_whose_engine_drew_other_batches_says_so_once(
         (["export", "/no/such/session"], ["no such session directory"]),
         (["open", "/no/such/session"], ["no such session directory"]),
         (["--device", "tpu"], ["device: 'tpu'"]),
+        (["--steps", "5", "export", "DIR"], ["--steps: not an option of export"]),
+        (["--no-mouse", "--seed", "1", "ps"], ["--seed, --no-mouse: not an option of ps"]),
+        (["--preset", "pentagon", "train", "--config", "x.toml"], ["--preset and --config"]),
+        (["train", "--resume", "DIR", "--seed", "2"], ["drop --preset/--config/--seed"]),
     ],
 )
 def test_errors_are_one_line_and_exit_2(args: list[str], words: list[str]) -> None:

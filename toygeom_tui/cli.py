@@ -40,11 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_options(parser)
-    parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    _add_no_mouse(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train = sub.add_parser("train", help="train headless with a progress bar, then save")
-    _add_run_options(train)
+    _add_run_options(train, in_command=True)
     train.add_argument("--resume", metavar="DIR", help="continue a saved session")
     train.add_argument(
         "--out", metavar="DIR", help="session directory (default sessions/NAME-TIME)"
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the app on a running run (DIR, or the one under sessions/); q detaches",
     )
     attach.add_argument("session", nargs="?", metavar="DIR", help="default: the run training now")
-    attach.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    _add_no_mouse(attach, in_command=True)
 
     open_ = sub.add_parser(
         "open",
@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         "over its best run",
     )
     open_.add_argument("session", metavar="DIR")
-    open_.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    open_.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    _add_device(open_, in_command=True)
+    _add_no_mouse(open_, in_command=True)
 
     bench = sub.add_parser(
         "bench",
@@ -163,13 +163,48 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+# Options taken both before a command and after it (`toygeom-tui --steps 500 train` and
+# `toygeom-tui train --steps 500`). After it they default to SUPPRESS: a command's own default
+# (None) would otherwise overwrite the value given before it, and `--config F train` trained the
+# default config. Which command uses which is checked in `_check_options`.
+def _add_run_options(parser: argparse.ArgumentParser, in_command: bool = False) -> None:
+    default = argparse.SUPPRESS if in_command else None
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", metavar="NAME", help="start from a preset (see `presets`)")
-    source.add_argument("--config", metavar="FILE", help="a TOML config file")
-    parser.add_argument("--steps", type=int, metavar="N", help="total training steps")
-    parser.add_argument("--seed", type=int, metavar="S", help="random seed")
-    parser.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N")
+    source.add_argument("--preset", metavar="NAME", default=default,
+                        help="start from a preset (see `presets`)")  # fmt: skip
+    source.add_argument("--config", metavar="FILE", default=default, help="a TOML config file")
+    parser.add_argument("--steps", type=int, metavar="N", default=default,
+                        help="total training steps")  # fmt: skip
+    parser.add_argument("--seed", type=int, metavar="S", default=default, help="random seed")
+    _add_device(parser, in_command)
+
+
+def _add_device(parser: argparse.ArgumentParser, in_command: bool = False) -> None:
+    parser.add_argument("--device", metavar="D", default=argparse.SUPPRESS if in_command else None,
+                        help="auto, cpu, cuda or cuda:N")  # fmt: skip
+
+
+def _add_no_mouse(parser: argparse.ArgumentParser, in_command: bool = False) -> None:
+    parser.add_argument("--no-mouse", action="store_true",
+                        default=argparse.SUPPRESS if in_command else False,
+                        help="leave the mouse to the terminal")  # fmt: skip
+
+
+# The options of the top-level parser each command acts on; any other one given is refused
+# rather than silently dropped (`--steps 500 export DIR`).
+_RUN_OPTIONS = ("preset", "config", "steps", "seed", "device")
+_USES = {"app": {*_RUN_OPTIONS, "no_mouse"}, "train": set(_RUN_OPTIONS),
+         "open": {"device", "no_mouse"}, "attach": {"no_mouse"}}  # fmt: skip
+
+
+def _check_options(args: argparse.Namespace, command: str) -> None:
+    if args.preset is not None and args.config is not None:
+        raise UserError("--preset and --config both name a config: give one")
+    given = [k for k in (*_RUN_OPTIONS, "no_mouse") if getattr(args, k) not in (None, False)]
+    unused = [k for k in given if k not in _USES.get(command, set())]
+    if unused:
+        names = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise UserError(f"{names}: not an option of {command} (see toygeom-tui {command} --help)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args.raw_argv = argv
     try:
         command = args.command or "app"
+        _check_options(args, command)
         return COMMANDS[command](args)
     except UserError as err:
         print(f"toygeom-tui: {err}", file=sys.stderr)
@@ -232,8 +268,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.jobs is not None or args.ray is not None:
         raise UserError("--jobs and --ray run several seeds: add --seeds N")
     compiled = False if args.eager else None
-    if args.resume and (args.preset or args.config):
-        raise UserError("--resume continues a session's own config; drop --preset/--config")
+    if args.resume and (args.preset or args.config or args.seed is not None):
+        raise UserError("--resume continues a session's own config; drop --preset/--config/--seed")
     config = None if args.resume else _config_from(args)
     out = Path(args.out or args.resume or new_session_dir(config.name))
     _refuse_if_trained(out)
