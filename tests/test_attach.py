@@ -43,6 +43,12 @@ def mark_text(app: ToygeomApp) -> str:
     return str(app.dashboard.session_mark.render())
 
 
+def shown_mark(app: ToygeomApp) -> str:
+    """The save state's two lines as drawn (cut to the widget's width, as the user sees them)."""
+    mark = app.dashboard.session_mark
+    return "\n".join(strip.text for strip in mark.render_lines(mark.region.reset_offset))
+
+
 def kill_pid(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -62,6 +68,7 @@ async def test_an_attached_app_pauses_steps_extends_saves_and_stops_the_run(
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: "attached" in mark_text(app))
+            assert "q detaches" in shown_mark(app)  # whole: it was "pid 1303 · q det…"
             await wait_for(pilot, lambda: app.current_run.steps_per_second > 0)
             status = lambda: status_text(app)  # noqa: E731
             # The run's own steps/s and ETA, not the placeholders.
@@ -166,6 +173,7 @@ async def test_a_killed_run_is_shown_lost_and_resumes_in_the_background(
         async with app.run_test(size=(120, 40)) as pilot:
             saved = await save_then_lose(app, pilot, proc, run_dir)
             assert "lost" in mark_text(app) and "lost" in status_text(app)
+            assert "process gone" in shown_mark(app)
             await pilot.press("b")  # resume in the background, and attach to it
             moved = lambda: app.current_run.remote and app.current_run.pid != proc.pid  # noqa: E731
             await wait_for(pilot, moved, 120)

@@ -794,9 +794,10 @@ class ToygeomApp(App):
         now = time.time()
         run, watch = self.current_run, self._watch
         if run.remote:
+            # 17 columns: the status line already names the process (its pid, as its device).
             if run.state == LOST:
-                return "[b]lost[/b]", "its process is gone"
-            return "[b]attached[/b]", f"{run.device} · q detaches"
+                return "[b]lost[/b]", "process gone"
+            return "[b]attached[/b]", "q detaches"
         first = "unsaved" if watch.saved_at is None else f"saved {_ago(now - watch.saved_at)}"
         if watch.autosave_failing:
             second = "[b]autosave failing[/b]"
