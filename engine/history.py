@@ -5,6 +5,9 @@ dimensionality D_i (so a view can show features jumping between levels). When a 
 capacity, every other record is dropped and the series records half as often from then on, so a
 million-step run keeps the same memory as a short one, spread evenly over the whole run.
 
+Before the D_i records halve, the jumps in them are looked for and kept (`kept_jumps`): with half
+the records around it, an early jump can no longer be seen (engine.jumps).
+
 `Snapshots` keeps whole weight matrices W at a few steps, spaced evenly in log(step): dense early,
 where features move fastest, sparse later. A view or an export travels back to them.
 """
@@ -15,18 +18,27 @@ import bisect
 import hashlib
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from engine.jumps import Jump, find_jumps, merge_jumps
 
 
 class Series:
     """Evenly thinned records of fixed shape: `steps` (n,) and `values` (n, *shape)."""
 
-    def __init__(self, shape: tuple[int, ...], capacity: int) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        capacity: int,
+        before_halving: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    ) -> None:
         if capacity < 2 or capacity % 2:
             raise ValueError("capacity must be an even number >= 2")
         self.capacity = capacity
+        self.before_halving = before_halving  # sees (steps, values), full, before they halve
         self._steps = np.zeros(capacity, dtype=np.int64)
         self._values = np.zeros((capacity, *shape), dtype=np.float32)
         self.count = 0
@@ -43,6 +55,8 @@ class Series:
         self._values[self.count] = value
         self.count += 1
         if self.count == self.capacity:
+            if self.before_halving is not None:
+                self.before_halving(self._steps, self._values)
             # Keep odd positions: the newest record survives, and from now on one offer in
             # 2·stride is kept, so the spacing stays even across the whole run.
             keep = slice(1, self.capacity, 2)
@@ -87,7 +101,8 @@ class History:
     ) -> None:
         self._lock = threading.Lock()
         self.metrics = Series((2, n_inst), capacity)  # [loss, frobenius_sq] per instance
-        self.dims = Series((n_inst, n_features), dims_capacity)
+        self.dims = Series((n_inst, n_features), dims_capacity, self._keep_jumps)
+        self._kept_jumps: list[Jump] = []  # found in D_i records since halved away
         self.version = 0  # bumps on every kept record: cheap "has anything changed?" for views
 
     def record_metrics(self, step: int, loss: np.ndarray, frobenius_sq: np.ndarray) -> None:
@@ -99,6 +114,25 @@ class History:
         with self._lock:
             if self.dims.offer(step, dims):
                 self.version += 1
+
+    def _keep_jumps(self, steps: np.ndarray, dims: np.ndarray) -> None:
+        """The D_i series is full and about to halve (under the lock): keep the jumps its
+        records show now: 50–90 ms for the default run's 256 records (Zen 4), once a halving."""
+        count = self.metrics.count
+        loss = self.metrics._values[:count, 0]
+        found = find_jumps(steps, dims, self.metrics._steps[:count], loss)
+        self._kept_jumps = merge_jumps(self._kept_jumps, found)
+
+    def kept_jumps(self, instance: int | None = None) -> list[Jump]:
+        """The jumps kept from D_i records halved away (of one `instance` when given)."""
+        with self._lock:
+            return [j for j in self._kept_jumps if instance is None or j.instance == instance]
+
+    def restore_jumps(self, jumps: list[Jump]) -> None:
+        """Put back kept jumps (a saved session's, a served run's)."""
+        with self._lock:
+            self._kept_jumps = merge_jumps(jumps, [])
+            self.version += 1
 
     def metrics_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Copies of (steps (n,), loss (n, inst), frobenius_sq (n, inst))."""

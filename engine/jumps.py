@@ -17,10 +17,18 @@ margin leaves a dead zone between neighbouring levels (2/5 and 3/8 are only 0.02
 noise cannot hop between them. A slow drift through several bands moves as fast inside them as
 between them, so it is no jump. A jump is confirmed HOLD_RECORDS records after it happens, and
 features that never sit at a named fraction (most of a 200-feature run's learned ones) have none.
+
+A long run's history halves its D_i records each time it fills (engine.history), which leaves
+too few records around an early jump to show it: a 200,000-step pentagon run kept one record
+every 800 steps and lost every jump it had shown. So the history looks for jumps in its records
+just before each halving and keeps what it found (`History.kept_jumps`, saved with the session);
+`history_jumps` is those merged with the jumps in the records it holds now (`merge_jumps`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -205,11 +213,57 @@ def _loss_at(
 
 
 def history_jumps(history: Any, instance: int | None = None) -> list[Jump]:
-    """The jumps in an engine History (its D_i and loss records); of one `instance` only when
-    given (200× less work than all of a 200-feature, 20-instance run)."""
+    """The jumps of an engine History: those it kept from records it has since thinned, and
+    those in its D_i and loss records now; of one `instance` only when given (200× less work
+    than all of a 200-feature, 20-instance run)."""
     dims_steps, dims = history.dims_arrays()
     loss_steps, loss, _ = history.metrics_arrays()
+    kept = history.kept_jumps(instance)
     if instance is None:
-        return find_jumps(dims_steps, dims, loss_steps, loss)
+        return merge_jumps(kept, find_jumps(dims_steps, dims, loss_steps, loss))
     one = find_jumps(dims_steps, dims[:, instance : instance + 1], loss_steps, loss[:, [instance]])
-    return [replace(jump, instance=instance) for jump in one]
+    return merge_jumps(kept, [replace(jump, instance=instance) for jump in one])
+
+
+def merge_jumps(kept: Sequence[Jump], found: Sequence[Jump]) -> list[Jump]:
+    """`kept` and each jump of `found` that is not one of them again, sorted as find_jumps.
+
+    A jump found again in thinner records is the same feature moving between the same levels
+    over a span that overlaps the kept one's (left_step..step: thinning keeps a subset of the
+    records, so the thinner span holds the finer); the kept one, measured finer, stays."""
+    merged = list(kept)
+    spans: dict[tuple, list[tuple[int, int]]] = {}
+    for jump in kept:
+        spans.setdefault(_key(jump), []).append((jump.left_step, jump.step))
+    for jump in found:
+        if not any(a <= jump.step and jump.left_step <= b for a, b in spans.get(_key(jump), ())):
+            merged.append(jump)
+    merged.sort(key=lambda j: (j.step, j.instance, j.feature))
+    return merged
+
+
+def _key(jump: Jump) -> tuple[int, int, str, str]:
+    return jump.instance, jump.feature, jump.before, jump.after
+
+
+_LABELS = frozenset(f.label for f in NAMED_FRACTIONS)
+
+
+def jump_from_dict(d: Any, n_inst: int, n_features: int) -> Jump:
+    """A Jump from its `as_dict` (a session's record, a served run's history message), checked:
+    ValueError naming what does not fit."""
+    fields = Jump.__slots__
+    if not isinstance(d, dict) or set(d) != set(fields):
+        raise ValueError(f"a jump has the fields {', '.join(fields)}")
+    ints = [d[k] for k in ("step", "left_step", "instance", "feature")]
+    if not all(type(v) is int for v in ints):
+        raise ValueError("a jump's steps, instance and feature are integers")
+    if not (0 <= d["left_step"] < d["step"] and 0 <= d["instance"] < n_inst
+            and 0 <= d["feature"] < n_features):  # fmt: skip
+        raise ValueError(f"a jump at step {d['step']} does not fit this run")
+    if d["before"] not in _LABELS or d["after"] not in _LABELS or d["before"] == d["after"]:
+        raise ValueError("a jump's levels are two different named fractions")
+    for k in ("loss_before", "loss_after"):
+        if d[k] is not None and (type(d[k]) not in (int, float) or not math.isfinite(d[k])):
+            raise ValueError(f"a jump's {k} is a finite number or null")
+    return Jump(**{k: d[k] for k in fields})

@@ -53,6 +53,7 @@ from engine import __version__
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig
 from engine.history import History, Snapshots
+from engine.jumps import Jump, jump_from_dict
 from engine.paths import SESSIONS_ROOT
 from engine.remote.lock import SessionBusy, hold, holder, let_go
 from engine.safe_read import UnsafeFile, read_regular, read_safetensors, safetensors_header
@@ -125,6 +126,7 @@ def capture(trainer: Any, *, running: bool = False) -> SessionImage:
         snapshots, snapshot_state = trainer.snapshots.entries()
         snapshot_state["files"] = [[step, digest] for step, digest, _ in snapshots]
         record = _record(trainer, history_state, snapshot_state, running)
+        record["jumps"] = [jump.as_dict() for jump in trainer.history.kept_jumps()]
         order = next(_captures)
     for name, array in arrays.items():
         tensors[name] = torch.from_numpy(np.ascontiguousarray(array))
@@ -319,6 +321,8 @@ def _check_optional_fields(record: dict[str, Any], where: Path) -> None:
             raise SessionError(f"{where}: field 'history' holds a malformed thinning state")
     if not isinstance(record.get("final_loss") or [], list):
         raise SessionError(f"{where}: field 'final_loss' is not a list")
+    if not isinstance(record.get("jumps") or [], list):
+        raise SessionError(f"{where}: field 'jumps' is not a list")
     if record["format_version"] >= SNAPSHOT_FILES_VERSION:
         _check_snapshot_files(record, where)
 
@@ -539,6 +543,7 @@ def _restore_records(
         arrays = {k: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
         if arrays:
             history.restore(arrays, record.get("history") or {})
+        history.restore_jumps(kept_jumps(record, directory))
         saved = saved_snapshots(directory, record, tensors)
         if saved is None:
             snapshots.start_after(record["step"])
@@ -550,6 +555,18 @@ def _restore_records(
             f"{directory / WEIGHTS_FILE}: optimizer or history state does not fit ({err})"
         ) from None
     return saved.note
+
+
+def kept_jumps(record: dict[str, Any], directory: Path) -> list[Jump]:
+    """The jumps a session's history kept from records it thinned away (engine.history), checked
+    against its config; SessionError naming the record for one that does not fit."""
+    config = config_from_record(record, directory / RECORD_FILE)
+    try:
+        return [
+            jump_from_dict(d, config.n_inst, config.n_features) for d in record.get("jumps") or []
+        ]
+    except ValueError as err:
+        raise SessionError(f"{directory / RECORD_FILE}: field 'jumps': {err}") from None
 
 
 def _final_loss(record: dict[str, Any], config: RunConfig) -> np.ndarray | None:

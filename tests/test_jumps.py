@@ -7,7 +7,16 @@ import torch
 from trajectories import pairs_then_pentagon, trajectory
 
 from engine.geometry import NAMED_FRACTIONS
-from engine.jumps import BETWEEN, HOLD_RECORDS, find_jumps, history_jumps, levels
+from engine.history import History
+from engine.jumps import (
+    BETWEEN,
+    HOLD_RECORDS,
+    Jump,
+    find_jumps,
+    history_jumps,
+    levels,
+    merge_jumps,
+)
 from engine.trainer import Trainer
 
 HALF = [f.label for f in NAMED_FRACTIONS].index("1/2")
@@ -83,3 +92,46 @@ def test_jumps_of_a_trained_pentagon_run_are_real_level_changes() -> None:
         after = levels(dims[record : record + HOLD_RECORDS, jump.instance, jump.feature])
         assert len(set(after.tolist())) == 1 and after[0] != BETWEEN
         assert jump.left_step < jump.step and jump.loss_before is not None
+
+
+def fed_history(capacity: int = 16, records: int = 400, at: int = 8) -> History:
+    """A one-instance History fed pairs_then_pentagon (the jump at record `at`, step 50·at) one
+    D_i record every 50 steps, with a loss record at each: it halves its D_i records 5 times."""
+    history = History(1, 5, capacity=4096, dims_capacity=capacity)
+    dims = trajectory(pairs_then_pentagon(records, at=at), noise=0.002)
+    for r in range(records):
+        history.record_metrics(50 * r, np.array([0.3 if r < at else 0.1]), np.array([2.0]))
+        history.record_dims(50 * r, dims[r])
+    return history
+
+
+def test_an_early_jump_outlives_the_records_that_showed_it() -> None:
+    # A 200,000-step pentagon run kept one D_i record every 800 steps and listed none of the
+    # jumps it had shown early on: the history halves its records when full, which left too
+    # few around them. It now keeps the jumps of its records just before each halving.
+    history = fed_history()
+    steps, dims = history.dims_arrays()
+    assert steps[1] - steps[0] == 50 * 32 and find_jumps(steps, dims) == []  # the records now
+    jumps = history_jumps(history)
+    assert [(j.feature, j.before, j.after) for j in jumps] == [
+        (0, "1/2", "2/5"),
+        (1, "1/2", "2/5"),
+        (2, "1/2", "2/5"),
+        (3, "1/2", "2/5"),
+        (4, "0", "2/5"),
+    ]  # fmt: skip, each once though found again at every halving until it thinned away
+    f32 = lambda v: float(np.float32(v))  # noqa: E731 (the history keeps float32)
+    assert {(j.step, j.left_step, j.loss_before, j.loss_after) for j in jumps} == {
+        (400, 350, f32(0.3), f32(0.1))
+    }
+    assert history_jumps(history, 0) == jumps and history.kept_jumps() == jumps
+
+
+def test_a_jump_found_again_in_thinner_records_is_merged_a_later_one_is_not() -> None:
+    fine = Jump(400, 350, 0, 3, "1/2", "2/5", 0.3, 0.1)
+    again = Jump(500, 300, 0, 3, "1/2", "2/5", 0.3, 0.1)  # the same move, seen coarser
+    back = Jump(900, 850, 0, 3, "2/5", "1/2", 0.1, 0.3)
+    later = Jump(1400, 1350, 0, 3, "1/2", "2/5", 0.3, 0.1)  # the same levels, another time
+    other = Jump(400, 350, 0, 2, "1/2", "2/5", 0.3, 0.1)
+    assert merge_jumps([fine], [again, back, later, other]) == [other, fine, back, later]
+    assert merge_jumps([], [later, fine]) == [fine, later]

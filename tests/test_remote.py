@@ -509,3 +509,27 @@ def test_running_means_a_held_writer_lock_not_a_pid_in_the_record(tmp_path):
     assert not session_info(copy).running
     mark_stopped(ours)  # the writer is done: the lock goes with it
     assert holder(ours) is None and not session_info(ours).running
+
+
+def test_a_viewer_gets_the_jumps_kept_from_thinned_records(in_process, tmp_path):
+    from engine.jumps import Jump, history_jumps
+
+    trainer = in_process().trainer  # the pentagon: 8 instances of 5 features
+    kept = [Jump(40, 20, 7, 4, "1/2", "2/5", 0.25, None)]
+    trainer.history.restore_jumps(kept)
+    run = RemoteRun.connect(tmp_path)
+    try:
+        assert run.history.kept_jumps() == kept
+        assert kept[0] in history_jumps(run.history, 7)
+    finally:
+        run.close()
+
+
+def test_a_jump_that_does_not_fit_the_run_is_refused():
+    from engine.jumps import jump_from_dict
+
+    bad = {"step": 40, "left_step": 20, "instance": 8, "feature": 4, "before": "1/2",
+           "after": "2/5", "loss_before": None, "loss_after": None}  # fmt: skip
+    with pytest.raises(ValueError, match="does not fit"):
+        jump_from_dict(bad, 8, 5)
+    assert jump_from_dict({**bad, "instance": 7}, 8, 5).instance == 7

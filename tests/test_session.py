@@ -576,3 +576,49 @@ def test_an_autosave_error_reaches_on_error_or_the_next_call(tmp_path, small_con
         time.sleep(0.01)
     with pytest.raises(SessionError, match="cannot save"):
         quiet(trainer)  # on the training thread, as when it saved there
+
+
+def test_jumps_kept_from_thinned_records_are_saved_and_loaded(tmp_path) -> None:
+    from engine.jumps import Jump, history_jumps
+    from toygeom_tui.export import session_jumps
+
+    trainer = Trainer(RunConfig(name="kept", n_features=5, d_hidden=2, n_inst=2, steps=20,
+                                device="cpu"), compiled=False)  # fmt: skip
+    trainer.run()
+    kept = [Jump(8, 4, 1, 3, "1/2", "2/5", 0.25, 0.125), Jump(12, 6, 0, 0, "0", "1", None, 0.5)]
+    trainer.history.restore_jumps(kept)
+    save_session(trainer, tmp_path / "run")
+    loaded = load_session(tmp_path / "run", compiled=False)
+    assert loaded.history.kept_jumps() == sorted(kept, key=lambda j: j.step)
+    assert set(history_jumps(loaded.history)) >= set(kept)
+    assert [j["step"] for j in session_jumps(tmp_path / "run")["jumps"]][:2] == [8, 12]
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"instance": 2}, "does not fit this run"),  # n_inst is 2
+        ({"feature": -1}, "does not fit this run"),
+        ({"left_step": 9}, "does not fit this run"),  # after its step
+        ({"after": "1/2"}, "two different named fractions"),
+        ({"before": "7/9"}, "two different named fractions"),
+        ({"step": 8.0}, "are integers"),
+        ({"loss_after": "x"}, "finite number or null"),
+        ({"extra": 1}, "a jump has the fields"),
+    ],
+)
+def test_a_saved_jump_that_does_not_fit_is_a_one_line_error(tmp_path, change, words) -> None:
+    from engine.jumps import Jump
+
+    trainer = Trainer(RunConfig(name="kept", n_features=5, d_hidden=2, n_inst=2, steps=5,
+                                device="cpu"), compiled=False)  # fmt: skip
+    trainer.run()
+    trainer.history.restore_jumps([Jump(8, 4, 1, 3, "1/2", "2/5", 0.25, 0.125)])
+    directory = save_session(trainer, tmp_path / "run")
+    record = json.loads((directory / RECORD_FILE).read_text())
+    record["jumps"][0].update(change)
+    record["saved_at"] = 1e12  # newer than the weights' embedded copy: this one is read
+    (directory / RECORD_FILE).write_text(json.dumps(record))
+    with pytest.raises(SessionError, match="field 'jumps'") as err:
+        load_session(directory, compiled=False)
+    assert words in str(err.value) and "\n" not in str(err.value)

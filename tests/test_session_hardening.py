@@ -101,6 +101,7 @@ FIELDS = [
     "writer",
     "final_loss",
     "snapshots",
+    "jumps",
 ]
 
 

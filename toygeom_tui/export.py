@@ -24,6 +24,7 @@ from engine.session import (
     RECORD_FILE,
     SessionError,
     config_from_record,
+    kept_jumps,
     load_tensors,
     read_record,
     saved_snapshots,
@@ -131,6 +132,7 @@ def session_jumps(directory: str | Path) -> dict[str, Any]:
             arrays["history.metrics.steps"],
             metrics[:, 0] if len(metrics) else None,
         )
+    found = jumps.merge_jumps(kept_jumps(record, directory), found)  # as history_jumps
     return {
         "session": str(directory),
         "name": config.name,

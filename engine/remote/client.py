@@ -39,6 +39,7 @@ from engine.config import (
     resolve_importance,
 )
 from engine.history import History, SnapshotSteps
+from engine.jumps import jump_from_dict
 from engine.policy import LOST
 from engine.remote import protocol
 from engine.remote.address import SOCKET_FILE, connect
@@ -299,6 +300,11 @@ class RemoteRun:
         _check(loss, (n, c.n_inst))
         _check(frob, (n, c.n_inst))
         _check(dims, (k, c.n_inst, c.n_features))
+        try:  # first: the mirror's own halvings below add to them
+            kept = [jump_from_dict(d, c.n_inst, c.n_features) for d in m.get("jumps") or []]
+        except ValueError as err:
+            raise ProtocolError(f"history: {err}") from None
+        self.history.restore_jumps(kept)
         # Replayed through record_*: the mirror then thins exactly as a history of its own would.
         for i in range(n):
             self.history.record_metrics(int(steps[i]), loss[i], frob[i])

@@ -1,6 +1,6 @@
-"""The wire format between a served run and its clients: JSON lines, version 2.
+"""The wire format between a served run and its clients: JSON lines, version 3.
 
-Every line is one JSON object `{"v": 2, "type": T, ...}` ending in "\n". Each side checks every
+Every line is one JSON object `{"v": 3, "type": T, ...}` ending in "\n". Each side checks every
 field's type against the schema below and drops the connection on anything else: a wrong
 version, an unknown type or field, a line over its size limit. Arrays travel as
 `{"dtype": "f4"|"i8", "shape": [...], "data": base64}` (little-endian), which is compact and
@@ -11,7 +11,8 @@ Client to server (at most CLIENT_LINE_LIMIT bytes a line):
     fetch    {step, id}       the weight snapshot recorded at `step`
 Server to client (at most SERVER_LINE_LIMIT bytes a line), in this order on connect:
     hello    {pid, session, config, step, total, state, rate, log_every, dims_every}
-    history  {steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats)}
+    history  {steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats),
+              jumps (list of engine.jumps.Jump.as_dict: kept from records thinned away)}
     weights  {step, W (inst hidden feats), b_final (inst feats)}
     snapshot_steps {steps (k,), unrecorded_until}      the steps with a weight snapshot
 then, live:
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-VERSION = 2  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter)
+VERSION = 3  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter); 3: jumps
 CLIENT_LINE_LIMIT = 4096  # a control is a few dozen bytes
 SERVER_LINE_LIMIT = 256 << 20  # a history of a large model; the client trusts only its own server
 OPS = ("pause", "resume", "step", "stop", "save", "extend")
@@ -81,6 +82,11 @@ def _array(v: Any) -> bool:
     )
 
 
+def _jumps(v: Any) -> bool:
+    # Each one's fields are checked by the client against its run (engine.jumps.jump_from_dict).
+    return type(v) is list and len(v) <= 1 << 20 and all(type(j) is dict for j in v)
+
+
 def _config(v: Any) -> bool:
     return type(v) is dict  # validated in full by RunConfig.from_dict on the client
 
@@ -105,6 +111,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "frob": _array,
         "dims_steps": _array,
         "dims": _array,
+        "jumps": _jumps,
     },
     "weights": {"step": _int(), "W": _array, "b_final": _array},
     "metrics": {

@@ -409,13 +409,20 @@ def _weights(W: torch.Tensor, b_final: torch.Tensor, step: int) -> bytes:
     return protocol.encode("weights", step=step, W=W, b_final=b)
 
 
-def _history_arrays(history: Any) -> tuple[np.ndarray, ...]:
-    """Copies of steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats)."""
-    return (*history.metrics_arrays(), *history.dims_arrays())
+def _history_arrays(history: Any) -> tuple[Any, ...]:
+    """Copies of steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats),
+    and the jumps kept from thinned records (as dicts)."""
+    kept = [jump.as_dict() for jump in history.kept_jumps()]
+    return (*history.metrics_arrays(), *history.dims_arrays(), kept)
 
 
 def _history(
-    steps: np.ndarray, loss: np.ndarray, frob: np.ndarray, dims_steps: np.ndarray, dims: np.ndarray
+    steps: np.ndarray,
+    loss: np.ndarray,
+    frob: np.ndarray,
+    dims_steps: np.ndarray,
+    dims: np.ndarray,
+    jumps: list[dict[str, Any]],
 ) -> bytes:
     return protocol.encode(
         "history",
@@ -424,6 +431,7 @@ def _history(
         frob=protocol.pack(frob),
         dims_steps=protocol.pack(dims_steps),
         dims=protocol.pack(dims),
+        jumps=jumps,
     )
 
 
