@@ -21,17 +21,27 @@ REFERENCE_FRACTIONS = [
 Y_TOP = 1.1  # D_i ≤ 1; D* above the top (early training, tiny ‖W‖²_F) is pinned to the edge
 
 
+# Which label a text row shows when several fractions fall on it: the levels trained models
+# sit at most (dedicated, antipodal, triangle, pentagon, tetrahedron), then the rarer ones. In
+# value order a short chart labelled 1/3 where its features sat at 2/5 and 1/2.
+LABEL_PRIORITY = ("1", "1/2", "2/3", "2/5", "3/4", "3/8", "1/3", "2/7")
+
+
 def fraction_ticks(
     height: int, fractions: list[NamedFraction], width: int = 0
 ) -> tuple[list[float], list[str]]:
     """Ticks on a 0..Y_TOP axis at the named fractions that fit a chart `height` rows tall:
-    each label needs its own text row. Labels are right-aligned to `width` characters."""
+    each label needs its own text row, the most common level taking a shared one (see
+    LABEL_PRIORITY). Labels are right-aligned to `width` characters."""
     rows = max(height - 4, 2)  # title, frame, x labels
-    kept: list[tuple[float, str]] = [(0.0, "0")]
-    for fraction in sorted(fractions, key=lambda f: f.value):
-        row = math.floor(fraction.value / Y_TOP * (rows - 1) + 0.5)
-        if row > math.floor(kept[-1][0] / Y_TOP * (rows - 1) + 0.5):
-            kept.append((fraction.value, fraction.label))
+    # The row plotext draws a value on (its get_matrix_data, rounding included: 3/8 sits at
+    # exactly 7.5 rows on a 23-row plot, and a float a hair below took a row of its own).
+    row_of = lambda value: math.floor(round(0.5 + (rows - 1) * value / Y_TOP, 8))  # noqa: E731
+    rank = {label: i for i, label in enumerate(LABEL_PRIORITY)}
+    taken: dict[int, tuple[float, str]] = {0: (0.0, "0")}
+    for fraction in sorted(fractions, key=lambda f: rank.get(f.label, len(rank))):
+        taken.setdefault(row_of(fraction.value), (fraction.value, fraction.label))
+    kept = sorted(taken.values())
     return [v for v, _ in kept], [label.rjust(width) for _, label in kept]
 
 
