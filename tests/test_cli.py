@@ -225,6 +225,7 @@ def test_options_before_a_command_reach_it() -> None:
         (["--device", "tpu"], ["device: 'tpu'"]),
         (["--steps", "5", "export", "DIR"], ["--steps: not an option of export"]),
         (["--no-mouse", "--seed", "1", "ps"], ["--seed, --no-mouse: not an option of ps"]),
+        (["--seed", "0", "presets"], ["--seed: not an option of presets"]),
         (["--preset", "pentagon", "train", "--config", "x.toml"], ["--preset and --config"]),
         (["train", "--resume", "DIR", "--seed", "2"], ["drop --preset/--config/--seed"]),
     ],

@@ -200,7 +200,9 @@ _USES = {"app": {*_RUN_OPTIONS, "no_mouse"}, "train": set(_RUN_OPTIONS),
 def _check_options(args: argparse.Namespace, command: str) -> None:
     if args.preset is not None and args.config is not None:
         raise UserError("--preset and --config both name a config: give one")
-    given = [k for k in (*_RUN_OPTIONS, "no_mouse") if getattr(args, k) not in (None, False)]
+    # By identity: 0 == False, and --steps 0 or --seed 0 are given too.
+    given = [k for k in (*_RUN_OPTIONS, "no_mouse") if getattr(args, k) is not None
+             and getattr(args, k) is not False]  # fmt: skip
     unused = [k for k in given if k not in _USES.get(command, set())]
     if unused:
         names = ", ".join("--" + k.replace("_", "-") for k in unused)
