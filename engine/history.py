@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from engine.jumps import Jump, find_jumps, merge_jumps
+from engine.jumps import Jump, find_jumps, jump_order, merge_jumps
 
 
 class Series:
@@ -131,7 +131,7 @@ class History:
     def restore_jumps(self, jumps: list[Jump]) -> None:
         """Put back kept jumps (a saved session's, a served run's)."""
         with self._lock:
-            self._kept_jumps = merge_jumps(jumps, [])
+            self._kept_jumps = sorted(jumps, key=jump_order)
             self.version += 1
 
     def metrics_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -154,7 +154,7 @@ def find_jumps(
                 loss_after=_loss_at(loss_steps, loss, arrived, instance, after=True),
             )
         )
-    found.sort(key=lambda j: (j.step, j.instance, j.feature))
+    found.sort(key=jump_order)
     return found
 
 
@@ -226,7 +226,7 @@ def history_jumps(history: Any, instance: int | None = None) -> list[Jump]:
 
 
 def merge_jumps(kept: Sequence[Jump], found: Sequence[Jump]) -> list[Jump]:
-    """`kept` and each jump of `found` that is not one of them again, sorted as find_jumps.
+    """`kept` and each jump of `found` that is not one of them again, in `jump_order`.
 
     A jump found again in thinner records is the same feature moving between the same levels
     over a span that overlaps the kept one's (left_step..step: thinning keeps a subset of the
@@ -238,8 +238,13 @@ def merge_jumps(kept: Sequence[Jump], found: Sequence[Jump]) -> list[Jump]:
     for jump in found:
         if not any(a <= jump.step and jump.left_step <= b for a, b in spans.get(_key(jump), ())):
             merged.append(jump)
-    merged.sort(key=lambda j: (j.step, j.instance, j.feature))
+    merged.sort(key=jump_order)
     return merged
+
+
+def jump_order(jump: Jump) -> tuple[int, int, int]:
+    """The order of every jump list: by step, then instance, then feature."""
+    return jump.step, jump.instance, jump.feature
 
 
 def _key(jump: Jump) -> tuple[int, int, str, str]:

@@ -17,8 +17,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from engine.geometry import NAMED_FRACTIONS, REPRESENTED, feature_norms
 from engine.jumps import Jump, history_jumps
+from engine.policy import DONE
 from engine.run import Run
-from engine.trainer import DONE
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
