@@ -268,7 +268,8 @@ def test_configuration_names() -> None:
     # right size and rank, wrong D: not a pentagon
     assert configuration_name(5, 2, [0.4, 0.4, 0.4, 0.5, 0.3]) == "mixed (5 features in 2 dims)"
     assert configuration_name(5, 3, [2 / 3] * 3 + [0.5] * 2) == "mixed (5 features in 3 dims)"
-    assert configuration_name(1, 1, [0.8]) == "mixed (1 feature in 1 dim)"
+    # alone in its component (no overlap over the threshold), yet sharing its dimension
+    assert configuration_name(1, 1, [0.8]) == "diffuse (only weak overlaps)"
     assert configuration_name(0, 0, []) == "not represented"
     with pytest.raises(ValueError):
         configuration_name(2, 1, [0.5])
