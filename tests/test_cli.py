@@ -168,6 +168,26 @@ def test_resume_continues(tmp_path: Path, config_file: Path) -> None:
     assert load_session(run, compiled=False).step == 250
 
 
+def test_nothing_to_train_saves_the_session_without_a_progress_line(
+    tmp_path: Path, config_file: Path
+) -> None:
+    run = tmp_path / "run"
+    fresh = cli("train", "--config", str(config_file), "--steps", "0", "--eager", "--out", str(run))
+    assert fresh.returncode == 0, fresh.stderr
+    assert (
+        fresh.stdout.strip()
+        == f"done: nothing to train at step 0/0; saved {run} (the model as initialized)"
+    )
+    assert "preparing" not in fresh.stderr and "0/1" not in fresh.stderr
+    assert load_session(run, compiled=False).step == 0, "the initial model is a session to resume"
+    trained = cli("train", "--resume", str(run), "--steps", "20", "--eager")
+    assert "done: 20 steps in" in trained.stdout, trained.stderr
+    again = cli("train", "--resume", str(run), "--eager")  # at its total already
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"done: nothing to train at step 20/20; saved {run} (unchanged)"
+    assert load_session(run, compiled=False).step == 20
+
+
 def test_resuming_a_session_whose_engine_drew_other_batches_says_so_once(
     tmp_path: Path, config_file: Path
 ) -> None:

@@ -299,8 +299,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         out, args.autosave, on_error=lambda e: print(f"\ntoygeom-tui: {e}", file=sys.stderr)
     )
     progress = ProgressLine(trainer)
-    progress.begin(trainer)
-    trainer.on("log", progress)
+    idle = trainer.step >= trainer.total_steps  # --steps 0, or a resume at its total already
+    if not idle:
+        progress.begin(trainer)
+        trainer.on("log", progress)
     if args.autosave > 0:
         trainer.on("log", autosaver)
     server = RunServer(trainer, out, save=lambda: autosaver.save(trainer, running=True)).start()
@@ -309,7 +311,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     start_step, t0 = trainer.step, time.perf_counter()
     state = trainer.run()
     elapsed = time.perf_counter() - t0
-    progress.finish()
+    if not idle:
+        progress.finish()
     autosaver.finish(trainer)  # a viewer's save that comes later cannot say running any more
     server.close()
     lock.release()
@@ -317,9 +320,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     rate = done / elapsed if elapsed > 0 else 0.0
     if state == DIVERGED:
         print(f"toygeom-tui: {trainer.error}", file=sys.stderr)
+    if idle:
+        what = "the model as initialized" if trainer.step == 0 else "unchanged"
+        print(f"{state}: nothing to train at step {trainer.step}/{trainer.total_steps}; "
+              f"saved {out} ({what})")  # fmt: skip
+        return 0
     print(
-        f"{state}: {done} steps in {elapsed:.1f} s ({rate:.1f} steps/s), "
-        f"step {trainer.step}/{trainer.total_steps}, saved {out}"
+        f"{state}: {done} steps in {elapsed:.{1 if elapsed >= 1 else 3}f} s "
+        f"({rate:.1f} steps/s), step {trainer.step}/{trainer.total_steps}, saved {out}"
     )
     return 1 if state == DIVERGED else 0
 
