@@ -14,6 +14,7 @@ from rich.console import Console
 from textual.app import App
 
 from engine.config import RunConfig, preset
+from engine.geometry import REPRESENTED
 from engine.trainer import Trainer
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.widgets.detail.feature_table import DEAD_ROW, FeatureTable
@@ -101,7 +102,8 @@ async def test_table_collapses_dead_features_and_d_shows_them(pentagon_trainer) 
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert rows(app) == ["0", "1", "2", "3", DEAD_ROW]
-        assert "1 feature not represented" in cell(app, DEAD_ROW, "configuration")
+        assert cell(app, DEAD_ROW, "configuration") == "1 not represented"
+        assert cell(app, DEAD_ROW, "partners") == f"‖W_i‖² ≤ {REPRESENTED}; d shows them"
         await pilot.press("d")
         assert rows(app) == ["0", "1", "2", "3", "4"]
 
@@ -296,3 +298,13 @@ async def test_a_feature_on_its_line_shows_its_fraction_plainly(pentagon_trainer
         fractions = [app.screen.query_one(FeatureTable).table.get_cell(str(i), "fraction")
                      for i in range(5)]  # fmt: skip
         assert {(str(f), str(f.style)) for f in fractions} == {("2/5", "")}
+
+
+def test_the_table_shortens_counted_configurations_and_keeps_named_ones() -> None:
+    from toygeom_tui.widgets.detail.feature_table import configuration_cell
+
+    assert configuration_cell("mixed (64 features in 20 dims)") == "mixed 64 in 20d"
+    assert configuration_cell("uniform (6 features in 3 dims)") == "uniform 6 in 3d"
+    assert configuration_cell("diffuse (only weak overlaps)") == "diffuse"
+    for named in ("pentagon", "antipodal pair", "square antiprism", "not represented"):
+        assert configuration_cell(named) == named

@@ -7,6 +7,7 @@ feature, not the row number, so a re-sort or a training update keeps it on the s
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,20 @@ def fraction_cell(feature: FeatureGeometry) -> Text:
     mixed feature's nearest fraction is only the closest label, not a level it reached."""
     on_line = feature.fraction_distance < NAME_TOL
     return Text(feature.nearest_fraction, style="" if on_line else "dim")
+
+
+_COUNTED = re.compile(r"^(mixed|uniform) \((\d+) features? in (\d+) dims?\)$")
+_SHORT = {"dedicated dimension": "dedicated dim", "diffuse (only weak overlaps)": "diffuse"}
+
+
+def configuration_cell(name: str) -> str:
+    """The configuration as the table shows it, short enough that the columns after it fit:
+    'mixed 64 in 20d' for 'mixed (64 features in 20 dims)'. The panel below gives the full name."""
+    counted = _COUNTED.match(name)
+    if counted:
+        kind, size, rank = counted.groups()
+        return f"{kind} {size} in {rank}d"
+    return _SHORT.get(name, name)
 
 
 def partners_text(feature: FeatureGeometry, n: int = 3) -> str:
@@ -160,16 +175,18 @@ class FeatureTable(Vertical):
         for f in rows:
             table.add_row(
                 str(f.index), f"{f.norm:.3f}", f"{f.dimensionality:.3f}", fraction_cell(f),
-                f"{f.fraction_distance:.3f}", f.configuration, f"{f.component}"
+                f"{f.fraction_distance:.3f}", configuration_cell(f.configuration), f"{f.component}"
                 + (f" ({f.component_size})" if f.component_size > 1 else ""),
                 partners_text(f), key=str(f.index),
             )  # fmt: skip
         if n_dead:
-            # The text goes in the configuration column so it doesn't widen the index column.
+            # Its count in the configuration column (not the index column, which it would
+            # widen), the why in the last one: a long text there would widen the configuration
+            # column and push comp and the partners off an 80- or 120-column table.
             cells = ["…"] + [""] * (len(COLUMNS) - 1)
-            cells[[key for key, _ in COLUMNS].index("configuration")] = (
-                f"{n_dead} feature{'s' * (n_dead > 1)} not represented (‖W_i‖² ≤ {REPRESENTED}; d)"
-            )
+            keys = [key for key, _ in COLUMNS]
+            cells[keys.index("configuration")] = f"{n_dead} not represented"
+            cells[keys.index("partners")] = f"‖W_i‖² ≤ {REPRESENTED}; d shows them"
             table.add_row(*cells, key=DEAD_ROW)
         label = SORTS[self.sort][0]
         self.border_title = f"features · sorted by {label}" + (" ↓" if SORTS[self.sort][2] else "")
