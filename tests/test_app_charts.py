@@ -141,3 +141,16 @@ async def test_keys_and_new_records_draw_what_a_fresh_dashboard_draws(
         await pilot.press("j", "j")
         await pilot.pause()
         assert chart_texts(fresh) == drawn
+
+
+async def test_a_run_with_no_steps_says_so_rather_than_waiting(small_config: RunConfig) -> None:
+    """A session saved at step 0 (`train --steps 0`) has no records and never will: its charts
+    say there are none yet, not that data is on its way."""
+    trainer = Trainer(small_config.replace(steps=0), compiled=False)
+    app = ToygeomApp(trainer, autostart=False, autosave_seconds=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        dashboard = app.dashboard
+        for chart in (dashboard.loss_chart, dashboard.frobenius_chart):
+            text = chart.render_text().plain
+            assert "no steps recorded yet" in text and "waiting" not in text

@@ -50,7 +50,7 @@ class BrailleChart(PlotextPlot):
 
     # Layer number -> style; higher layers win a shared cell.
     LAYER_STYLES: dict[int, Style] = {}
-    EMPTY_TITLE = "waiting for data"
+    EMPTY_TITLE = "no steps recorded yet"
 
     def axes(self) -> Axes | None:
         raise NotImplementedError
