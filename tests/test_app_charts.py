@@ -22,6 +22,7 @@ from toygeom_tui.widgets.dashboard.geometry_chart import (
     GeometryChart,
 )
 from toygeom_tui.widgets.dashboard.loss_chart import LossChart
+from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -154,3 +155,7 @@ async def test_a_run_with_no_steps_says_so_rather_than_waiting(small_config: Run
         for chart in (dashboard.loss_chart, dashboard.frobenius_chart):
             text = chart.render_text().plain
             assert "no steps recorded yet" in text and "waiting" not in text
+        await pilot.press("D")  # the dynamics screen: no D_i history either
+        await pilot.pause()
+        text = app.screen.query_one(DimsHistoryChart).render_text().plain
+        assert "D_i history: no measurement yet" in text and "waiting" not in text

@@ -52,7 +52,7 @@ class GeometryChart(BrailleChart):
         DIMS_STAR: Style(color=rgb(BLUISH_GREEN), bold=True),
         CHOSEN: Style(color=rgb(SELECTED), bold=True),
     }
-    EMPTY_TITLE = "feature geometry: waiting for the first measurement"
+    EMPTY_TITLE = "feature geometry: no measurement yet"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -25,7 +25,7 @@ class DimsHistoryChart(BrailleChart):
         JUMP: Style(color=rgb(VERMILLION), bold=True),
         CHOSEN: Style(color=rgb(SELECTED), bold=True),
     }
-    EMPTY_TITLE = "D_i history: waiting for the first measurement"
+    EMPTY_TITLE = "D_i history: no measurement yet"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
