@@ -210,8 +210,9 @@ def configuration_name(size: int, rank: int, dims: Sequence[float], tol: float =
     form a uniform tight frame: (1,1) dedicated dimension, (1,2) antipodal pair, (2,k) k-gon
     (triangle, pentagon, ...), (k−1,k) simplex (tetrahedron, ...), (3,8) square antiprism; other
     uniform ones are "uniform (k features in d dims)", anything else "mixed (...)", except a lone
-    feature whose D_i is short of 1: no overlap of it reaches the graph's threshold, yet many
-    small ones share its dimension, "diffuse (only weak overlaps)". D_i sees lines,
+    feature whose D_i is short of 1: no represented feature overlaps it past the graph's
+    threshold, yet weak overlaps (or unrepresented features, early in training) share its
+    dimension, "diffuse (no strong represented partner)". D_i sees lines,
     not arrows, so names hold up to per-feature sign; and they name the regular polytope, the one
     training finds, though for some (d,k) (e.g. (2,5)) other uniform tight frames exist.
     """
@@ -221,7 +222,7 @@ def configuration_name(size: int, rank: int, dims: Sequence[float], tol: float =
         return "not represented"
     counts = f"{size} feature{'s' * (size > 1)} in {rank} dim{'s' * (rank > 1)}"
     if any(abs(d - rank / size) > tol for d in dims):
-        return "diffuse (only weak overlaps)" if size == 1 else f"mixed ({counts})"
+        return "diffuse (no strong represented partner)" if size == 1 else f"mixed ({counts})"
     return _polytope_name(rank, size) or f"uniform ({counts})"
 
 

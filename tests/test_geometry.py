@@ -269,7 +269,7 @@ def test_configuration_names() -> None:
     assert configuration_name(5, 2, [0.4, 0.4, 0.4, 0.5, 0.3]) == "mixed (5 features in 2 dims)"
     assert configuration_name(5, 3, [2 / 3] * 3 + [0.5] * 2) == "mixed (5 features in 3 dims)"
     # alone in its component (no overlap over the threshold), yet sharing its dimension
-    assert configuration_name(1, 1, [0.8]) == "diffuse (only weak overlaps)"
+    assert configuration_name(1, 1, [0.8]) == "diffuse (no strong represented partner)"
     assert configuration_name(0, 0, []) == "not represented"
     with pytest.raises(ValueError):
         configuration_name(2, 1, [0.5])

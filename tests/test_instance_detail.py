@@ -305,6 +305,27 @@ def test_the_table_shortens_counted_configurations_and_keeps_named_ones() -> Non
 
     assert configuration_cell("mixed (64 features in 20 dims)") == "mixed 64 in 20d"
     assert configuration_cell("uniform (6 features in 3 dims)") == "uniform 6 in 3d"
-    assert configuration_cell("diffuse (only weak overlaps)") == "diffuse"
+    assert configuration_cell("diffuse (no strong represented partner)") == "diffuse"
     for named in ("pentagon", "antipodal pair", "square antiprism", "not represented"):
         assert configuration_cell(named) == named
+
+
+async def test_a_feature_overlapping_only_an_unrepresented_one_is_diffuse_and_not_orthogonal() -> (
+    None
+):
+    # Feature 0 along x; feature 1 tiny (‖W_1‖² 0.0725, not represented) at cos 0.93 to it;
+    # feature 2 along y. Feature 0 has no partner in the graph, yet D_0 = 1/(1 + 0.25²) ≈ 0.94.
+    config = RunConfig(name="lone", n_features=3, d_hidden=2, n_inst=1, batch_size=8, steps=1,
+                       device="cpu")  # fmt: skip
+    trainer = Trainer(config, compiled=False)
+    with torch.no_grad():
+        trainer.W[0].copy_(torch.tensor([[1.0, 0.25, 0.0], [0.0, 0.1, 1.0]]))
+    app = Host(trainer, 0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert cell(app, "0", "configuration") == "diffuse"
+        assert cell(app, "2", "configuration") == "dedicated dim"
+        panel = text_of(app.screen.query_one(PartnersPanel).content)
+        assert "feature 0" in panel and "diffuse (no strong represented partner)" in panel
+        assert "with: none (no represented feature overlaps it past 0.1)" in panel
+        assert "orthogonal" not in panel, "it overlaps feature 1 at cos 0.93"

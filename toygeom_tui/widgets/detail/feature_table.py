@@ -44,7 +44,10 @@ def fraction_cell(feature: FeatureGeometry) -> Text:
 
 
 _COUNTED = re.compile(r"^(mixed|uniform) \((\d+) features? in (\d+) dims?\)$")
-_SHORT = {"dedicated dimension": "dedicated dim", "diffuse (only weak overlaps)": "diffuse"}
+_SHORT = {
+    "dedicated dimension": "dedicated dim",
+    "diffuse (no strong represented partner)": "diffuse",
+}
 
 
 def configuration_cell(name: str) -> str:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.geometry import FeatureGeometry
+from engine.geometry import EDGE_THRESHOLD, FeatureGeometry
 
 NEGATIVE, POSITIVE = "#4393c3", "#e69f00"  # the heatmap's blue, Okabe–Ito orange
 MAX_MEMBERS = 40
@@ -66,6 +66,6 @@ class PartnersPanel(Static):
                 f"{'s' * (feature.component_rank != 1)})"
                 if feature.component_size > 1 else "",
                 " · with: ",
-                shown or "none (orthogonal to every other feature)",
+                shown or f"none (no represented feature overlaps it past {EDGE_THRESHOLD:g})",
             )  # fmt: skip
         self.update(Group(summary, partners, component), layout=False)
