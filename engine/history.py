@@ -134,6 +134,11 @@ class History:
             self._kept_jumps = sorted(jumps, key=jump_order)
             self.version += 1
 
+    def thinning(self) -> dict[str, dict[str, int]]:
+        """Each series' count, stride and offers since its last kept record (Series.state)."""
+        with self._lock:
+            return {"metrics": self.metrics.state(), "dims": self.dims.state()}
+
     def metrics_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Copies of (steps (n,), loss (n, inst), frobenius_sq (n, inst))."""
         with self._lock:

@@ -104,6 +104,9 @@ class Trainer:
         self._loss_sum = torch.zeros(config.n_inst, device=self.device)
         self._loss_count = 0
         self._dims: torch.Tensor | None = None  # D_i after the last steps, on a dims step
+        # (step, D_i) of the last dims record offered to the history, kept or thinned out: what
+        # a served run sends, so a viewer's mirror thins exactly as this history does.
+        self.dims_record: tuple[int, np.ndarray] | None = None
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
         self.on("log", lambda trainer: trainer.snapshots.offer(trainer.step, trainer.W))
 
@@ -278,7 +281,8 @@ class Trainer:
     @torch.no_grad()
     def _record_dims(self) -> None:
         assert self._dims is not None, "the step before a dims record computes them"
-        self.history.record_dims(self.step, self._dims.float().cpu().numpy())
+        self.dims_record = (self.step, self._dims.float().cpu().numpy())
+        self.history.record_dims(*self.dims_record)
 
     # -- state for sessions and views ------------------------------------------------------------
     def snapshot(self) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -533,3 +534,41 @@ def test_a_jump_that_does_not_fit_the_run_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
         jump_from_dict(bad, 8, 5)
     assert jump_from_dict({**bad, "instance": 7}, 8, 5).instance == 7
+
+
+def test_a_viewer_attached_after_thinning_mirrors_the_runs_history_record_for_record(
+    in_process, tmp_path
+):
+    """Both series have halved before the viewer attaches; after more live records the
+    mirror's history is the run's own, step for step: the server sends every D_i record the
+    run offered (not its latest kept one, which repeated a step when the offer was thinned out)
+    and its thinning state, so the mirror keeps exactly what the run keeps."""
+    trainer = in_process().trainer
+    wait_until(lambda: trainer.history.dims.stride >= 4 and trainer.history.metrics.stride >= 2)
+    run = RemoteRun.connect(tmp_path)
+    try:
+        attached_at = run.step
+        assert run.wait_for(lambda r: r.step > attached_at + 40 * trainer.dims_every, 60)
+        trainer.pause()
+        wait_until(lambda: trainer.paused)
+        assert run.wait_for(lambda r: r.step == trainer.step, 30)
+        pairs = [(run.history.dims_arrays(), trainer.history.dims_arrays()),
+                 (run.history.metrics_arrays(), trainer.history.metrics_arrays())]  # fmt: skip
+        for mine, theirs in pairs:
+            steps = mine[0]
+            assert len(set(steps.tolist())) == len(steps), "no record twice"
+            assert np.array_equal(steps, theirs[0]), "the run's records, no more, no fewer"
+            for a, b in zip(mine[1:], theirs[1:], strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-6)
+    finally:
+        run.close()
+
+
+def test_a_thinning_state_that_does_not_fit_its_records_is_refused():
+    from engine.remote.client import _thinning_state
+
+    good = {"count": 3, "stride": 4, "since": 1}
+    assert _thinning_state(good, 3) == good
+    for bad in ({**good, "count": 2}, {**good, "since": 4}, {**good, "stride": 0},
+                {**good, "since": True}, {"count": 3, "stride": 4}, [3, 4, 1]):  # fmt: skip
+        assert _thinning_state(bad, 3) is None, bad

@@ -95,6 +95,7 @@ class RemoteRun:
         self._reader: threading.Thread | None = None
         self._lines = LineReader(sock)
         self._history_step = -1  # metrics up to here came in the history message
+        self._dims_step = -1  # the newest D_i record's step: an older or repeated one is dropped
         self._closed = False
 
     # -- connecting ----------------------------------------------------------------------------
@@ -264,9 +265,12 @@ class RemoteRun:
                 self.history.record_metrics(m["step"], loss, frob)
                 return ("log",)
             if kind == "dims":
+                if m["step"] <= self._dims_step:
+                    return ()  # already in the history this viewer caught up with
                 dims = protocol.unpack(m["dims"])
                 _check(dims, (self.config.n_inst, self.config.n_features))
                 self.history.record_dims(m["step"], dims)
+                self._dims_step = m["step"]
                 return ("dims",)
             if kind == "weights":
                 W, b = protocol.unpack(m["W"]), protocol.unpack(m["b_final"])
@@ -292,6 +296,26 @@ class RemoteRun:
                 return ()
         raise ProtocolError(f"unexpected {kind} after the greeting")
 
+    def _restore_thinned(self, thinning: dict[str, Any], steps, loss, frob, dims_steps, dims):
+        """The run's history as it holds it, thinning state included, so the live records
+        that follow are kept or dropped as the run keeps them: the mirror stays the run's own
+        history record for record (replayed through record_*, it thinned the run's already
+        thinned records again)."""
+        metrics = _thinning_state(thinning["metrics"], len(steps))
+        dims_state = _thinning_state(thinning["dims"], len(dims_steps))
+        if metrics is None or dims_state is None:
+            raise ProtocolError("history: a thinning state that does not fit its records")
+        arrays = {
+            "history.metrics.steps": steps,
+            "history.metrics.values": np.stack([loss, frob], axis=1),
+            "history.dims.steps": dims_steps,
+            "history.dims.values": dims,
+        }
+        try:
+            self.history.restore(arrays, {"metrics": metrics, "dims": dims_state})
+        except ValueError as err:  # more records than this mirror holds
+            raise ProtocolError(f"history: {err}") from None
+
     def _restore_history(self, m: dict[str, Any]) -> None:
         c = self.config
         steps, loss, frob = (protocol.unpack(m[k]) for k in ("steps", "loss", "frob"))
@@ -305,14 +329,23 @@ class RemoteRun:
         except ValueError as err:
             raise ProtocolError(f"history: {err}") from None
         self.history.restore_jumps(kept)
-        # Replayed through record_*: the mirror then thins exactly as a history of its own would.
-        for i in range(n):
-            self.history.record_metrics(int(steps[i]), loss[i], frob[i])
-        for i in range(k):
-            self.history.record_dims(int(dims_steps[i]), dims[i])
+        self._restore_thinned(m["thinning"], steps, loss, frob, dims_steps, dims)
+        if k:
+            self._dims_step = int(dims_steps[-1])
         if n:
             self._history_step = int(steps[-1])
             self.latest_loss, self.latest_frobenius_sq = loss[-1], frob[-1]
+
+
+def _thinning_state(state: object, count: int) -> dict[str, int] | None:
+    """A series' thinning state from the wire (Series.state), or None if it is not one."""
+    if not isinstance(state, dict) or set(state) != {"count", "stride", "since"}:
+        return None
+    if not all(type(v) is int for v in state.values()) or state["count"] != count:
+        return None
+    if state["stride"] < 1 or not 0 <= state["since"] < state["stride"]:
+        return None
+    return state
 
 
 def _vector(values: list[float | None]) -> np.ndarray:

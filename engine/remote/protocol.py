@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-VERSION = 3  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter); 3: jumps
+VERSION = 4  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter); 3: jumps;
+# 4: the history's thinning state, and every D_i record the run offers
 CLIENT_LINE_LIMIT = 4096  # a control is a few dozen bytes
 SERVER_LINE_LIMIT = 256 << 20  # a history of a large model; the client trusts only its own server
 OPS = ("pause", "resume", "step", "stop", "save", "extend")
@@ -87,6 +88,15 @@ def _jumps(v: Any) -> bool:
     return type(v) is list and len(v) <= 1 << 20 and all(type(j) is dict for j in v)
 
 
+def _thinning(v: Any) -> bool:
+    # Each series' Series.state; checked against its records by the client.
+    return (
+        type(v) is dict
+        and set(v) == {"metrics", "dims"}
+        and all(type(s) is dict and all(type(n) is int for n in s.values()) for s in v.values())
+    )
+
+
 def _config(v: Any) -> bool:
     return type(v) is dict  # validated in full by RunConfig.from_dict on the client
 
@@ -112,6 +122,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "dims_steps": _array,
         "dims": _array,
         "jumps": _jumps,
+        "thinning": _thinning,
     },
     "weights": {"step": _int(), "W": _array, "b_final": _array},
     "metrics": {

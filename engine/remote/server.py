@@ -172,9 +172,11 @@ class RunServer:
     def _on_dims(self, trainer: Any) -> None:
         if not self._any:
             return
-        latest = trainer.history.latest_dims()
-        if latest is not None:
-            step, dims = latest
+        # The record the run offered, not its history's latest kept one: thinned out, that
+        # repeated an older step, and the viewer recorded it again.
+        record = trainer.dims_record
+        if record is not None:
+            step, dims = record
             self._queue(lambda: protocol.encode("dims", step=step, dims=protocol.pack(dims)))
 
     def _on_state(self, trainer: Any) -> None:
@@ -411,9 +413,9 @@ def _weights(W: torch.Tensor, b_final: torch.Tensor, step: int) -> bytes:
 
 def _history_arrays(history: Any) -> tuple[Any, ...]:
     """Copies of steps (n,), loss (n inst), frob (n inst), dims_steps (m,), dims (m inst feats),
-    and the jumps kept from thinned records (as dicts)."""
+    the jumps kept from thinned records (as dicts) and the thinning state (History.thinning)."""
     kept = [jump.as_dict() for jump in history.kept_jumps()]
-    return (*history.metrics_arrays(), *history.dims_arrays(), kept)
+    return (*history.metrics_arrays(), *history.dims_arrays(), kept, history.thinning())
 
 
 def _history(
@@ -423,6 +425,7 @@ def _history(
     dims_steps: np.ndarray,
     dims: np.ndarray,
     jumps: list[dict[str, Any]],
+    thinning: dict[str, dict[str, int]],
 ) -> bytes:
     return protocol.encode(
         "history",
@@ -432,6 +435,7 @@ def _history(
         dims_steps=protocol.pack(dims_steps),
         dims=protocol.pack(dims),
         jumps=jumps,
+        thinning=thinning,
     )
 
 
