@@ -180,3 +180,46 @@ def test_d_i_is_recorded_often_enough_early_in_a_long_run(small_config: RunConfi
     long = Trainer(small_config.replace(steps=200_000))
     long.run(until=1_000)
     assert list(long.history.dims_arrays()[0]) == list(range(100, 1_001, 100))
+
+
+def test_the_rate_spans_seconds_so_a_hiccup_barely_moves_it(monkeypatch) -> None:
+    """steps_per_second over the last ~3 s: a 300 ms stall moves it by a few percent. One
+    sample a log, 64 of them, spanned 64 logs (45 ms of a pentagon run), and showed a stall
+    like this one as a third off the rate. The clock is a fake one, 10 ms a reading (one a
+    log), so nothing here depends on this machine's speed."""
+    import engine.trainer as trainer_module
+    from engine.config import preset
+
+    clock = [0.0]
+
+    def tick() -> float:
+        clock[0] += 0.01
+        return clock[0]
+
+    monkeypatch.setattr(trainer_module, "perf_counter", tick)
+    trainer = Trainer(preset("pentagon").replace(steps=100_000))
+    rates: dict[str, float] = {}
+
+    def observe(t: Trainer) -> None:
+        if t.step == 5_000:
+            rates["before"] = t.steps_per_second
+            clock[0] += 0.3  # a 300 ms stall at this log
+        elif t.step == 5_000 + 2 * t.log_every:
+            rates["after"] = t.steps_per_second
+
+    trainer.on("log", observe)
+    trainer.run(until=5_100)
+    assert rates["before"] > 0
+    assert rates["after"] > 0.85 * rates["before"], rates
+    # and a pause is no part of the rate: it restarts on resume
+    trainer.pause()
+    thread = threading.Thread(target=trainer.run, kwargs={"until": 6_000})
+    thread.start()
+    wait = time.monotonic() + 30
+    while not trainer.paused or trainer.state != PAUSED:
+        assert time.monotonic() < wait
+        time.sleep(0.01)
+    clock[0] += 60.0  # a minute paused
+    trainer.resume()
+    thread.join()
+    assert trainer.steps_per_second > 0.85 * rates["before"]
