@@ -324,7 +324,7 @@ class RemoteRun:
         _check(loss, (n, c.n_inst))
         _check(frob, (n, c.n_inst))
         _check(dims, (k, c.n_inst, c.n_features))
-        try:  # first: the mirror's own halvings below add to them
+        try:  # the jumps kept from records the run has halved away
             kept = [jump_from_dict(d, c.n_inst, c.n_features) for d in m.get("jumps") or []]
         except ValueError as err:
             raise ProtocolError(f"history: {err}") from None
