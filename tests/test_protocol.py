@@ -14,10 +14,10 @@ CONTROL = {"v": VERSION, "type": "control", "op": "extend", "n": 10, "id": 3}
 METRICS = {
     "v": VERSION,
     "type": "metrics",
-    "step": 10,
+    "steps": [10, 20],
     "total": 100,
-    "loss": [0.5, None],
-    "frob": [1.0, 2.0],
+    "loss": [[0.5, None], [0.4, 0.3]],
+    "frob": [[1.0, 2.0], [1.1, 2.1]],
     "rate": 12.5,
     "eta": None,
     "state": "training",
@@ -62,11 +62,14 @@ def test_a_control_with_any_wrong_field_is_refused(field, value):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("step", -1),
-        ("step", 1.0),
-        ("loss", [float("inf")]),
+        ("steps", [-1]),
+        ("steps", [1.0]),
+        ("steps", []),  # a batch holds one record or more
+        ("steps", 10),
+        ("loss", [[float("inf")]]),
         ("loss", "0.5"),
-        ("frob", [[1.0]]),
+        ("loss", [0.5]),  # a record's values, not a batch of them
+        ("frob", [[[1.0]]]),
         ("rate", None),
         ("eta", "soon"),
         ("state", 3),

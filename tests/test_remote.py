@@ -572,3 +572,25 @@ def test_a_thinning_state_that_does_not_fit_its_records_is_refused():
     for bad in ({**good, "count": 2}, {**good, "since": 4}, {**good, "stride": 0},
                 {**good, "since": True}, {"count": 3, "stride": 4}, [3, 4, 1]):  # fmt: skip
         assert _thinning_state(bad, 3) is None, bad
+
+
+def test_consecutive_logs_leave_as_one_metrics_message_in_order():
+    from types import SimpleNamespace
+
+    from engine.remote.server import _encode_events, _Log
+
+    def log(step: int) -> _Log:
+        trainer = SimpleNamespace(step=step, total_steps=100, steps_per_second=50.0,
+                                  latest_loss=np.array([0.5, np.inf], np.float32),
+                                  latest_frobenius_sq=np.array([1.0, 2.0], np.float32),
+                                  state="training")  # fmt: skip
+        return _Log(trainer)
+
+    state = lambda: protocol.encode("state", state="paused", step=30, total=100, error=None)  # noqa: E731
+    blob = _encode_events([log(10), log(20), state, log(30)])
+    messages = [protocol.decode(line, protocol.SERVER_TYPES, 1 << 20) for line in blob.splitlines()]
+    assert [m["type"] for m in messages] == ["metrics", "state", "metrics"]
+    first, _, last = messages
+    assert first["steps"] == [10, 20] and last["steps"] == [30]
+    assert first["loss"] == [[0.5, None], [0.5, None]]  # non-finite as null, per record
+    assert first["eta"] == (100 - 20) / 50.0  # the newest record's

@@ -76,7 +76,7 @@ class RemoteRun:
         self.preparing = False
         self.steps_per_second: float = hello["rate"]
         self.eta: float | None = None
-        self.metric_time: float | None = None  # the run's clock when the latest metrics left it
+        self.metric_time: float | None = None  # the run's clock at the latest batch's oldest log
         self.history = History(self.config.n_inst, self.config.n_features)
         self.latest_loss: np.ndarray | None = None
         self.latest_frobenius_sq: np.ndarray | None = None
@@ -253,16 +253,21 @@ class RemoteRun:
         """Fold one message into the mirror; the observer events it means."""
         kind = m["type"]
         with self._lock:
-            if kind == "metrics":
-                if m["step"] <= self._history_step:
+            if kind == "metrics":  # a batch of consecutive log records
+                steps, losses, frobs = m["steps"], m["loss"], m["frob"]
+                if not len(steps) == len(losses) == len(frobs):
+                    raise ProtocolError("metrics: steps, loss and frob of different lengths")
+                if steps[-1] <= self._history_step:
                     return ()  # already in the history this viewer caught up with
-                self.step, self.total_steps, self.state = m["step"], m["total"], m["state"]
+                self.step, self.total_steps, self.state = steps[-1], m["total"], m["state"]
                 self.steps_per_second, self.eta, self.metric_time = m["rate"], m["eta"], m["time"]
-                loss, frob = _vector(m["loss"]), _vector(m["frob"])
-                if len(loss) != self.config.n_inst or len(frob) != self.config.n_inst:
-                    raise ProtocolError("metrics for another number of instances")
+                for step, loss_list, frob_list in zip(steps, losses, frobs, strict=True):
+                    loss, frob = _vector(loss_list), _vector(frob_list)
+                    if len(loss) != self.config.n_inst or len(frob) != self.config.n_inst:
+                        raise ProtocolError("metrics for another number of instances")
+                    if step > self._history_step:
+                        self.history.record_metrics(step, loss, frob)
                 self.latest_loss, self.latest_frobenius_sq = loss, frob
-                self.history.record_metrics(m["step"], loss, frob)
                 return ("log",)
             if kind == "dims":
                 if m["step"] <= self._dims_step:

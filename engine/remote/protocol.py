@@ -31,13 +31,14 @@ import base64
 import json
 import math
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
 VERSION = 4  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter); 3: jumps;
-# 4: the history's thinning state, and every D_i record the run offers
+# 4: the history's thinning state, every D_i record the run offers, and metrics in batches
 CLIENT_LINE_LIMIT = 4096  # a control is a few dozen bytes
 SERVER_LINE_LIMIT = 256 << 20  # a history of a large model; the client trusts only its own server
 OPS = ("pause", "resume", "step", "stop", "save", "extend")
@@ -68,6 +69,11 @@ def _str(v: Any) -> bool:
 
 def _floats(v: Any) -> bool:
     return type(v) is list and len(v) <= 1 << 20 and all(x is None or _num(x) for x in v)
+
+
+def _records(each: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    # A batch's per-record values: one or more.
+    return lambda v: type(v) is list and 1 <= len(v) <= 1 << 16 and all(each(x) for x in v)
 
 
 def _array(v: Any) -> bool:
@@ -126,10 +132,10 @@ SCHEMA: dict[str, dict[str, Any]] = {
     },
     "weights": {"step": _int(), "W": _array, "b_final": _array},
     "metrics": {
-        "step": _int(),
+        "steps": _records(_int()),
         "total": _int(),
-        "loss": _floats,
-        "frob": _floats,
+        "loss": _records(_floats),
+        "frob": _records(_floats),
         "rate": _num,
         "eta": _opt(_num),
         "state": _str,
