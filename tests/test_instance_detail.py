@@ -329,3 +329,16 @@ async def test_a_feature_overlapping_only_an_unrepresented_one_is_diffuse_and_no
         assert "feature 0" in panel and "diffuse (no strong represented partner)" in panel
         assert "with: none (no represented feature overlaps it past 0.1)" in panel
         assert "orthogonal" not in panel, "it overlaps feature 1 at cos 0.93"
+
+
+@pytest.mark.parametrize(("width", "one_over_p"), [(80, False), (160, True)])
+async def test_the_header_keeps_to_one_line_dropping_1_over_p_first(width, one_over_p) -> None:
+    config = preset("feature-geometry").replace(steps=10_000_000, device="cpu")
+    app = Host(Trainer(config, compiled=False), 9)  # p 0.242: "(1/p 4.13)"
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        header = app.screen.query_one("#detail-header")
+        text = str(header.render())
+        assert "step 0/10,000,000" in text and text.rstrip().endswith("ready")
+        assert ("(1/p 4.13)" in text) == one_over_p
+        assert header.size.height == 1, text

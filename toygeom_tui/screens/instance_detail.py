@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -177,6 +178,9 @@ class InstanceDetailScreen(Screen):
         self._show_partners(table.selected)
         self._update_header()
 
+    def on_resize(self) -> None:
+        self._update_header()  # the header's short form depends on the width
+
     def _update_header(self) -> None:
         cfg, inst = self.run.config, self.instance
         p = self.run.feature_probability[inst].cpu().numpy()
@@ -186,6 +190,7 @@ class InstanceDetailScreen(Screen):
             else f"p {_num(p.min())}–{_num(p.max())}"
         )
         parts = [f"inst {inst}/{cfg.n_inst - 1}", p_text]
+        p_short = f"p {_num(p[0])}" if np.ptp(p) == 0 else p_text
         moment = shown_moment(self.app)
         if self.geometry is not None and self.shown is not None:
             parts += [
@@ -199,6 +204,8 @@ class InstanceDetailScreen(Screen):
             parts.append("analysing…")
         parts.append(self.run.state)
         header = " · ".join(parts)
+        if Text.from_markup(header).cell_len > self.size.width - 2:  # its padding: 1 a side
+            header = " · ".join([parts[0], p_short, *parts[2:]])  # 1/p goes first, not the state
         if self.note:
             header += f"\n⚠ {self.note}"
         self.query_one("#detail-header", Static).update(header)
