@@ -549,9 +549,11 @@ def test_a_viewer_attached_after_thinning_mirrors_the_runs_history_record_for_re
     try:
         attached_at = run.step
         assert run.wait_for(lambda r: r.step > attached_at + 40 * trainer.dims_every, 60)
-        trainer.pause()
-        wait_until(lambda: trainer.paused)
-        assert run.wait_for(lambda r: r.step == trainer.step, 30)
+        trainer.pause()  # takes effect after the call under way: wait for the state it sets
+        wait_until(lambda: trainer.state == "paused")
+        # The state message leaves after the logs queued before it, so once the mirror has it
+        # every record up to the pause is in.
+        assert run.wait_for(lambda r: r.state == "paused" and r.step == trainer.step, 30)
         pairs = [(run.history.dims_arrays(), trainer.history.dims_arrays()),
                  (run.history.metrics_arrays(), trainer.history.metrics_arrays())]  # fmt: skip
         for mine, theirs in pairs:
