@@ -84,13 +84,19 @@ typedef int32_t vi __attribute__((vector_size(4 * L)));
 typedef float vf_unaligned __attribute__((vector_size(4 * L), aligned(4)));
 inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
+// Whether one register holds a vf (without AVX, not even 8 floats do): only then can an empty
+// asm take and give it in a register ("+v"), as load_held and fresh_zero do.
+#if (TOYGEOM_LANES == 8 && defined(__AVX__)) || defined(__AVX512F__)
+#define TOYGEOM_VF_IN_A_REGISTER 1
+#else
+#define TOYGEOM_VF_IN_A_REGISTER 0
+#endif
 // A vector loaded once for several FMAs: without this GCC folds the load into each FMA as a
 // memory operand, so the inner loops issue ~1.5 loads per FMA and wait on the load ports
 // (measured on Zen 3); an empty asm that takes and gives the register keeps it loaded once.
 inline vf load_held(const float* p) {
     vf v = load(p);
-// Only where one register holds the vector (without AVX, not even 8 floats do).
-#if (TOYGEOM_LANES == 8 && defined(__AVX__)) || defined(__AVX512F__)
+#if TOYGEOM_VF_IN_A_REGISTER
     asm("" : "+v"(v));
 #endif
     return v;
@@ -102,7 +108,7 @@ inline vf load_held(const float* p) {
 // volatile asm is neither hoisted nor merged with another call's.
 inline vf fresh_zero() {
     vf v = vf{};
-#if (TOYGEOM_LANES == 8 && defined(__AVX__)) || defined(__AVX512F__)
+#if TOYGEOM_VF_IN_A_REGISTER
     asm volatile("" : "+v"(v));
 #endif
     return v;
