@@ -46,6 +46,8 @@ RANK_RTOL = 0.1
 # How far each member's D_i may sit from d/k for a component to get a polytope's name. Trained
 # polytopes sit within ~0.02 of their line; a visibly irregular polygon is off by more.
 NAME_TOL = 0.03
+# The configuration of a lone represented feature whose D_i is short of 1 (configuration_name).
+DIFFUSE = "diffuse (no strong represented partner)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +224,7 @@ def configuration_name(size: int, rank: int, dims: Sequence[float], tol: float =
         return "not represented"
     counts = f"{size} feature{'s' * (size > 1)} in {rank} dim{'s' * (rank > 1)}"
     if any(abs(d - rank / size) > tol for d in dims):
-        return "diffuse (no strong represented partner)" if size == 1 else f"mixed ({counts})"
+        return DIFFUSE if size == 1 else f"mixed ({counts})"
     return _polytope_name(rank, size) or f"uniform ({counts})"
 
 

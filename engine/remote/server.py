@@ -100,7 +100,7 @@ class RunServer:
         self.uid = os.getuid() if uid is None else uid
         self.dropped = 0  # connections dropped for breaking the protocol or the rules
         self._events: queue.SimpleQueue[Callable[[], bytes] | _Log | None] = queue.SimpleQueue()
-        self._woken_at = 0.0  # when a log last woke the server thread
+        self._woken_at = 0.0  # when a log or D_i record last woke the server thread
         self._clients: dict[int, _Client] = {}
         self._any = False  # someone is connected: only then do observers do anything
         self._weights_at = 0.0

@@ -184,13 +184,12 @@ class InstanceDetailScreen(Screen):
     def _update_header(self) -> None:
         cfg, inst = self.run.config, self.instance
         p = self.run.feature_probability[inst].cpu().numpy()
-        p_text = (
-            f"p {_num(p[0])} (1/p {_num(1 / p[0])})"
-            if np.ptp(p) == 0
-            else f"p {_num(p.min())}–{_num(p.max())}"
-        )
+        if np.ptp(p) == 0:  # one p: with 1/p, which a short line drops first
+            p_short = f"p {_num(p[0])}"
+            p_text = f"{p_short} (1/p {_num(1 / p[0])})"
+        else:
+            p_text = p_short = f"p {_num(p.min())}–{_num(p.max())}"
         parts = [f"inst {inst}/{cfg.n_inst - 1}", p_text]
-        p_short = f"p {_num(p[0])}" if np.ptp(p) == 0 else p_text
         moment = shown_moment(self.app)
         if self.geometry is not None and self.shown is not None:
             parts += [
@@ -205,7 +204,7 @@ class InstanceDetailScreen(Screen):
         parts.append(self.run.state)
         header = " · ".join(parts)
         if Text.from_markup(header).cell_len > self.size.width - 2:  # its padding: 1 a side
-            header = " · ".join([parts[0], p_short, *parts[2:]])  # 1/p goes first, not the state
+            header = " · ".join([parts[0], p_short, *parts[2:]])
         if self.note:
             header += f"\n⚠ {self.note}"
         self.query_one("#detail-header", Static).update(header)

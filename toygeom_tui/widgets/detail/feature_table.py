@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from engine.geometry import NAME_TOL, REPRESENTED, FeatureGeometry
+from engine.geometry import DIFFUSE, NAME_TOL, REPRESENTED, FeatureGeometry
 
 DEAD_ROW = "dead"
 # sort name → (column label, key, descending); NaN sorts last either way.
@@ -44,10 +44,7 @@ def fraction_cell(feature: FeatureGeometry) -> Text:
 
 
 _COUNTED = re.compile(r"^(mixed|uniform) \((\d+) features? in (\d+) dims?\)$")
-_SHORT = {
-    "dedicated dimension": "dedicated dim",
-    "diffuse (no strong represented partner)": "diffuse",
-}
+_SHORT = {"dedicated dimension": "dedicated dim", DIFFUSE: "diffuse"}
 
 
 def configuration_cell(name: str) -> str:
