@@ -51,3 +51,19 @@ async def test_a_changed_line_is_drawn_again_and_an_unchanged_one_is_kept() -> N
         widget.set_lines(["step 2"])  # fewer lines: the dropped one goes blank
         await pilot.pause()
         assert widget.render_line(1).text == " " * 30
+
+
+async def test_a_line_of_several_forms_is_drawn_in_the_longest_that_fits() -> None:
+    app = LinesApp()
+    forms = ("[b]run[/b] at step 1,000 of 2,000", "[b]run[/b] at 1,000/2,000", "run 1,000")
+    async with app.run_test(size=(24, 2)) as pilot:
+        widget = app.query_one(TextLines)
+        widget.set_lines([forms, ("a first form much too long", "the second, also too long")])
+        await pilot.pause()
+        text, segments = shown(widget, 0)
+        assert text == "run at 1,000/2,000".ljust(24) and ("run", True) in segments
+        assert shown(widget, 1)[0] == "the second, also too lo…", "none fits: the last, cut"
+        assert widget.plain.splitlines()[0] == "run at step 1,000 of 2,000"
+        await pilot.resize_terminal(40, 2)
+        await pilot.pause()
+        assert shown(widget, 0)[0] == "run at step 1,000 of 2,000".ljust(40), "wider: longest"

@@ -28,8 +28,11 @@ class Moment:
     frobenius_sq: np.ndarray
     dims: np.ndarray
 
-    def marker(self, live_step: int) -> str:
-        """What every geometry view says while it shows this moment."""
+    def marker(self, live_step: int | None = None) -> str:
+        """What every geometry view says while it shows this moment (without the live step: the
+        short form, for narrow lines)."""
+        if live_step is None:
+            return f"at step {self.step:,}"
         return f"at step {self.step:,} (live: {live_step:,})"
 
 

@@ -23,6 +23,7 @@ from toygeom_tui.screens.time_keys import TIME_BINDINGS
 from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
 from toygeom_tui.widgets.dynamics.marked_loss_chart import MarkedLossChart
+from toygeom_tui.widgets.text_lines import fitting
 
 POLL_SECONDS = 1.0
 _VALUE = {f.label: f.value for f in NAMED_FRACTIONS}
@@ -148,23 +149,35 @@ class DynamicsScreen(Screen):
             chart.marked_step = step
             chart.selection_changed()
 
+    def on_resize(self) -> None:
+        self._update_header()  # its form depends on the width
+
     def _update_header(self) -> None:
         t, inst = self.run, self.instance
         moment = shown_moment(self.app)
         count = len(self.jumps)
-        parts = [
-            f"inst {inst}/{t.config.n_inst - 1}",
-            f"{count} jump{'s' * (count != 1)}",
-            "no feature selected (Enter on a jump)"
-            if self.feature is None
-            else f"feature [b]{self.feature}[/b] (thick)",
-            f"step {t.step:,}/{t.total_steps:,}",
-            t.state,
-        ]
+
+        def header(feature: str, step: str) -> str:
+            parts = (f"inst {inst}/{t.config.n_inst - 1}", f"{count} jump{'s' * (count != 1)}")
+            return " · ".join((*parts, feature, step, t.state))
+
+        step = f"step {t.step:,}/{t.total_steps:,}"
+        if self.feature is None:
+            feature = "no feature selected"
+            forms = [header(f"{feature} (Enter on a jump)", step), header(feature, step)]
+        else:
+            feature = f"feature [b]{self.feature}[/b] (thick)"
+            forms = [header(feature, step)]
+        # Longest first: the line under it says how to select, so a narrow terminal drops that
+        # hint, and a travelled view its live step, never the step it shows.
         if moment is not None:
-            parts.append(f"[reverse b] {moment.marker(t.step)} [/]")
+            forms = [
+                header(feature, f"[reverse b] {moment.marker(t.step)} [/]"),
+                header(feature, f"[reverse b] {moment.marker()} [/]"),
+            ]
         help_line = "[dim]Enter: jump's feature and step · < > recorded steps · l live[/dim]"
-        self.query_one("#dynamics-header", Static).update(" · ".join(parts) + "\n" + help_line)
+        text = fitting(forms, self.size.width - 2)  # its padding: 1 a side
+        self.query_one("#dynamics-header", Static).update(text + "\n" + help_line)
 
     # -- actions -------------------------------------------------------------------------------
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

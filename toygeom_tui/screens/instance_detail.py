@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +29,7 @@ from toygeom_tui.widgets.detail.feature_table import FeatureTable, is_dead
 from toygeom_tui.widgets.detail.feature_vectors import FeatureVectors
 from toygeom_tui.widgets.detail.gram_heatmap import GramHeatmap
 from toygeom_tui.widgets.detail.partners_panel import PartnersPanel
+from toygeom_tui.widgets.text_lines import fitting
 
 POLL_SECONDS = 1.0
 # The analysis shares the GIL with the training thread: keep it under ~10% of wall time.
@@ -189,25 +189,29 @@ class InstanceDetailScreen(Screen):
             p_text = f"{p_short} (1/p {_num(1 / p[0])})"
         else:
             p_text = p_short = f"p {_num(p.min())}–{_num(p.max())}"
-        parts = [f"inst {inst}/{cfg.n_inst - 1}", p_text]
         moment = shown_moment(self.app)
-        if self.geometry is not None and self.shown is not None:
-            parts += [
-                f"‖W‖²_F {_num(self.geometry.frobenius_sq)}",
-                f"D* {_num(self.geometry.dims_per_feature)}",
-                f"step {self.shown[1]:,}/{self.run.total_steps:,}",
-            ]
-            if moment is not None and moment.step == self.shown[1]:
-                parts[-1] = f"[reverse b] {moment.marker(self.run.step)} [/]"
+        if self.geometry is None or self.shown is None:
+            values, step, short_step = "analysing…", "", ""
         else:
-            parts.append("analysing…")
-        parts.append(self.run.state)
-        header = " · ".join(parts)
-        if Text.from_markup(header).cell_len > self.size.width - 2:  # its padding: 1 a side
-            header = " · ".join([parts[0], p_short, *parts[2:]])
+            g = self.geometry
+            values = f"‖W‖²_F {_num(g.frobenius_sq)} · D* {_num(g.dims_per_feature)}"
+            step = short_step = f"step {self.shown[1]:,}/{self.run.total_steps:,}"
+            if moment is not None and moment.step == self.shown[1]:
+                step = f"[reverse b] {moment.marker(self.run.step)} [/]"
+                short_step = f"[reverse b] {moment.marker()} [/]"
+
+        def header(p: str, step: str) -> str:
+            parts = (f"inst {inst}/{cfg.n_inst - 1}", p, values, step, self.run.state)
+            return " · ".join(part for part in parts if part)
+
+        # Longest first: a narrow terminal loses 1/p, then a travelled view's live step.
+        text = fitting(
+            (header(p_text, step), header(p_short, step), header(p_short, short_step)),
+            self.size.width - 2,  # its padding: 1 a side
+        )
         if self.note:
-            header += f"\n⚠ {self.note}"
-        self.query_one("#detail-header", Static).update(header)
+            text += f"\n⚠ {self.note}"
+        self.query_one("#detail-header", Static).update(text)
 
     def _show_partners(self, feature: int | None) -> None:
         features = self.geometry.features if self.geometry else ()

@@ -4,9 +4,15 @@ every refresh tick (the dashboard's status lines).
 A Static re-renders its whole content through Textual's visual pipeline on each update (1–4 ms
 for two lines here, on the event loop that the training thread shares); this parses each changed
 line's markup (~35 µs), cuts it to the width with an ellipsis, and repaints only that line.
+
+A line may come in several forms, longest first: the first whose text fits the width is drawn,
+so an 80-column terminal gets a shorter line with the same facts rather than one whose end (the
+ETA, say) is cut off.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.segment import Segment
 from rich.text import Text
@@ -14,21 +20,33 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
+Line = str | Sequence[str]  # markup, or its forms from the longest to the shortest
+
+
+def fitting(forms: Sequence[str], width: int) -> str:
+    """The first of `forms` (markup) whose text fits in `width` cells, else the last."""
+    for form in forms:
+        if Text.from_markup(form).cell_len <= width:
+            return form
+    return forms[-1]
+
 
 class TextLines(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._markup: list[str] = []
+        self._markup: list[tuple[str, ...]] = []
         self._strips: dict[int, Strip] = {}  # drawn lines, for the size and theme in _drawn_for
         self._drawn_for: object = None
 
-    def set_lines(self, lines: list[str]) -> None:
-        """Show `lines` (markup, one per screen line); repaints the lines that changed."""
-        old, self._markup = self._markup, list(lines)
+    def set_lines(self, lines: Sequence[Line]) -> None:
+        """Show `lines` (one per screen line: markup, or its forms longest first); repaints the
+        lines that changed."""
+        old = self._markup
+        self._markup = [(line,) if isinstance(line, str) else tuple(line) for line in lines]
         changed = [
             y
             for y in range(max(len(old), len(lines)))
-            if y >= len(old) or y >= len(lines) or old[y] != lines[y]
+            if y >= len(old) or y >= len(self._markup) or old[y] != self._markup[y]
         ]
         for y in changed:
             self._strips.pop(y, None)
@@ -38,8 +56,8 @@ class TextLines(Widget):
 
     @property
     def plain(self) -> str:
-        """The lines as shown, without styles (and without the cut to the width)."""
-        return "\n".join(Text.from_markup(line).plain for line in self._markup)
+        """The lines in full (each one's longest form), without styles."""
+        return "\n".join(Text.from_markup(forms[0]).plain for forms in self._markup)
 
     def render_line(self, y: int) -> Strip:
         key = (self.size, self.app.theme)
@@ -55,7 +73,7 @@ class TextLines(Widget):
         width, base = self.size.width, self.rich_style
         if y >= len(self._markup):
             return Strip.blank(width, base)
-        text = Text.from_markup(self._markup[y], end="")
+        text = Text.from_markup(fitting(self._markup[y], width), end="")
         text.truncate(width, overflow="ellipsis")
         segments = Segment.apply_style(text.render(self.app.console), base)
         return Strip(list(segments), text.cell_len).extend_cell_length(width, base)

@@ -51,12 +51,21 @@ class StatusBar(TextLines):
         live = state == "training" and rate > 0
         eta = clock((run.total_steps - run.step) / rate) if live else "--:--"
         speed = f"{rate:,.1f} steps/s" if live else "– steps/s"
+        short_speed = speed
         if state == "training" and run.preparing:
             speed = "preparing the step… (the first run builds or compiles it)"
-        line = (
-            f"[b]{STATE_MARKS.get(state, '?')} {state}[/b]  {escape(cfg.name)} · "
-            f"{_where(run.device)} · step {run.step:,}/{run.total_steps:,} · "
-            f"{jumps} jump{'s' * (jumps != 1)} · {speed} · ETA {eta}"
+            short_speed = "preparing the step…"
+        mark, name = STATE_MARKS.get(state, "?"), escape(cfg.name)
+        steps = f"{run.step:,}/{run.total_steps:,}"
+        rest = f"{jumps} jump{'s' * (jumps != 1)} · {speed} · ETA {eta}"
+        short_rest = f"{jumps} jump{'s' * (jumps != 1)} · {short_speed} · ETA {eta}"
+        # Longest first; narrower terminals lose the device, the word "step", then the state's
+        # name (its mark stays), never the rate or the ETA.
+        run_line = (
+            f"[b]{mark} {state}[/b]  {name} · {_where(run.device)} · step {steps} · {rest}",
+            f"[b]{mark} {state}[/b]  {name} · step {steps} · {short_rest}",
+            f"[b]{mark} {state}[/b]  {name} · {steps} · {short_rest}",
+            f"[b]{mark}[/b] {name} · {steps} · {short_rest}",
         )
         p = float(feature_probability[selected])
         frob = run.latest_frobenius_sq
@@ -64,12 +73,21 @@ class StatusBar(TextLines):
         if moment is not None:
             frob, loss = moment.frobenius_sq, moment.loss
         dims_star = dims_per_feature_of(frob, cfg.d_hidden) if frob is not None else None
-        instance = (
-            f"instance [b]{selected}[/b] of 0–{cfg.n_inst - 1} · p {p:.3g} · 1/(1−S) {1 / p:.3g}"
+        values = (
             f" · loss {_value(loss, selected, '.3g')}"
             f" · ‖W‖²_F {_value(frob, selected, '.3g')}"
             f" · D* {_value(dims_star, selected, '.3g')}"
         )
+        instance = (
+            f"instance [b]{selected}[/b] of 0–{cfg.n_inst - 1} · p {p:.3g} · 1/(1−S) {1 / p:.3g}"
+            + values,
+            f"instance [b]{selected}[/b] · p {p:.3g} · 1/(1−S) {1 / p:.3g}" + values,
+            f"inst [b]{selected}[/b] · p {p:.3g}" + values,
+        )
         if moment is not None:
-            instance = f"[reverse b] {moment.marker(run.step)} [/] {instance}"
-        self.set_lines([line, instance])
+            full, short = moment.marker(run.step), moment.marker()
+            instance = (
+                f"[reverse b] {full} [/] {instance[0]}",
+                *(f"[reverse b] {short} [/] {form}" for form in instance),
+            )
+        self.set_lines([run_line, instance])
