@@ -142,3 +142,19 @@ async def test_escape_returns_none() -> None:
         await pilot.press("escape")
         await pilot.pause()
     assert app.result is None
+
+
+async def test_weight_decay_is_editable_only_for_adamw() -> None:
+    """Adam takes no weight decay (engine.optim): its field is greyed out, not silently ignored."""
+    app = Host(RunConfig(optimizer="adam"))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        decay = app.screen.query_one("#field-weight_decay", Input)
+        assert decay.disabled
+        app.screen.query_one("#field-optimizer", Select).value = "adamw"
+        await pilot.pause()
+        assert not decay.disabled
+        await _retype(pilot, "weight_decay", "0.05")
+        app.screen.query_one("#field-optimizer", Select).value = "adam"
+        await pilot.pause()
+        assert decay.disabled and decay.value == "0.05", "kept for a switch back"

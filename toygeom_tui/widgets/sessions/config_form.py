@@ -132,7 +132,7 @@ FIELD_ORDER = (
 HINTS = {
     "feature_probability": "per instance: " + SPEC_SYNTAX,
     "importance": "per feature: " + SPEC_SYNTAX,
-    "weight_decay": "used by adamw only",
+    "weight_decay": "used by adamw only (adam takes none)",
     "device": "auto = CUDA when available, else CPU",
 }
 
@@ -226,6 +226,9 @@ class ConfigForm(VerticalScroll):
             return None, {"n_features": "n_features: n_inst × n_features is too large to build"}
 
     def validate_fields(self) -> None:
+        # Adam takes no weight decay (engine.optim): the field is shown, greyed, but not edited.
+        optimizer = self.query_one("#field-optimizer", Select).value
+        self.query_one("#field-weight_decay", Input).disabled = optimizer != "adamw"
         self.config, self.errors = self.read()
         for name in FIELD_ORDER:
             reason = self.errors.get(name, "")
