@@ -84,6 +84,9 @@ class SessionInfo:
     saved_at: float
     final_loss: float | None
     running: bool  # a live process holds the session's writer lock (engine.remote.lock)
+    # Its last save says a run was still going, on this host, and no process holds its lock:
+    # the run died (killed, crashed, the machine rebooted) after that save.
+    interrupted: bool = False
 
 
 def new_session_dir(name: str, root: Path = SESSIONS_ROOT) -> Path:
@@ -483,7 +486,11 @@ def load_session(
         trainer.state = DONE
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
-    trainer.load_note = "; ".join(n for n in (batches_note(record), snapshots_note) if n) or None
+    died = None
+    if _died_running(record) and holder(directory) is None:
+        died = f"its run stopped without saving after step {trainer.step:,} (killed or crashed)"
+    notes = (died, batches_note(record), snapshots_note)
+    trainer.load_note = "; ".join(n for n in notes if n) or None
     return trainer
 
 
@@ -628,6 +635,7 @@ def session_info(directory: str | Path) -> SessionInfo:
     final = None
     if isinstance(loss, list) and loss and all(isinstance(v, int | float) for v in loss):
         final = float(sum(loss))
+    running = holder(directory) is not None
     return SessionInfo(
         path=directory,
         config=config,
@@ -635,5 +643,13 @@ def session_info(directory: str | Path) -> SessionInfo:
         total_steps=record["total_steps"],
         saved_at=float(record.get("saved_at") or 0.0),
         final_loss=final,
-        running=holder(directory) is not None,
+        running=running,
+        interrupted=not running and _died_running(record),
     )
+
+
+def _died_running(record: dict[str, Any]) -> bool:
+    """Whether the session's last save was an autosave of a run still going on this host (so,
+    where no live process holds its lock, that run died after it)."""
+    writer = record.get("writer") or {}  # an object or null: read_record checked
+    return bool(writer.get("running")) and writer.get("host") == socket.gethostname()

@@ -14,6 +14,7 @@ import pytest
 from test_app import make_trainer, notifications, status_text, wait_for
 
 from engine.config import RunConfig
+from engine.remote.lock import let_go
 from engine.session import WEIGHTS_FILE, load_session, read_record, save_session, session_info
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
@@ -228,3 +229,24 @@ def test_export_functions_of_a_live_trainer_match_a_saved_session(
     assert live["instances"] == saved["instances"]
     assert live["step"] == saved["step"] == 40
     assert os.fspath(tmp_path / "run") == saved["session"]
+
+
+async def test_a_new_run_names_the_session_whose_run_died(small_config, tmp_path) -> None:
+    """A session autosaved as running whose writer is gone (no final save, its lock released,
+    as `kill -9` leaves it): a new run's app says so once, and the browser marks that row."""
+    root = tmp_path / "sessions"
+    died = saved_run(small_config, root / "died", 60)
+    save_session(died, root / "died", running=True)
+    let_go(root / "died")
+    saved_run(small_config, root / "fine", small_config.steps)  # finished: "done"
+    app = ToygeomApp(make_trainer(small_config), sessions_root=root, offer_resume=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        told = lambda: [m for m in notifications(app) if "was interrupted" in m]  # noqa: E731
+        await wait_for(pilot, lambda: told())
+        assert told() == [f"{root / 'died'} was interrupted at step 60 — press o to resume it"]
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionBrowserScreen))
+        table = app.screen.query_one("SessionTable")
+        await wait_for(pilot, lambda: table.row_count == 2)
+        states = {str(table.get_row(key)[1]): str(table.get_row(key)[5]) for key in table.rows}
+        assert states == {"died": "✗ interrupted", "fine": "done"}

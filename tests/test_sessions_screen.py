@@ -20,7 +20,15 @@ from textual.app import App
 from textual.widgets import Input
 
 from engine.config import RunConfig
-from engine.session import RECORD_FILE, WEIGHTS_FILE, load_saved, save_session
+from engine.remote.lock import let_go
+from engine.session import (
+    RECORD_FILE,
+    WEIGHTS_FILE,
+    load_saved,
+    load_session,
+    save_session,
+    session_info,
+)
 from engine.snapshot_files import file_name
 from engine.trainer import Trainer
 from toygeom_tui.screens.compare import CompareScreen
@@ -193,8 +201,9 @@ async def test_lists_sessions_newest_first_with_their_steps(sessions: Path) -> N
         assert [row[2] for row in table] == ["wide", "small"]
         assert [row[3] for row in table] == ["30/5/4", "20/5/4"]
         assert [row[4] for row in table] == ["60/60", "50/50"]
-        assert [row[6] for row in table] == ["1 min ago", "10 min ago"]
-        assert all(float(row[5]) > 0 for row in table)
+        assert [row[5] for row in table] == ["done", "done"]  # 60 of 60 steps, 50 of 50
+        assert [row[7] for row in table] == ["1 min ago", "10 min ago"]
+        assert all(float(row[6]) > 0 for row in table)
 
 
 async def test_the_list_follows_the_disk(sessions: Path) -> None:
@@ -295,6 +304,28 @@ async def test_delete_asks_first_and_no_keeps_the_session(sessions: Path) -> Non
         assert names(app) == ["alpha"]
 
 
+async def test_a_session_whose_run_died_is_marked_interrupted(sessions: Path) -> None:
+    """An autosave of a running run, then its writer gone without a final save (as `kill -9`
+    leaves it): the row the app's "was interrupted — press o to resume it" notice means."""
+    config = RunConfig(name="died", n_features=6, d_hidden=2, n_inst=2, steps=10, device="cpu")
+    trainer = Trainer(config, compiled=False)
+    trainer.run(until=5)
+    save_session(trainer, sessions / "died", running=True)
+    assert session_info(sessions / "died").running
+    let_go(sessions / "died")  # the process's lock goes with it
+    assert session_info(sessions / "died").interrupted
+    assert not session_info(sessions / "alpha").interrupted
+    note = load_session(sessions / "died", compiled=False).load_note
+    assert note == "its run stopped without saving after step 5 (killed or crashed)"
+    assert load_session(sessions / "alpha", compiled=False).load_note is None
+    app = Host(sessions)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        by_name = {row[1]: row for row in rows(app)}
+        assert by_name["died"][4] == "5/10" and by_name["died"][5] == "✗ interrupted"
+        assert by_name["alpha"][5] == "done"
+
+
 async def test_a_running_session_cannot_be_renamed_or_deleted(sessions: Path) -> None:
     # save_session(running=True) records this process as the writer, which is alive.
     config = RunConfig(name="live", n_features=6, d_hidden=2, n_inst=2, steps=10, device="cpu")
@@ -303,7 +334,7 @@ async def test_a_running_session_cannot_be_renamed_or_deleted(sessions: Path) ->
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         assert rows(app)[0][1] == "live"
-        assert rows(app)[0][7] == "● running"
+        assert rows(app)[0][5] == "● running"
         await pilot.press("r")
         await pilot.press("x")
         await pilot.pause()

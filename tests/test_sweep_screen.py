@@ -83,10 +83,10 @@ async def test_the_browser_lists_a_sweep_as_one_entry(sessions: Path) -> None:
         assert names(app) == ["lr-sweep"]
         row = rows(app)[0]
         assert row[2] == "pentagon: lr×3 × seed×2"
-        assert row[3] == "5/2/8" and row[4] == "5/6 runs" and row[7] == "sweep"
+        assert row[3] == "5/2/8" and row[4] == "5/6 runs" and row[5] == "sweep"
         best = min(run.figures["loss"] for run in sweep_info(sessions / "lr-sweep").runs
                    if run.figures)  # fmt: skip
-        assert row[5] == f"{best:.4g} best"
+        assert row[6] == f"{best:.4g} best"
 
 
 async def test_the_sweep_screen_sorts_by_final_loss_and_stars_the_best(sessions: Path) -> None:

@@ -20,7 +20,6 @@ import contextlib
 import importlib
 import math
 import pkgutil
-import socket
 import sys
 import threading
 import time
@@ -810,7 +809,7 @@ class ToygeomApp(App):
     @work(thread=True, exit_on_error=False, group="startup")
     def _look_for_interrupted(self, root: Path) -> None:
         """Sessions whose record says "running" but whose writer (on this host) is gone."""
-        from engine.session import SessionError, read_record, session_info
+        from engine.session import SessionError, session_info
 
         found: list[tuple[float, Path, int]] = []
         try:
@@ -819,16 +818,10 @@ class ToygeomApp(App):
             return  # no sessions folder yet
         for child in children:
             try:
-                record = read_record(child)
                 info = session_info(child)
             except SessionError:
                 continue
-            writer = record.get("writer") or {}
-            if (
-                writer.get("running")
-                and writer.get("host") == socket.gethostname()
-                and not info.running
-            ):
+            if info.interrupted:
                 found.append((info.saved_at, child, info.step))
         if found:
             found.sort(reverse=True)

@@ -18,7 +18,7 @@ from textual.widgets import DataTable
 from engine.config import PRESETS, RunConfig
 from engine.session import RECORD_FILE, WEIGHTS_FILE, SessionError, SessionInfo, session_info
 from engine.sweep import SWEEP_FILE, SweepError, SweepInfo, is_sweep, sweep_info
-from toygeom_tui.series import BLUISH_GREEN, rgb
+from toygeom_tui.series import BLUISH_GREEN, VERMILLION, rgb
 
 COLUMNS = (
     ("mark", " "),
@@ -26,13 +26,14 @@ COLUMNS = (
     ("config", "config"),
     ("sizes", "feats/hid/inst"),
     ("steps", "steps"),
+    ("state", "state"),  # before the rest: what a narrow terminal keeps in view
     ("loss", "loss Σ inst"),  # the final loss summed over instances, as train prints it
     ("modified", "modified"),
-    ("state", "state"),
     ("problem", "problem"),
 )
 MARK = "◆"
 RUNNING = "● running"
+INTERRUPTED = "✗ interrupted"
 
 
 @dataclass(frozen=True)
@@ -165,27 +166,35 @@ def _cells(row: SessionRow, marked: bool, now: float) -> tuple[Text, ...]:
     name = Text(row.path.name)
     modified = Text(relative_time(row.modified, now))
     if row.sweep is not None:
-        return (mark, name, *_sweep_cells(row.sweep), modified, Text("sweep"), Text(""))
+        config, sizes, steps, loss = _sweep_cells(row.sweep)
+        return (mark, name, config, sizes, steps, Text("sweep"), loss, modified, Text(""))
     if row.info is None:
         blank = Text("—", style="dim")
         name.stylize("dim")
         modified.stylize("dim")
         problem = Text(row.short_problem, style="dim")
-        return (mark, name, blank, blank, blank, blank, modified, blank, problem)
+        return (mark, name, blank, blank, blank, blank, blank, modified, problem)
     info, config = row.info, row.info.config
     loss = f"{info.final_loss:.4g}" if info.final_loss is not None else "—"
-    state = Text(RUNNING, style=f"bold {rgb(BLUISH_GREEN)}") if info.running else Text("")
     return (
         mark,
         name,
         Text(config.name),
         Text(f"{config.n_features}/{config.d_hidden}/{config.n_inst}", justify="right"),
         Text(f"{info.step:,}/{info.total_steps:,}", justify="right"),
+        _state(info),
         Text(loss, justify="right"),
         modified,
-        state,
         Text(""),
     )
+
+
+def _state(info: SessionInfo) -> Text:
+    if info.running:
+        return Text(RUNNING, style=f"bold {rgb(BLUISH_GREEN)}")
+    if info.interrupted:  # the app's notice says "press o to resume it": this is the row
+        return Text(INTERRUPTED, style=f"bold {rgb(VERMILLION)}")
+    return Text("done" if info.step >= info.total_steps else "")
 
 
 def _sweep_cells(sweep: SweepInfo) -> tuple[Text, ...]:
