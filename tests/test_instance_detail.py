@@ -301,13 +301,27 @@ async def test_a_feature_on_its_line_shows_its_fraction_plainly(pentagon_trainer
 
 
 def test_the_table_shortens_counted_configurations_and_keeps_named_ones() -> None:
+    import dataclasses
+
+    import torch
+
+    from engine.geometry import analyze
     from toygeom_tui.widgets.detail.feature_table import configuration_cell
 
-    assert configuration_cell("mixed (64 features in 20 dims)") == "mixed 64 in 20d"
-    assert configuration_cell("uniform (6 features in 3 dims)") == "uniform 6 in 3d"
-    assert configuration_cell("diffuse (no strong represented partner)") == "diffuse"
+    one = analyze(torch.eye(2)[None])[0].features[0]
+
+    def cell(name: str, size: int = 1, rank: int = 1) -> str:
+        feature = dataclasses.replace(
+            one, configuration=name, component_size=size, component_rank=rank
+        )
+        return configuration_cell(feature)
+
+    assert one.configuration == "dedicated dimension" and configuration_cell(one) == "dedicated dim"
+    assert cell("mixed (64 features in 20 dims)", 64, 20) == "mixed 64 in 20d"
+    assert cell("uniform (6 features in 3 dims)", 6, 3) == "uniform 6 in 3d"
+    assert cell("diffuse (no strong represented partner)") == "diffuse"
     for named in ("pentagon", "antipodal pair", "square antiprism", "not represented"):
-        assert configuration_cell(named) == named
+        assert cell(named) == named
 
 
 async def test_a_feature_overlapping_only_an_unrepresented_one_is_diffuse_and_not_orthogonal() -> (

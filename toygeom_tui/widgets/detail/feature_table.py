@@ -7,7 +7,6 @@ feature, not the row number, so a re-sort or a training update keeps it on the s
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,17 +42,16 @@ def fraction_cell(feature: FeatureGeometry) -> Text:
     return Text(feature.nearest_fraction, style="" if on_line else "dim")
 
 
-_COUNTED = re.compile(r"^(mixed|uniform) \((\d+) features? in (\d+) dims?\)$")
 _SHORT = {"dedicated dimension": "dedicated dim", DIFFUSE: "diffuse"}
 
 
-def configuration_cell(name: str) -> str:
+def configuration_cell(feature: FeatureGeometry) -> str:
     """The configuration as the table shows it, short enough that the columns after it fit:
     'mixed 64 in 20d' for 'mixed (64 features in 20 dims)'. The panel below gives the full name."""
-    counted = _COUNTED.match(name)
-    if counted:
-        kind, size, rank = counted.groups()
-        return f"{kind} {size} in {rank}d"
+    name = feature.configuration
+    kind = name.split(" (", 1)[0]
+    if kind in ("mixed", "uniform"):  # named by their counts, the component's
+        return f"{kind} {feature.component_size} in {feature.component_rank}d"
     return _SHORT.get(name, name)
 
 
@@ -175,7 +173,7 @@ class FeatureTable(Vertical):
         for f in rows:
             table.add_row(
                 str(f.index), f"{f.norm:.3f}", f"{f.dimensionality:.3f}", fraction_cell(f),
-                f"{f.fraction_distance:.3f}", configuration_cell(f.configuration), f"{f.component}"
+                f"{f.fraction_distance:.3f}", configuration_cell(f), f"{f.component}"
                 + (f" ({f.component_size})" if f.component_size > 1 else ""),
                 partners_text(f), key=str(f.index),
             )  # fmt: skip
