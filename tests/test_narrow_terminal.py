@@ -1,6 +1,7 @@
-"""At 80 columns (the smallest terminal the README promises) the header lines keep what matters:
-the rate and the ETA, the selected instance's numbers, the step a travelled view shows. Each
-line has shorter forms, and the first that fits is drawn (Pilot, a real Trainer)."""
+"""At 80 columns (the terminal the README promises) and at 60 (the smallest the app draws in)
+the header lines keep what matters: the rate and the ETA, the selected instance's numbers, the
+step a travelled view shows. Each line has shorter forms, and the first that fits is drawn
+(Pilot, a real Trainer)."""
 
 from __future__ import annotations
 
@@ -46,15 +47,19 @@ async def test_the_dashboard_keeps_the_rate_and_eta_at_80_columns(
         assert " · cpu · step " in drawn(bar, 0) and "1/(1−S)" in drawn(bar, 1)
 
 
-async def test_a_travelled_view_keeps_its_step_at_80_columns(small_config: RunConfig) -> None:
+@pytest.mark.parametrize("width", [WIDTH, 60])
+async def test_a_travelled_view_keeps_its_step(small_config: RunConfig, width: int) -> None:
     trainer = Trainer(small_config.replace(name="a-long-run-name"), compiled=False)
     trainer.run()
     app = ToygeomApp(trainer, autostart=False)
-    async with app.run_test(size=(WIDTH, 24)) as pilot:
+    async with app.run_test(size=(width, 24)) as pilot:
+        bar = app.dashboard.query_one(StatusBar)
+        await pilot.pause()
+        assert drawn(bar, 0).lstrip().startswith("✓ done  a-long-run-name")
+        assert "…" not in drawn(bar, 0) and "…" not in drawn(bar, 1)
         await pilot.press("j", "less_than_sign", "less_than_sign")
         step = app.view_step
         assert step is not None and step < trainer.step
-        bar = app.dashboard.query_one(StatusBar)
         assert drawn(bar, 1).lstrip().startswith(f"at step {step:,} ") and "D* " in drawn(bar, 1)
         assert "…" not in drawn(bar, 1)
         await pilot.press("enter")
@@ -63,12 +68,16 @@ async def test_a_travelled_view_keeps_its_step_at_80_columns(small_config: RunCo
         await pilot.pause()
         line = header(detail, "#detail-header")[0]
         assert f"at step {step:,}" in line and line.endswith("done"), line
-        assert len(line) <= WIDTH - 2
+        assert len(line) <= width - 2
         await pilot.press("D")
         await pilot.pause()
         line = header(app.screen, "#dynamics-header")[0]
         assert f"at step {step:,}" in line and line.endswith("done"), line
-        assert len(line) <= WIDTH - 2
+        assert len(line) <= width - 2
+        await pilot.press("l")
+        await pilot.pause()
+        line = header(app.screen, "#dynamics-header")[0]
+        assert f"step {trainer.step:,}/" in line and len(line) <= width - 2, line
     app = ToygeomApp(trainer, autostart=False)
     async with app.run_test(size=(160, 40)) as pilot:  # wide: the live step too
         await pilot.press("less_than_sign", "enter")

@@ -159,22 +159,24 @@ class DynamicsScreen(Screen):
 
         def header(feature: str, step: str) -> str:
             parts = (f"inst {inst}/{t.config.n_inst - 1}", f"{count} jump{'s' * (count != 1)}")
-            return " · ".join((*parts, feature, step, t.state))
+            return " · ".join(part for part in (*parts, feature, step, t.state) if part)
 
-        step = f"step {t.step:,}/{t.total_steps:,}"
         if self.feature is None:
-            feature = "no feature selected"
-            forms = [header(f"{feature} (Enter on a jump)", step), header(feature, step)]
+            features = ("no feature selected (Enter on a jump)", "no feature selected", "")
         else:
-            feature = f"feature [b]{self.feature}[/b] (thick)"
-            forms = [header(feature, step)]
-        # Longest first: the line under it says how to select, so a narrow terminal drops that
-        # hint, and a travelled view its live step, never the step it shows.
+            thick = f"feature [b]{self.feature}[/b] (thick)"
+            features = (thick, thick, f"feature [b]{self.feature}[/b]")
+        steps = (f"step {t.step:,}/{t.total_steps:,}",) * 2
         if moment is not None:
-            forms = [
-                header(feature, f"[reverse b] {moment.marker(t.step)} [/]"),
-                header(feature, f"[reverse b] {moment.marker()} [/]"),
-            ]
+            steps = (
+                f"[reverse b] {moment.marker(t.step)} [/]",
+                f"[reverse b] {moment.marker()} [/]",
+            )
+        # Longest first: the line under it says how to select, so a narrow terminal drops that
+        # hint, a travelled view's live step, then "no feature selected" or "(thick)", never the
+        # step it shows.
+        pairs = (0, 0), (1, 0), (1, 1), (2, 1)
+        forms = list(dict.fromkeys(header(features[f], steps[s]) for f, s in pairs))
         help_line = "[dim]Enter: jump's feature and step · < > recorded steps · l live[/dim]"
         text = fitting(forms, self.size.width - 2)  # its padding: 1 a side
         self.query_one("#dynamics-header", Static).update(text + "\n" + help_line)

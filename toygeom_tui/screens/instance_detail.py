@@ -191,24 +191,32 @@ class InstanceDetailScreen(Screen):
             p_text = p_short = f"p {_num(p.min())}–{_num(p.max())}"
         moment = shown_moment(self.app)
         if self.geometry is None or self.shown is None:
-            values, step, short_step = "analysing…", "", ""
+            values = short_values = "analysing…"
+            step = short_step = shortest_step = ""
         else:
             g = self.geometry
-            values = f"‖W‖²_F {_num(g.frobenius_sq)} · D* {_num(g.dims_per_feature)}"
-            step = short_step = f"step {self.shown[1]:,}/{self.run.total_steps:,}"
+            short_values = f"D* {_num(g.dims_per_feature)}"
+            values = f"‖W‖²_F {_num(g.frobenius_sq)} · {short_values}"
+            shortest_step = f"{self.shown[1]:,}/{self.run.total_steps:,}"
+            step = short_step = f"step {shortest_step}"
             if moment is not None and moment.step == self.shown[1]:
                 step = f"[reverse b] {moment.marker(self.run.step)} [/]"
-                short_step = f"[reverse b] {moment.marker()} [/]"
+                short_step = shortest_step = f"[reverse b] {moment.marker()} [/]"
 
-        def header(p: str, step: str) -> str:
+        def header(p: str, values: str, step: str) -> str:
             parts = (f"inst {inst}/{cfg.n_inst - 1}", p, values, step, self.run.state)
             return " · ".join(part for part in parts if part)
 
-        # Longest first: a narrow terminal loses 1/p, then a travelled view's live step.
-        text = fitting(
-            (header(p_text, step), header(p_short, step), header(p_short, short_step)),
-            self.size.width - 2,  # its padding: 1 a side
-        )
+        # Longest first: a narrow terminal loses 1/p, a travelled view's live step (or the word
+        # "step"), then ‖W‖²_F (D* = d_hidden / ‖W‖²_F stays).
+        forms = [
+            (p_text, values, step),
+            (p_short, values, step),
+            (p_short, values, short_step),
+            (p_short, values, shortest_step),
+            (p_short, short_values, shortest_step),
+        ]
+        text = fitting([header(*form) for form in forms], self.size.width - 2)  # padding: 1 a side
         if self.note:
             text += f"\n⚠ {self.note}"
         self.query_one("#detail-header", Static).update(text)

@@ -57,32 +57,39 @@ class StatusBar(TextLines):
             short_speed = "preparing the step…"
         mark, name = STATE_MARKS.get(state, "?"), escape(cfg.name)
         steps = f"{run.step:,}/{run.total_steps:,}"
-        rest = f"{jumps} jump{'s' * (jumps != 1)} · {speed} · ETA {eta}"
-        short_rest = f"{jumps} jump{'s' * (jumps != 1)} · {short_speed} · ETA {eta}"
+        jumps_text = f"{jumps} jump{'s' * (jumps != 1)}"
+        rest, short_rest = (
+            f"{jumps_text} · {speed} · ETA {eta}",
+            f"{jumps_text} · {short_speed} · ETA {eta}",
+        )
         # Longest first; narrower terminals lose the device, the word "step", then the state's
-        # name (its mark stays), never the rate or the ETA.
+        # name (its mark stays), never a training run's rate or ETA; a paused or finished run's
+        # placeholders for them go before anything else.
         run_line = (
             f"[b]{mark} {state}[/b]  {name} · {_where(run.device)} · step {steps} · {rest}",
             f"[b]{mark} {state}[/b]  {name} · step {steps} · {short_rest}",
             f"[b]{mark} {state}[/b]  {name} · {steps} · {short_rest}",
             f"[b]{mark}[/b] {name} · {steps} · {short_rest}",
         )
+        if not live:
+            run_line = (*run_line[:2], f"[b]{mark} {state}[/b]  {name} · {steps} · {jumps_text}")
         p = float(feature_probability[selected])
         frob = run.latest_frobenius_sq
         loss = run.latest_loss
         if moment is not None:
             frob, loss = moment.frobenius_sq, moment.loss
         dims_star = dims_per_feature_of(frob, cfg.d_hidden) if frob is not None else None
-        values = (
-            f" · loss {_value(loss, selected, '.3g')}"
-            f" · ‖W‖²_F {_value(frob, selected, '.3g')}"
-            f" · D* {_value(dims_star, selected, '.3g')}"
-        )
+        loss_text = f" · loss {_value(loss, selected, '.3g')}"
+        frob_text = f" · ‖W‖²_F {_value(frob, selected, '.3g')}"
+        dims_text = f" · D* {_value(dims_star, selected, '.3g')}"
+        values = loss_text + frob_text + dims_text
+        # Longest first: then without the instance count, 1/(1−S) (1/p), ‖W‖²_F (D* = d/‖W‖²_F).
         instance = (
             f"instance [b]{selected}[/b] of 0–{cfg.n_inst - 1} · p {p:.3g} · 1/(1−S) {1 / p:.3g}"
             + values,
             f"instance [b]{selected}[/b] · p {p:.3g} · 1/(1−S) {1 / p:.3g}" + values,
             f"inst [b]{selected}[/b] · p {p:.3g}" + values,
+            f"inst [b]{selected}[/b] · p {p:.3g}" + loss_text + dims_text,
         )
         if moment is not None:
             full, short = moment.marker(run.step), moment.marker()
