@@ -245,3 +245,33 @@ async def test_seeds_from_the_new_run_form_train_as_a_sweep(tmp_path: Path) -> N
         # The dashboard knows the seed is one of two, and which instances it is best at.
         await wait_for(pilot, lambda: app.dashboard.seeds is not None)
         assert app.dashboard.seeds.counts()["done"] == 2 and app.dashboard.seeds.name == best.name
+
+
+@pytest.mark.parametrize(
+    ("xs", "labels"),
+    [((1e-3, 3e-3), ("0.001", "0.003")), ((0.25,), ("0.25",)), ((1, 2, 3), ("1", "2", "3"))],
+)
+async def test_the_chart_spreads_its_x_values_over_its_width(xs, labels) -> None:
+    """Grid values on a linear axis land apart, whatever their scale: lr 0.001 and 0.003 were
+    drawn in one column, under one label, with the x limits padded by a fixed 0.05."""
+    from textual.app import App, ComposeResult
+
+    from toygeom_tui.widgets.sweep.sweep_chart import SweepChart
+
+    class ChartApp(App):
+        def compose(self) -> ComposeResult:
+            yield SweepChart()
+
+    app = ChartApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        chart = app.query_one(SweepChart)
+        lines = {0: [(x, 0.1 + 0.01 * i) for i, x in enumerate(xs)], 1: [(xs[0], 0.12)]}
+        chart.show(lines, figure="final loss", x_key="lr", line_key="seed")
+        await pilot.pause()
+        text = chart.render().plain
+        shown = [row for row in text.splitlines() if all(x in row for x in labels)]
+        assert shown, f"every x label {labels} on the axis line"
+        columns = [shown[0].index(label) for label in labels]
+        assert columns == sorted(columns) and len(set(columns)) == len(columns)
+        if len(xs) > 1:  # the outermost values near the plot's edges, not bunched together
+            assert columns[-1] - columns[0] > 40, columns

@@ -1,6 +1,6 @@
 """SweepChart: one figure of a sweep against one grid key, a line per value of another key.
 
-Numeric grid values go on a linear axis, or a log one when they are all positive and span more
+Numeric grid values go on a linear axis, or a log one when they are all positive and span
 a decade or more (learning rates, sparsities); other values (strings, tables) sit at evenly spaced
 positions labelled with their values. Each line keeps one Okabe–Ito colour and one marker.
 """
@@ -75,7 +75,9 @@ class SweepChart(PlotextPlot):
                 plt.plot(x, y, color=colour, marker="braille")
             plt.scatter(x, y, color=colour, marker=marker, label=label)
         low, high = min(position.values()), max(position.values())
-        pad = max((high - low) * 0.05, 0.05)
+        # 5% of the span a side; of the value itself for one x (a fixed pad would squeeze lr
+        # 0.001 and 0.003 into one column).
+        pad = (high - low) * 0.05 or abs(low) * 0.05 or 0.05
         plt.xlim(low - pad, high + pad)
         if log:
             ticks = log_axis_ticks(low - pad, high + pad)
