@@ -55,7 +55,7 @@ from engine.config import ConfigError, RunConfig
 from engine.history import History, Snapshots
 from engine.jumps import Jump, jump_from_dict
 from engine.paths import SESSIONS_ROOT
-from engine.remote.lock import SessionBusy, hold, holder, let_go
+from engine.remote.lock import SessionBusy, died_running, hold, holder, let_go
 from engine.safe_read import UnsafeFile, read_regular, read_safetensors, safetensors_header
 from engine.snapshot_files import DIGEST, read_listed, remove_unlisted, write_missing
 
@@ -487,7 +487,7 @@ def load_session(
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
     died = None
-    if _died_running(record) and holder(directory) is None:
+    if died_running(directory, record):
         died = f"its run stopped without saving after step {trainer.step:,} (killed or crashed)"
     notes = (died, batches_note(record), snapshots_note)
     trainer.load_note = "; ".join(n for n in notes if n) or None
@@ -644,12 +644,5 @@ def session_info(directory: str | Path) -> SessionInfo:
         saved_at=float(record.get("saved_at") or 0.0),
         final_loss=final,
         running=running,
-        interrupted=not running and _died_running(record),
+        interrupted=not running and died_running(directory, record),
     )
-
-
-def _died_running(record: dict[str, Any]) -> bool:
-    """Whether the session's last save was an autosave of a run still going on this host (so,
-    where no live process holds its lock, that run died after it)."""
-    writer = record.get("writer") or {}  # an object or null: read_record checked
-    return bool(writer.get("running")) and writer.get("host") == socket.gethostname()

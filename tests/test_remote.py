@@ -121,6 +121,43 @@ def test_socket_is_private_and_ps_lists_the_run(served, capsys):
     assert table[1].split()[:2] == [str(directory), str(pid)]
 
 
+def test_ps_names_a_run_killed_after_its_autosave(tmp_path, capsys):
+    """`kill -9` of a `train` after an autosave: `ps` lists its session as interrupted, with the
+    step it keeps and the command that resumes it, and the app's browser would say the same."""
+    directory = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [*TRAIN, "--steps", str(10**9), "--autosave", "0.2", "--out", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: (directory / "session.json").exists() or proc.poll() is not None)
+        assert proc.poll() is None
+        assert main(["ps", str(tmp_path), "--json"]) == 0
+        assert [r["state"] for r in json.loads(capsys.readouterr().out)] == ["training"]
+    finally:
+        proc.kill()
+        proc.wait()
+    saved = json.loads((directory / "session.json").read_text())
+    assert saved["writer"]["running"], "an autosave of a run still going"
+    assert main(["ps", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {
+            "directory": str(directory),
+            "pid": None,
+            "step": saved["step"],
+            "total": 10**9,
+            "steps_per_second": None,
+            "state": "interrupted",
+        }
+    ]
+    assert main(["ps", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1].split() == [str(directory), "—", f"{saved['step']}/{10**9}", "—",
+                                          "interrupted"]  # fmt: skip
+    assert f"toygeom-tui train --resume {directory} --detach resumes it" in err
+
+
 def test_ps_imports_no_torch_nor_numpy(served):
     """`ps` answers from the sockets alone; torch costs ~2 s to import and numpy ~0.1 s."""
     directory, pid = served

@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", metavar="DIR", help="run what a sweep directory still misses")
     _add_executor_options(sweep)
 
-    ps = sub.add_parser("ps", help="list the runs training now under sessions/ (or ROOT)")
+    ps = sub.add_parser(
+        "ps", help="list the runs training now under sessions/ (or ROOT), and those that died"
+    )
     ps.add_argument("root", nargs="?", metavar="ROOT", help="where to look (default sessions/)")
     ps.add_argument("--json", action="store_true", help="one JSON list, for scripts")
 
@@ -602,9 +604,9 @@ def cmd_ps(args: argparse.Namespace) -> int:
     import json
 
     from engine.paths import SESSIONS_ROOT
-    from engine.remote.listing import running
+    from engine.remote.listing import died, running
 
-    runs = running(args.root or SESSIONS_ROOT)
+    root = args.root or SESSIONS_ROOT
     rows = [
         {
             "directory": str(directory),
@@ -614,22 +616,41 @@ def cmd_ps(args: argparse.Namespace) -> int:
             "steps_per_second": round(hello.get("rate", 0.0), 1),
             "state": hello["state"],
         }
-        for directory, hello in runs
+        for directory, hello in running(root)
+    ]
+    # Runs that died after an autosave (killed, crashed, a reboot): after logging back in,
+    # `ps` is where one looks for a run, so it says what became of it.
+    rows += [
+        {
+            "directory": str(directory),
+            "pid": None,
+            "step": record.get("step"),
+            "total": record.get("total_steps"),
+            "steps_per_second": None,
+            "state": "interrupted",
+        }
+        for directory, record in died(root)
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"no runs training under {args.root or SESSIONS_ROOT}", file=sys.stderr)
+        print(f"no runs training under {root}", file=sys.stderr)
         return 0
     width = max(len("directory"), *(len(r["directory"]) for r in rows))
     print(f"{'directory':<{width}}  {'pid':>7}  {'step/total':>17}  {'steps/s':>8}  state")
     for r in rows:
         steps = f"{r['step']}/{r['total']}" if r["step"] is not None else "?"
-        print(
-            f"{r['directory']:<{width}}  {r['pid']:>7}  {steps:>17}  "
-            f"{r['steps_per_second']:>8.1f}  {r['state']}"
-        )
+        pid = "—" if r["pid"] is None else r["pid"]
+        rate = "—" if r["steps_per_second"] is None else f"{r['steps_per_second']:.1f}"
+        print(f"{r['directory']:<{width}}  {pid:>7}  {steps:>17}  {rate:>8}  {r['state']}")
+    for r in rows:
+        if r["state"] == "interrupted":
+            print(
+                f"{r['directory']}: its run stopped without saving after step {r['step']}; "
+                f"toygeom-tui train --resume {r['directory']} --detach resumes it",
+                file=sys.stderr,
+            )
     return 0
 
 

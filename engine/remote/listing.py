@@ -1,15 +1,21 @@
-"""Which runs are training now (`toygeom-tui ps`): the hello of each, nothing more."""
+"""Which runs are training now (`toygeom-tui ps`): the hello of each, nothing more; and which
+sessions' runs died (their last save says running, nobody holds their lock). No torch here."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from engine.remote.address import SOCKET_FILE, connect
-from engine.remote.lock import holder
+from engine.remote.lock import died_running, holder
 from engine.remote.protocol import LineReader, ProtocolError
+from engine.safe_read import UnsafeFile, read_regular
+
+RECORD_FILE = "session.json"  # engine.session's, which imports torch
+MAX_RECORD_BYTES = 1 << 20  # as engine.session reads it
 
 
 def probe(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None:
@@ -41,16 +47,35 @@ def probe(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None
         sock.close()
 
 
-def running(root: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """(directory, hello) of every served run in `root` or its immediate subdirectories."""
+def _candidates(root: str | Path) -> list[Path]:
+    """`root` and its immediate subdirectories: where sessions are looked for."""
     root = Path(root)
     try:
-        candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
+        return [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
     except OSError:
         return []
+
+
+def running(root: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(directory, hello) of every served run in `root` or its immediate subdirectories."""
     found = []
-    for directory in candidates:
+    for directory in _candidates(root):
         hello = probe(directory)
         if hello is not None:
             found.append((directory, hello))
+    return found
+
+
+def died(root: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(directory, session record) of every session in `root` or its immediate subdirectories
+    whose run died after its last save (engine.remote.lock.died_running). The record is read
+    from session.json alone; an unreadable one is skipped (the app's browser says why)."""
+    found = []
+    for directory in _candidates(root):
+        try:
+            record = json.loads(read_regular(directory / RECORD_FILE, MAX_RECORD_BYTES))
+        except (OSError, UnsafeFile, ValueError):
+            continue
+        if isinstance(record, dict) and died_running(directory, record):
+            found.append((directory, record))
     return found

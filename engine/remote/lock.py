@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 from pathlib import Path
+from typing import Any
 
 LOCK_FILE = ".writer.lock"
 
@@ -99,6 +101,16 @@ def holder(directory: str | Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def died_running(directory: str | Path, record: dict[str, Any]) -> bool:
+    """Whether `record`, the session record of `directory`, is an autosave of a run still going
+    on this host (its writer field) that no live process holds the lock of: that run died
+    (killed, crashed, the machine rebooted) after the save. Another host's run cannot be told."""
+    writer = record.get("writer") or {}
+    if not isinstance(writer, dict) or not writer.get("running"):
+        return False
+    return writer.get("host") == socket.gethostname() and holder(directory) is None
 
 
 def _open(directory: Path) -> int:
