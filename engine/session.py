@@ -469,7 +469,7 @@ def load_session(
     `device` overrides the saved config's device (e.g. open a CUDA session on a CPU box).
     Raises SessionError with a one-line message for anything wrong; nothing is written.
     """
-    from engine.trainer import DONE, Trainer
+    from engine.trainer import Trainer
 
     directory = Path(directory)
     record = read_record(directory)
@@ -482,8 +482,6 @@ def load_session(
     tensors = load_tensors(directory, config)
     trainer = Trainer(config, compiled=compiled)
     snapshots_note = restore_into(trainer, record, tensors, directory)
-    if trainer.step >= trainer.total_steps:
-        trainer.state = DONE
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
     died = None

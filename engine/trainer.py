@@ -316,7 +316,8 @@ class Trainer:
         return tensors
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], step: int) -> None:
-        """Restore parameters and optimizer moments saved by `state_tensors` at `step`."""
+        """Restore parameters and optimizer moments saved by `state_tensors` at `step` (set
+        total_steps first: the state becomes done at or past it, else ready)."""
         with self._lock, torch.no_grad():
             self.W.copy_(tensors["W"])
             self.b_final.copy_(tensors["b_final"])
@@ -329,3 +330,5 @@ class Trainer:
                         raise ValueError(f"optimizer.{name}.{key} has shape {tuple(saved.shape)}")
                     value.copy_(saved)
             self.step = step
+        # A run restored at its target is done; observers hear it as any change of state.
+        self._set_state(DONE if step >= self.total_steps else READY)

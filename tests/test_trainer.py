@@ -14,7 +14,7 @@ from einops import einsum
 from engine.config import RunConfig, resolve_feature_probability
 from engine.history import Series
 from engine.reference import CurriculumLoop
-from engine.trainer import DIVERGED, DONE, PAUSED, STOPPED, TRAINING, Trainer
+from engine.trainer import DIVERGED, DONE, PAUSED, READY, STOPPED, TRAINING, Trainer
 
 
 def test_a_run_finishes_and_learns(small_config: RunConfig) -> None:
@@ -223,3 +223,16 @@ def test_the_rate_spans_seconds_so_a_hiccup_barely_moves_it(monkeypatch) -> None
     trainer.resume()
     thread.join()
     assert trainer.steps_per_second > 0.85 * rates["before"]
+
+
+def test_a_trainer_restored_at_its_target_is_done_and_its_observers_hear_it(small_config):
+    trained = Trainer(small_config, compiled=False)
+    trained.run()
+    fresh = Trainer(small_config, compiled=False)
+    heard: list[str] = []
+    fresh.on("state", lambda t: heard.append(t.state))
+    fresh.load_state_tensors(trained.state_tensors(), trained.step)
+    assert fresh.state == DONE and heard == [DONE]
+    fresh.load_state_tensors(trained.state_tensors(), trained.step - 10)  # short of its target
+    assert fresh.state == READY and heard == [DONE, READY]
+    assert fresh.run() == DONE and fresh.step == trained.step
