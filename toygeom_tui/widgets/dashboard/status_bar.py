@@ -58,10 +58,8 @@ class StatusBar(TextLines):
         mark, name = STATE_MARKS.get(state, "?"), escape(cfg.name)
         steps = f"{run.step:,}/{run.total_steps:,}"
         jumps_text = f"{jumps} jump{'s' * (jumps != 1)}"
-        rest, short_rest = (
-            f"{jumps_text} · {speed} · ETA {eta}",
-            f"{jumps_text} · {short_speed} · ETA {eta}",
-        )
+        rest = f"{jumps_text} · {speed} · ETA {eta}"
+        short_rest = f"{jumps_text} · {short_speed} · ETA {eta}"
         # Longest first; narrower terminals lose the device, the word "step", then the state's
         # name (its mark stays), never a training run's rate or ETA; a paused or finished run's
         # placeholders for them go before anything else.
