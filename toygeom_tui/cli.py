@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="save every SECONDS while training (0: only at the end); default 30",
     )
-    train.add_argument("--eager", action="store_true", help="skip torch.compile (slower)")
+    train.add_argument(
+        "--eager",
+        action="store_true",
+        help="the plain torch step: no fused CPU kernel, no torch.compile (slower; same math)",
+    )
     train.add_argument(
         "--seeds",
         type=int,
