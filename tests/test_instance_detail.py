@@ -197,6 +197,28 @@ async def test_search_filters_by_index_and_configuration(wide_trainer) -> None:
         assert isinstance(app.screen, InstanceDetailScreen)
 
 
+async def test_keys_typed_right_after_slash_reach_the_search_box(wide_trainer) -> None:
+    """A terminal sends "/17" typed quickly as one burst: every key is queued before any is
+    handled, so the box must take the focus as "/" is handled, not a refresh later."""
+    from textual import events
+    from textual.widgets import Input
+
+    app = Host(wide_trainer, 0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        for key, character in (("slash", "/"), ("1", "1"), ("7", "7")):
+            app.post_message(events.Key(key, character))  # all queued, none handled yet
+        await pilot.pause()
+        assert rows(app) == ["17"]
+        await pilot.press("escape")
+        for key, character in (("slash", "/"), ("2", "2"), ("slash", "/"), ("5", "5")):
+            app.post_message(events.Key(key, character))
+        await pilot.pause()
+        box = app.screen.query_one("#feature-search", Input)
+        assert box.value == "2/5" and box.has_focus, "in the box, / is a character"
+
+
 async def test_brackets_step_through_instances(wide_trainer) -> None:
     app = Host(wide_trainer, 0)
     async with app.run_test(size=(80, 24)) as pilot:

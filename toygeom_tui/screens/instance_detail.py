@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 from textual import work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -55,7 +56,10 @@ class InstanceDetailScreen(Screen):
         Binding("right_square_bracket", "instance(1)", "inst+", key_display="]",
                 id="instance_detail.next_instance"),
         Binding("t", "sort", "Sort", id="instance_detail.sort"),  # s saves, as everywhere
-        Binding("slash", "search", "Find", key_display="/", id="instance_detail.search"),
+        # A priority binding runs as the app reads "/", before the keys after it are handed to
+        # the table: "/17" typed in one burst lands in the box (in the box, "/" is a character).
+        Binding("slash", "search", "Find", key_display="/", id="instance_detail.search",
+                priority=True),  # fmt: skip
         Binding("d", "dead", "Dead", id="instance_detail.toggle_dead"),
         Binding("h", "pictures", "Pictures", id="instance_detail.toggle_pictures"),
         Binding("D", "dynamics", "Dynamics", id="instance_detail.dynamics"),
@@ -248,7 +252,10 @@ class InstanceDetailScreen(Screen):
         self.query_one(FeatureTable).cycle_sort()
 
     def action_search(self) -> None:
-        self.query_one(FeatureTable).open_search()
+        table = self.query_one(FeatureTable)
+        if table.searching:
+            raise SkipAction()  # the box has the focus: "/" is part of the query ("2/5")
+        table.open_search()
 
     def action_dead(self) -> None:
         self.query_one(FeatureTable).toggle_dead()

@@ -81,7 +81,6 @@ class FeatureTable(Vertical):
     DEFAULT_CSS = """
     FeatureTable { height: 1fr; }
     FeatureTable #feature-search { display: none; height: 1; }
-    FeatureTable.-searching #feature-search { display: block; }
     FeatureTable DataTable { height: 1fr; }
     """
 
@@ -133,8 +132,11 @@ class FeatureTable(Vertical):
         self._rebuild()
 
     def open_search(self) -> None:
-        self.add_class("-searching")
-        self.query_one("#feature-search", Input).focus()
+        search = self.query_one("#feature-search", Input)
+        # Shown and focused now, not after the next style update and the queued focus: keys
+        # typed right after "/" (one burst from the terminal: "/2/5") go to the box, not the table.
+        search.display = True
+        self.screen.set_focus(search)
 
     def close_search(self, clear: bool) -> None:
         search = self.query_one("#feature-search", Input)
@@ -143,12 +145,14 @@ class FeatureTable(Vertical):
             self.query_text = ""
             self._rebuild()
         if not self.query_text:
-            self.remove_class("-searching")
+            search.display = False
         self.table.focus()
 
     @property
     def searching(self) -> bool:
-        return self.query_one("#feature-search", Input).has_focus
+        # The screen's focus, not the box's has_focus, which follows once the box handles its
+        # Focus event: a "/" typed right after the one that opened the box belongs in it.
+        return self.screen.focused is self.query_one("#feature-search", Input)
 
     def move(self, rows: int) -> None:
         table = self.table
