@@ -633,3 +633,22 @@ def test_consecutive_logs_leave_as_one_metrics_message_in_order():
     assert first["steps"] == [10, 20] and last["steps"] == [30]
     assert first["loss"] == [[0.5, None], [0.5, None]]  # non-finite as null, per record
     assert first["eta"] == (100 - 20) / 50.0  # the newest record's
+
+
+def test_consecutive_dims_records_leave_as_one_dims_message_in_order():
+    from types import SimpleNamespace
+
+    from engine.remote.server import _DimsRecord, _encode_events, _Log
+
+    trainer = SimpleNamespace(step=10, total_steps=100, steps_per_second=50.0,
+                              latest_loss=np.zeros(2, np.float32), state="training",
+                              latest_frobenius_sq=np.ones(2, np.float32))  # fmt: skip
+    records = [_DimsRecord(step, np.full((2, 3), step / 100, np.float32)) for step in (10, 20, 30)]
+    state = lambda: protocol.encode("state", state="paused", step=30, total=100, error=None)  # noqa: E731
+    blob = _encode_events([_Log(trainer), records[0], _Log(trainer), records[1], state, records[2]])
+    messages = [protocol.decode(line, protocol.SERVER_TYPES, 1 << 20) for line in blob.splitlines()]
+    assert [m["type"] for m in messages] == ["metrics", "dims", "state", "dims"]
+    assert messages[1]["steps"] == [10, 20] and messages[3]["steps"] == [30]
+    stacked = protocol.unpack(messages[1]["dims"])
+    assert stacked.shape == (2, 2, 3)
+    np.testing.assert_array_equal(stacked, np.stack([records[0].dims, records[1].dims]))

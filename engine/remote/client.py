@@ -269,14 +269,15 @@ class RemoteRun:
                         self.history.record_metrics(step, loss, frob)
                 self.latest_loss, self.latest_frobenius_sq = loss, frob
                 return ("log",)
-            if kind == "dims":
-                if m["step"] <= self._dims_step:
-                    return ()  # already in the history this viewer caught up with
-                dims = protocol.unpack(m["dims"])
-                _check(dims, (self.config.n_inst, self.config.n_features))
-                self.history.record_dims(m["step"], dims)
-                self._dims_step = m["step"]
-                return ("dims",)
+            if kind == "dims":  # a batch of consecutive D_i records
+                steps, dims = m["steps"], protocol.unpack(m["dims"])
+                _check(dims, (len(steps), self.config.n_inst, self.config.n_features))
+                newer = False
+                for step, record in zip(steps, dims, strict=True):
+                    if step > self._dims_step:  # older: in the history caught up with
+                        self.history.record_dims(step, record)
+                        self._dims_step, newer = step, True
+                return ("dims",) if newer else ()
             if kind == "weights":
                 W, b = protocol.unpack(m["W"]), protocol.unpack(m["b_final"])
                 _check(W, tuple(self.W.shape))

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-VERSION = 4  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter); 3: jumps;
-# 4: the history's thinning state, every D_i record the run offers, and metrics in batches
+VERSION = 5  # 2: fetch, snapshot and snapshot_steps (the greeting ends with the latter); 3: jumps;
+# 4: the history's thinning state, every D_i record the run offers, and metrics in batches;
+# 5: D_i records in batches too
 CLIENT_LINE_LIMIT = 4096  # a control is a few dozen bytes
 SERVER_LINE_LIMIT = 256 << 20  # a history of a large model; the client trusts only its own server
 OPS = ("pause", "resume", "step", "stop", "save", "extend")
@@ -141,7 +142,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "state": _str,
         "time": _num,
     },
-    "dims": {"step": _int(), "dims": _array},
+    "dims": {"steps": _records(_int()), "dims": _array},  # dims: (records, inst, feats)
     "state": {"state": _str, "step": _int(), "total": _int(), "error": _opt(_str)},
     "ack": {"id": _int(), "ok": lambda v: type(v) is bool, "error": _opt(_str)},
     "snapshot_steps": {"steps": _array, "unrecorded_until": _int()},

@@ -63,6 +63,19 @@ class _Log:
         self.state, self.time = trainer.state, time.time()
 
 
+class _DimsRecord:
+    """One D_i record the run offered (step, inst × feats); consecutive ones are encoded as one
+    dims message on the server thread."""
+
+    __slots__ = ("step", "dims")
+
+    def __init__(self, step: int, dims: np.ndarray) -> None:
+        self.step, self.dims = step, dims
+
+
+_Batched = _Log | _DimsRecord
+
+
 def peer_allowed(sock: socket.socket, uid: int) -> bool:
     """True if the process at the other end of the Unix socket `sock` runs as `uid`."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -184,8 +197,7 @@ class RunServer:
         # repeated an older step, and the viewer recorded it again.
         record = trainer.dims_record
         if record is not None:
-            step, dims = record
-            self._queue_soon(lambda: protocol.encode("dims", step=step, dims=protocol.pack(dims)))
+            self._queue_soon(_DimsRecord(*record))
 
     def _on_state(self, trainer: Any) -> None:
         if self._any:
@@ -196,7 +208,7 @@ class RunServer:
         self._events.put(message)
         self._wake()
 
-    def _queue_soon(self, message: Callable[[], bytes] | _Log) -> None:
+    def _queue_soon(self, message: _Batched) -> None:
         """Queue a log or D_i record; wake the server thread only if it has not been woken in
         METRICS_EVERY (else its next turn, at most that far off, takes it), so a fast run's
         records leave in batches."""
@@ -421,20 +433,38 @@ class RunServer:
 
 
 # -- encoding, on the server thread ---------------------------------------------------------------
-def _encode_events(events: list[Callable[[], bytes] | _Log]) -> bytes:
-    """The queued events in order, each run of consecutive logs as one metrics message."""
-    out, logs = [], []
+def _encode_events(events: list[Callable[[], bytes] | _Batched]) -> bytes:
+    """The queued events in order; the log and D_i records between two other events (a state
+    change, weights) leave as one metrics and one dims message. (Each series stays in order,
+    and a viewer's history is the same whichever of the two comes first.)"""
+    out: list[bytes] = []
+    logs: list[_Log] = []
+    dims: list[_DimsRecord] = []
+
+    def flush() -> None:
+        if logs:
+            out.append(_metrics(logs))
+            logs.clear()
+        if dims:
+            out.append(_dims(dims))
+            dims.clear()
+
     for event in events:
         if isinstance(event, _Log):
             logs.append(event)
-            continue
-        if logs:
-            out.append(_metrics(logs))
-            logs = []
-        out.append(event())
-    if logs:
-        out.append(_metrics(logs))
+        elif isinstance(event, _DimsRecord):
+            dims.append(event)
+        else:
+            flush()
+            out.append(event())
+    flush()
     return b"".join(out)
+
+
+def _dims(records: list[_DimsRecord]) -> bytes:
+    """Consecutive D_i records: their steps and their D_i, stacked (records, inst, feats)."""
+    stacked = np.stack([record.dims for record in records])
+    return protocol.encode("dims", steps=[r.step for r in records], dims=protocol.pack(stacked))
 
 
 def _metrics(logs: list[_Log]) -> bytes:
