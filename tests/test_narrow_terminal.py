@@ -5,13 +5,18 @@ step a travelled view shows. Each line has shorter forms, and the first that fit
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from rich.text import Text
 from test_app import make_trainer, wait_for
 
+import toygeom_tui.app
 from engine.config import RunConfig
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
+from toygeom_tui.screens.lost_run import LostRunScreen
+from toygeom_tui.screens.quit_confirm import QuitConfirmScreen
 from toygeom_tui.widgets.dashboard.status_bar import StatusBar
 
 pytestmark = pytest.mark.timeout(60)
@@ -86,3 +91,32 @@ async def test_a_travelled_view_keeps_its_step(small_config: RunConfig, width: i
         await pilot.pause()
         assert f"(live: {trainer.step:,})" in header(detail, "#detail-header")[0]
         assert "(1/p " in header(detail, "#detail-header")[0]
+
+
+@pytest.mark.parametrize("size", [(WIDTH, 24), (60, 18)])
+@pytest.mark.parametrize(
+    "dialog",
+    [
+        lambda: QuitConfirmScreen(68_730, "quit", background=True),
+        lambda: QuitConfirmScreen(120, "open sessions/some-other-run"),
+        lambda: LostRunScreen("sessions/fg", 69_490),
+    ],
+)
+async def test_every_button_of_a_dialog_shows_its_whole_label(size, dialog) -> None:
+    """The quit dialog's Quit (its red one) and the lost run's 'Resume in the background' fell
+    outside their dialogs: buttons 16 cells wide at least, four of them in 52 columns."""
+    from textual.app import App
+    from textual.widgets import Button
+
+    class Host(App):
+        CSS_PATH = Path(toygeom_tui.app.__file__).with_name("app.tcss")  # the dialogs' sizes
+
+    app = Host()
+    async with app.run_test(size=size) as pilot:
+        app.push_screen(dialog())
+        await pilot.pause()
+        box = app.screen.query_one("#quit-dialog").content_region
+        for button in app.screen.query(Button):
+            label = str(button.label)
+            assert box.contains_region(button.region), (label, button.region, box)
+            assert button.region.width >= len(label) + 2, label
