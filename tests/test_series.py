@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from toygeom_tui.series import decimate, nice_ticks
+from toygeom_tui.series import decimate, nice_ticks, step_axis_end
 
 
 def test_a_falling_curve_stays_falling_at_any_width() -> None:
@@ -58,3 +58,22 @@ def test_ticks_are_round_inside_the_range_and_at_least_two(high: float, count: i
     mantissa = steps[0] / 10 ** math.floor(math.log10(steps[0]))
     assert min(abs(mantissa - m) for m in (1, 2, 5)) < 1e-9
     assert len(ticks) <= max(count, 2) + 1  # about `count`, not a crowd
+
+
+@pytest.mark.parametrize(
+    ("newest", "total", "end"),
+    [
+        (0, 10_000, 1),
+        (500, 10_000, 1_000),  # the early steps fill half the width, not 5% of it
+        (800, 10_000, 1_000),
+        (801, 10_000, 2_000),
+        (4_000, 10_000, 5_000),
+        (8_000, 10_000, 10_000),  # never past the run's total
+        (10_000, 10_000, 10_000),  # a finished run's axis is the run
+        (69_490, 100_000_000, 100_000),  # a 100M-step run at 69k: not one column
+        (12_000, 10_000, 12_000),  # records past the total (extended, say): to the newest
+    ],
+)
+def test_the_step_axis_ends_at_a_round_step_past_the_records(newest, total, end) -> None:
+    assert step_axis_end(newest, total) == end
+    assert newest <= end and (end in (total, newest) or newest == 0 or newest / end >= 0.3)

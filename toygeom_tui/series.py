@@ -153,6 +153,18 @@ def nice_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], li
     return ticks, [compact_number(t) for t in ticks]
 
 
+def step_axis_end(newest: int, total: int) -> int:
+    """Where a chart's step axis ends: at the first 1, 2 or 5 × 10^k at or past 1.25× the newest
+    record, at most the run's total. So the records fill 30–80% of the width while the run trains
+    (at step 500 of 10,000 the axis ends at 1,000: the early steps, where features jump, are not
+    a sliver at its left edge, nor is a 100M-step run one column), the axis is rescaled a few
+    times a decade, not on every draw, and a finished run's ends at its total."""
+    target = max(1.25 * newest, 1.0)
+    power = 10.0 ** math.floor(math.log10(target))
+    end = next(m * power for m in (1, 2, 5, 10) if m * power >= target * (1 - 1e-12))
+    return max(newest, min(int(math.ceil(end)), total))
+
+
 def compact_number(value: float) -> str:
     """12000 -> "12k", 2500 -> "2.5k", 0.25 -> "0.25": short labels for narrow axes."""
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):

@@ -37,6 +37,7 @@ from engine.sweep import SweepError
 from toygeom_tui.screens.dynamics import DynamicsScreen
 from toygeom_tui.screens.instance_detail import InstanceDetailScreen
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
+from toygeom_tui.series import step_axis_end
 from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.dashboard.frobenius_chart import FrobeniusChart
 from toygeom_tui.widgets.dashboard.geometry_chart import GeometryChart
@@ -264,11 +265,11 @@ class DashboardScreen(Screen):
         if self._metrics is None or not self.loss_chart.is_attached:
             return
         steps, loss, frob = self._metrics
-        total = self.run.total_steps
+        end = step_axis_end(int(steps[-1]) if len(steps) else 0, self.run.total_steps)
         moment = shown_moment(self.app)
         at = None if moment is None else moment.step
-        self.loss_chart.show_history(steps, loss, total, self.smooth, at)
-        self.frobenius_chart.show_history(steps, frob, total, self.smooth, at)
+        self.loss_chart.show_history(steps, loss, end, self.smooth, at)
+        self.frobenius_chart.show_history(steps, frob, end, self.smooth, at)
         last_frob = frob[-1] if len(frob) else np.full(self.run.config.n_inst, np.nan)
         dims = self._dims
         if moment is not None:

@@ -20,6 +20,7 @@ from engine.jumps import Jump, history_jumps
 from engine.policy import DONE
 from engine.run import Run
 from toygeom_tui.screens.time_keys import TIME_BINDINGS
+from toygeom_tui.series import step_axis_end
 from toygeom_tui.time_travel import shown_moment
 from toygeom_tui.widgets.dynamics.dims_history_chart import DimsHistoryChart
 from toygeom_tui.widgets.dynamics.marked_loss_chart import MarkedLossChart
@@ -109,12 +110,14 @@ class DynamicsScreen(Screen):
         jumped = {j.feature for j in self.jumps}
         features = [i for i in range(t.config.n_features) if bool(learned[i]) or i in jumped]
         marks = [(j.step, _VALUE[j.after]) for j in self.jumps]
+        newest = max(int(s[-1]) for s in (dims_steps, loss_steps, [0]) if len(s))
+        end = step_axis_end(newest, t.total_steps)  # one step axis for both charts
         self.query_one(DimsHistoryChart).show_history(
-            dims_steps, dims[:, inst], features, marks, t.total_steps
+            dims_steps, dims[:, inst], features, marks, end
         )
         chart = self.query_one(MarkedLossChart)
         chart.jump_steps = [j.step for j in self.jumps]
-        chart.show_history(loss_steps, loss[:, inst : inst + 1], t.total_steps, False)
+        chart.show_history(loss_steps, loss[:, inst : inst + 1], end, False)
         self._fill_jump_list()
         self._show_selection()
 

@@ -37,8 +37,7 @@ class InstanceSeriesChart(BrailleChart):
         marked_step: int | None = None,
     ) -> None:
         """steps (n,), values (n, inst) in the quantity's own units; the x axis runs to
-        `last_step` (the run's total) so it stays put while training fills it; `marked_step`
-        gets a dotted vertical line."""
+        `last_step` (series.step_axis_end); `marked_step` gets a dotted vertical line."""
         self.marked_step = marked_step
         y = self.transform(values)
         smooth = smooth and len(steps) > 4

@@ -46,7 +46,7 @@ class DimsHistoryChart(BrailleChart):
         last_step: int,
     ) -> None:
         """steps (m,), dims (m, feats) of one instance; `features` the ones drawn; `jumps`
-        (step, D_i after) of each jump; the x axis runs to `last_step` (the run's total)."""
+        (step, D_i after) of each jump; the x axis runs to `last_step` (series.step_axis_end)."""
         self._steps, self._dims = steps.astype(np.float64), dims.astype(np.float64)
         self._features, self._jumps = features, jumps
         self._last_step = max(last_step, int(steps[-1]) if len(steps) else 1, 1)
