@@ -86,7 +86,7 @@ class SessionInfo:
     running: bool  # a live process holds the session's writer lock (engine.remote.lock)
     # Its last save says a run was still going, on this host, and no process holds its lock:
     # the run died (killed, crashed, the machine rebooted) after that save.
-    interrupted: bool = False
+    interrupted: bool
 
 
 def new_session_dir(name: str, root: Path = SESSIONS_ROOT) -> Path:
@@ -633,7 +633,6 @@ def session_info(directory: str | Path) -> SessionInfo:
     final = None
     if isinstance(loss, list) and loss and all(isinstance(v, int | float) for v in loss):
         final = float(sum(loss))
-    running = holder(directory) is not None
     return SessionInfo(
         path=directory,
         config=config,
@@ -641,6 +640,6 @@ def session_info(directory: str | Path) -> SessionInfo:
         total_steps=record["total_steps"],
         saved_at=float(record.get("saved_at") or 0.0),
         final_loss=final,
-        running=running,
-        interrupted=not running and died_running(directory, record),
+        running=holder(directory) is not None,
+        interrupted=died_running(directory, record),
     )
