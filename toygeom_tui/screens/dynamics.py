@@ -178,8 +178,12 @@ class DynamicsScreen(Screen):
         # Longest first: the line under it says how to select, so a narrow terminal drops that
         # hint, a travelled view's live step, then "no feature selected" or "(thick)", never the
         # step it shows.
-        pairs = (0, 0), (1, 0), (1, 1), (2, 1)
-        forms = list(dict.fromkeys(header(features[f], steps[s]) for f, s in pairs))
+        forms = [
+            header(features[0], steps[0]),
+            header(features[1], steps[0]),
+            header(features[1], steps[1]),
+            header(features[2], steps[1]),
+        ]
         help_line = "[dim]Enter: jump's feature and step · < > recorded steps · l live[/dim]"
         text = fitting(forms, self.size.width - 2)  # its padding: 1 a side
         self.query_one("#dynamics-header", Static).update(text + "\n" + help_line)
