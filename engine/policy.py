@@ -19,6 +19,7 @@ READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
     "diverged",
 )
 LOST = "lost"  # a remote run whose process went away without saying it finished
+STATES = (READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED)  # a Trainer's (LOST is a viewer's)
 
 ACTIONS = ("pause", "resume", "step", "extend", "stop", "save")
 GONE = "the run's process is gone; resume it from its last save"

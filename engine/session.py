@@ -55,6 +55,7 @@ from engine.config import ConfigError, RunConfig
 from engine.history import History, Snapshots
 from engine.jumps import Jump, jump_from_dict
 from engine.paths import SESSIONS_ROOT
+from engine.policy import STATES
 from engine.remote.lock import SessionBusy, died_running, hold, holder, let_go
 from engine.safe_read import UnsafeFile, read_regular, read_safetensors, safetensors_header
 from engine.snapshot_files import DIGEST, read_listed, remove_unlisted, write_missing
@@ -87,6 +88,7 @@ class SessionInfo:
     # Its last save says a run was still going, on this host, and no process holds its lock:
     # the run died (killed, crashed, the machine rebooted) after that save.
     interrupted: bool
+    state: str | None  # the run's state at that save (engine.policy), None if not one of them
 
 
 def new_session_dir(name: str, root: Path = SESSIONS_ROOT) -> Path:
@@ -642,4 +644,5 @@ def session_info(directory: str | Path) -> SessionInfo:
         final_loss=final,
         running=holder(directory) is not None,
         interrupted=died_running(directory, record),
+        state=record.get("state") if record.get("state") in STATES else None,
     )

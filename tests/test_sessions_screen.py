@@ -318,12 +318,16 @@ async def test_a_session_whose_run_died_is_marked_interrupted(sessions: Path) ->
     note = load_session(sessions / "died", compiled=False).load_note
     assert note == "its run stopped without saving after step 5 (killed or crashed)"
     assert load_session(sessions / "alpha", compiled=False).load_note is None
+    stopped = Trainer(config, compiled=False)
+    stopped.run(until=5)  # stopped short of its 10 steps, saved, nobody's
+    save_session(stopped, sessions / "stopped")
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         by_name = {row[1]: row for row in rows(app)}
         assert by_name["died"][4] == "5/10" and by_name["died"][5] == "✗ interrupted"
         assert by_name["alpha"][5] == "done"
+        assert by_name["stopped"][5] == "stopped"  # the state it was saved in: it goes on
 
 
 async def test_a_running_session_cannot_be_renamed_or_deleted(sessions: Path) -> None:

@@ -190,11 +190,16 @@ def _cells(row: SessionRow, marked: bool, now: float) -> tuple[Text, ...]:
 
 
 def _state(info: SessionInfo) -> Text:
+    """Running, interrupted (the row the app's "press o to resume it" means), done, or the
+    state the run was saved in (stopped, paused: it goes on from there; a diverged run's
+    weights are never saved)."""
     if info.running:
         return Text(RUNNING, style=f"bold {rgb(BLUISH_GREEN)}")
-    if info.interrupted:  # the app's notice says "press o to resume it": this is the row
+    if info.interrupted:
         return Text(INTERRUPTED, style=f"bold {rgb(VERMILLION)}")
-    return Text("done" if info.step >= info.total_steps else "")
+    if info.step >= info.total_steps:
+        return Text("done")
+    return Text(info.state or "", style="dim")
 
 
 def _sweep_cells(sweep: SweepInfo) -> tuple[Text, ...]:
