@@ -94,8 +94,12 @@ class RemoteRun:
         self._send_lock = threading.Lock()
         self._reader: threading.Thread | None = None
         self._lines = LineReader(sock)
-        self._history_step = -1  # metrics up to here came in the history message
-        self._dims_step = -1  # the newest D_i record's step: an older or repeated one is dropped
+        # Records up to these steps are in the mirror, and an older or repeated one is dropped:
+        # the greeting's history holds every record the run offered up to the greeting's step,
+        # kept or thinned out (its thinning state counts those). Not the last kept record's
+        # step: a mirror that took a thinned-out one again from the queue kept every other
+        # record out of step with the run's from there on.
+        self._history_step = self._dims_step = self.step
         self._closed = False
 
     # -- connecting ----------------------------------------------------------------------------
@@ -336,10 +340,7 @@ class RemoteRun:
             raise ProtocolError(f"history: {err}") from None
         self.history.restore_jumps(kept)
         self._restore_thinned(m["thinning"], steps, loss, frob, dims_steps, dims)
-        if k:
-            self._dims_step = int(dims_steps[-1])
         if n:
-            self._history_step = int(steps[-1])
             self.latest_loss, self.latest_frobenius_sq = loss[-1], frob[-1]
 
 

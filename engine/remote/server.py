@@ -116,6 +116,7 @@ class RunServer:
         self._woken_at = 0.0  # when a log or D_i record last woke the server thread
         self._clients: dict[int, _Client] = {}
         self._any = False  # someone is connected: only then do observers do anything
+        self._close_seen = False  # the server thread took close()'s sentinel off the queue
         self._weights_at = 0.0
         self._snapshot_steps: list[int] = []  # the snapshot steps viewers were last told of
         self._history_line = (-1, b"")  # (history.version, its encoded line): a burst of
@@ -124,7 +125,6 @@ class RunServer:
         self._selector = selectors.DefaultSelector()
         self._listener = self._listen()
         self._thread = threading.Thread(target=self._serve, name="run-server", daemon=True)
-        self._closing = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _listen(self) -> socket.socket:
@@ -157,7 +157,6 @@ class RunServer:
         for event in ("log", "dims", "state"):
             with contextlib.suppress(ValueError):
                 self.trainer.off(event, getattr(self, f"_on_{event}"))
-        self._closing = True
         self._events.put(None)
         self._wake()
         self._thread.join(timeout=5)
@@ -278,7 +277,8 @@ class RunServer:
                     self._receive(key.data)
                 if mask & selectors.EVENT_WRITE and key.data in self._clients.values():
                     self._flush(key.data)
-            if self._broadcast():
+            self._close_seen |= self._broadcast()
+            if self._close_seen:
                 break
             self._drop_hanging()
         for client in list(self._clients.values()):
@@ -305,13 +305,20 @@ class RunServer:
                     raise ConnectionRefusedError
                 sock.setblocking(False)
                 client = _Client(sock)
+                # The run's records are queued from before the greeting copies its history:
+                # one logged while a long history is encoded (a fast run logs every ms) was
+                # in neither, and the viewer's thinning drifted from the run's. Those queued
+                # before it go to the viewers that were there; what this one gets twice, the
+                # greeting's and the queue's, it drops by step.
+                self._any = True
+                self._close_seen |= self._broadcast()
                 client.out += self._greeting()
             except OSError:
+                self._any = bool(self._clients)
                 self.dropped += 1
                 sock.close()
                 continue
             self._clients[sock.fileno()] = client
-            self._any = True
             self._selector.register(sock, selectors.EVENT_READ, client)
             self._flush(client)
 
