@@ -206,6 +206,19 @@ async def test_lists_sessions_newest_first_with_their_steps(sessions: Path) -> N
         assert all(float(row[6]) > 0 for row in table)
 
 
+async def test_a_file_coming_and_going_in_a_session_is_no_modification(sessions: Path) -> None:
+    """Opening a session whose run died removes its socket, which changes the folder's mtime:
+    the browser's "modified" (and its order) goes by the session's own files."""
+    (sessions / "alpha" / "run.sock").write_text("")
+    (sessions / "alpha" / "run.sock").unlink()  # the folder's mtime is now
+    app = Host(sessions)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        table = rows(app)
+        assert [row[1] for row in table] == ["beta", "alpha"]
+        assert table[1][7] == "10 min ago"
+
+
 async def test_the_list_follows_the_disk(sessions: Path) -> None:
     app = Host(sessions)
     async with app.run_test(size=(100, 30)) as pilot:

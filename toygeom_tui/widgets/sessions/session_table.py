@@ -7,6 +7,7 @@ every few seconds stays cheap; it never raises, whatever is on disk.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -103,12 +104,18 @@ def read_row(path: Path) -> SessionRow:
 
 
 def _modified(path: Path) -> float:
+    """The newest mtime of its record, weights or sweep file; the folder's own only where it has
+    none of them: a run's socket or lock file coming and going (opening a session whose run
+    died removes its socket) changes the folder, not the session."""
     times = []
-    for candidate in (path / RECORD_FILE, path / WEIGHTS_FILE, path / SWEEP_FILE, path):
+    for candidate in (path / RECORD_FILE, path / WEIGHTS_FILE, path / SWEEP_FILE):
         try:
             times.append(candidate.stat().st_mtime)
         except OSError:
             continue
+    if not times:
+        with contextlib.suppress(OSError):
+            times.append(path.stat().st_mtime)
     return max(times, default=0.0)
 
 
