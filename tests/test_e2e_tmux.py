@@ -172,10 +172,3 @@ def test_a_terminal_that_goes_away_leaves_the_run_saved(terminal: Terminal, tmp_
     assert record["step"] > 0 and record["writer"]["running"] is False
     trainer = load_session(saved.parent, compiled=False)
     assert trainer.step == record["step"] and trainer.load_note is None  # not "interrupted"
-    pid = record["writer"]["pid"]
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)  # the app ends too, rather than wait on a terminal that is gone
-    assert (
-        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-    )

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import importlib
 import math
-import os
 import pkgutil
 import sys
 import threading
@@ -366,9 +365,6 @@ class ToygeomApp(App):
                         f"toygeom-tui open {run.session_dir} goes on from there"
                     )
         self.exit()
-        # With its terminal gone Textual's exit can wait on it for ever (it left processes
-        # training nothing at 60% of a core): once the run is saved, the process ends anyway.
-        threading.Timer(HANGUP_EXIT_SECONDS, os._exit, args=(0,)).start()
 
     def on_unmount(self) -> None:
         for signum in self._hangup_signals:  # back to their default actions for the exit
@@ -965,7 +961,6 @@ class ToygeomApp(App):
 
 
 HANGUP_SIGNALS = ("SIGHUP", "SIGTERM")
-HANGUP_EXIT_SECONDS = 3.0  # for Textual's own exit after a hang-up, before the process ends
 
 
 def _on_signals(names: Iterable[str], handler: Callable[[], None]) -> list[int]:
