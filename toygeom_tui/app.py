@@ -346,8 +346,7 @@ class ToygeomApp(App):
         """The terminal is gone (SIGHUP: the SSH connection dropped, the window closed) or the
         app was told to end (SIGTERM): nothing can be shown or asked any more, so a run training
         here is saved exactly (weights, optimizer state, history), as "save and quit" saves it,
-        and the app ends. (Their default action ended it with every step since the last
-        autosave lost: all of them in a run's first 30 s.)"""
+        and the app ends. The default was to die with every step since the last autosave."""
         from engine.run import RunRefused
         from engine.session import SessionError
 
@@ -367,7 +366,7 @@ class ToygeomApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
-        for signum in self._hangup_signals:  # back to their default actions for the exit
+        for signum in self._hangup_signals:  # Textual's own teardown is ours again
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_signal_handler(signum)
         # A local run stops (its thread is joined); a remote one is let go and trains on.
