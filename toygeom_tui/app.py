@@ -16,7 +16,6 @@ torch; the engine and the screens that need it are imported where they are used.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import math
@@ -230,7 +229,6 @@ class ToygeomApp(App):
         self.farewell: str | None = None  # printed once the app is gone (how to come back)
         self.failure: BaseException | None = None  # what ended the app before it had a run
         self._sweep_stop = threading.Event()  # set on exit: seeds being trained stop
-        self._hangup_signals: list[int] = []  # the signals _hang_up takes, once mounted
         self.opening = run if isinstance(run, Opening) else None  # None once there is a run
         self.current_run: Run | None = None
         self.session_dir = session_dir
@@ -268,7 +266,6 @@ class ToygeomApp(App):
         # switch interval, each chart redraw on this thread stalls it for whole intervals.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        self._hangup_signals = _on_signals(HANGUP_SIGNALS, self._hang_up)
         if self.opening is None:
             self._begin()
         else:  # once the start screen is on the terminal
@@ -342,33 +339,7 @@ class ToygeomApp(App):
         # Until there is a run, the only thing to do is to leave.
         return self.opening is None or action == "quit"
 
-    def _hang_up(self) -> None:
-        """The terminal is gone (SIGHUP: the SSH connection dropped, the window closed) or the
-        app was told to end (SIGTERM): nothing can be shown or asked any more, so a run training
-        here is saved exactly (weights, optimizer state, history), as "save and quit" saves it,
-        and the app ends. The default was to die with every step since the last autosave."""
-        from engine.run import RunRefused
-        from engine.session import SessionError
-
-        run = self.current_run
-        if run is not None and not run.remote:
-            watch = self._watch
-            watch.detach()  # no autosave after this save
-            run.close()  # joins the training thread: the step is final
-            if run.step > watch.saved_step or watch.marked_running:
-                run.session_dir = self.session_path()
-                with contextlib.suppress(RunRefused, SessionError):  # nowhere left to say it
-                    run.save()
-                    self.farewell = (  # where a terminal is left (SIGTERM), it says so
-                        f"{run.session_dir}: saved at step {run.step:,} as the app was ended; "
-                        f"toygeom-tui open {run.session_dir} goes on from there"
-                    )
-        self.exit()
-
     def on_unmount(self) -> None:
-        for signum in self._hangup_signals:  # Textual's own teardown is ours again
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_signal_handler(signum)
         # A local run stops (its thread is joined); a remote one is let go and trains on.
         if self.current_run is not None:
             self._watch.detach()
@@ -959,27 +930,6 @@ class ToygeomApp(App):
         yield SystemCommand("Keys", "? or F1: every key", self.action_help)
 
 
-HANGUP_SIGNALS = ("SIGHUP", "SIGTERM")
-
-
-def _on_signals(names: Iterable[str], handler: Callable[[], None]) -> list[int]:
-    """Run `handler` on the event loop when one of the signals `names` arrives; the signals it
-    could take (none off the main thread or where the platform lacks them, as on Windows)."""
-    import signal
-
-    taken = []
-    for name in names:
-        signum = getattr(signal, name, None)
-        if signum is None:
-            continue
-        try:
-            asyncio.get_running_loop().add_signal_handler(signum, handler)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue
-        taken.append(signum)
-    return taken
-
-
 def binding_ids() -> set[str]:
     """Every binding id of the app's screens and widgets (what a keymap may name)."""
     import toygeom_tui.screens
@@ -1042,5 +992,4 @@ def run_app(opening: Opening, *, mouse: bool = True) -> None:
     if app.failure is not None:
         raise app.failure
     if app.farewell:
-        with contextlib.suppress(OSError):  # a terminal that hung up takes no farewell
-            print(app.farewell)
+        print(app.farewell)
