@@ -54,9 +54,9 @@ from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.config import ConfigError, RunConfig
 from engine.history import History, Snapshots
 from engine.jumps import Jump, jump_from_dict
-from engine.paths import SESSIONS_ROOT
+from engine.paths import MAX_RECORD_BYTES, RECORD_FILE, SESSIONS_ROOT
 from engine.policy import STATES
-from engine.remote.lock import SessionBusy, died_running, hold, holder, let_go
+from engine.remote.lock import SessionBusy, died_note, died_running, hold, holder, let_go
 from engine.safe_read import UnsafeFile, read_regular, read_safetensors, safetensors_header
 from engine.snapshot_files import DIGEST, read_listed, remove_unlisted, write_missing
 
@@ -64,9 +64,7 @@ FORMAT = "toygeom-session"
 FORMAT_VERSION = 3
 FIRST_SNAPSHOT_VERSION = 2  # sessions saved before this kept no weight snapshots
 SNAPSHOT_FILES_VERSION = 3  # from this one on each snapshot has its own file (snapshot_files)
-RECORD_FILE = "session.json"
 WEIGHTS_FILE = "weights.safetensors"
-_MAX_RECORD_BYTES = 1 << 20  # a session record is a few kB; anything huge is not ours
 _MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: far beyond any model this tool trains
 
 
@@ -274,7 +272,7 @@ def read_record(directory: str | Path) -> dict[str, Any]:
 
 def _read_small(path: Path) -> bytes:
     try:
-        return read_regular(path, _MAX_RECORD_BYTES)
+        return read_regular(path, MAX_RECORD_BYTES)
     except UnsafeFile as err:
         raise SessionError(str(err)) from None
 
@@ -486,9 +484,7 @@ def load_session(
     snapshots_note = restore_into(trainer, record, tensors, directory)
     trainer.created_at = record.get("created_at")
     trainer.session_dir = directory
-    died = None
-    if died_running(directory, record):
-        died = f"its run stopped without saving after step {trainer.step:,} (killed or crashed)"
+    died = died_note(trainer.step) if died_running(directory, record) else None
     notes = (died, batches_note(record), snapshots_note)
     trainer.load_note = "; ".join(n for n in notes if n) or None
     return trainer

@@ -609,6 +609,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
     from engine.paths import SESSIONS_ROOT
     from engine.remote.listing import died, running
+    from engine.remote.lock import died_note
 
     root = args.root or SESSIONS_ROOT
     rows = [
@@ -651,7 +652,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for r in rows:
         if r["state"] == "interrupted":
             print(
-                f"{r['directory']}: its run stopped without saving after step {r['step']}; "
+                f"{r['directory']}: {died_note(r['step'])}; "
                 f"toygeom-tui train --resume {r['directory']} --detach resumes it",
                 file=sys.stderr,
             )

@@ -9,13 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine.paths import MAX_RECORD_BYTES, RECORD_FILE
 from engine.remote.address import SOCKET_FILE, connect
 from engine.remote.lock import died_running, holder
 from engine.remote.protocol import LineReader, ProtocolError
 from engine.safe_read import UnsafeFile, read_regular
-
-RECORD_FILE = "session.json"  # engine.session's, which imports torch
-MAX_RECORD_BYTES = 1 << 20  # as engine.session reads it
 
 
 def probe(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None:
@@ -76,6 +74,10 @@ def died(root: str | Path) -> list[tuple[Path, dict[str, Any]]]:
             record = json.loads(read_regular(directory / RECORD_FILE, MAX_RECORD_BYTES))
         except (OSError, UnsafeFile, ValueError):
             continue
-        if isinstance(record, dict) and died_running(directory, record):
+        if not isinstance(record, dict) or not all(
+            type(record.get(key)) is int for key in ("step", "total_steps")
+        ):
+            continue  # not a session record (the browser says what it is)
+        if died_running(directory, record):
             found.append((directory, record))
     return found

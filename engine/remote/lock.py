@@ -113,6 +113,11 @@ def died_running(directory: str | Path, record: dict[str, Any]) -> bool:
     return writer.get("host") == socket.gethostname() and holder(directory) is None
 
 
+def died_note(step: int) -> str:
+    """What a session whose run died (`died_running`) says of it: loading it, and `ps`."""
+    return f"its run stopped without saving after step {step:,} (killed or crashed)"
+
+
 def _open(directory: Path) -> int:
     return os.open(
         directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
