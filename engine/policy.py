@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The states a run is in (engine.trainer's), here so that deciding needs no torch.
-READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
+STATES = READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (  # a Trainer's
     "ready",
     "training",
     "paused",
@@ -18,8 +18,7 @@ READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED = (
     "stopped",
     "diverged",
 )
-LOST = "lost"  # a remote run whose process went away without saying it finished
-STATES = (READY, TRAINING, PAUSED, DONE, STOPPED, DIVERGED)  # a Trainer's (LOST is a viewer's)
+LOST = "lost"  # a remote run whose process went away without saying it finished (a viewer's)
 
 ACTIONS = ("pause", "resume", "step", "extend", "stop", "save")
 GONE = "the run's process is gone; resume it from its last save"

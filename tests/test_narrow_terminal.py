@@ -5,13 +5,13 @@ step a travelled view shows. Each line has shorter forms, and the first that fit
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
 from rich.text import Text
 from test_app import make_trainer, wait_for
 
-import toygeom_tui.app
 from engine.config import RunConfig
 from engine.trainer import Trainer
 from toygeom_tui.app import ToygeomApp
@@ -109,7 +109,7 @@ async def test_every_button_of_a_dialog_shows_its_whole_label(size, dialog) -> N
     from textual.widgets import Button
 
     class Host(App):
-        CSS_PATH = Path(toygeom_tui.app.__file__).with_name("app.tcss")  # the dialogs' sizes
+        CSS_PATH = Path(inspect.getfile(ToygeomApp)).with_name(ToygeomApp.CSS_PATH)  # sizes
 
     app = Host()
     async with app.run_test(size=size) as pilot:

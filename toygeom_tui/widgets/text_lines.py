@@ -23,12 +23,17 @@ from textual.widget import Widget
 Line = str | Sequence[str]  # markup, or its forms from the longest to the shortest
 
 
+def _fitting(forms: Sequence[str], width: int) -> tuple[str, Text]:
+    for form in forms:
+        text = Text.from_markup(form, end="")
+        if text.cell_len <= width:
+            break
+    return form, text
+
+
 def fitting(forms: Sequence[str], width: int) -> str:
     """The first of `forms` (markup) whose text fits in `width` cells, else the last."""
-    for form in forms:
-        if Text.from_markup(form).cell_len <= width:
-            return form
-    return forms[-1]
+    return _fitting(forms, width)[0]
 
 
 class TextLines(Widget):
@@ -73,7 +78,7 @@ class TextLines(Widget):
         width, base = self.size.width, self.rich_style
         if y >= len(self._markup):
             return Strip.blank(width, base)
-        text = Text.from_markup(fitting(self._markup[y], width), end="")
+        _, text = _fitting(self._markup[y], width)  # parsed once: measured, then drawn
         text.truncate(width, overflow="ellipsis")
         segments = Segment.apply_style(text.render(self.app.console), base)
         return Strip(list(segments), text.cell_len).extend_cell_length(width, base)
